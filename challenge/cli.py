@@ -1,0 +1,117 @@
+"""`challenge`: the organizer's command line."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from challenge.errors import ChallengeError
+
+EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples" / "drops"
+
+EXAMPLE_CONFIG = """\
+# challenge.yaml: the organizer's configuration (SPEC §4).
+# Relative paths are resolved against this file's folder; any location may
+# instead be an S3 URI such as s3://my-bucket/challenge/intake.
+name: {name}                      # short id: lowercase letters, digits, dashes
+title: {title}
+
+storage:
+  intake: intake                  # contributors' drops: <contributor>/<task_id>/task.yaml + data
+  public: public                  # releases and leaderboards (participants read this)
+  private: private                # answer keys, reports, staged data (never public)
+  submissions: submissions        # participants' uploads: <team>/<task_id>/<file>.csv
+  s3:
+    endpoint_url: null            # e.g. http://127.0.0.1:9000 for an S3-compatible server
+    region: null
+
+policy:
+  max_submissions_per_day: 5      # per team, per task, per UTC day
+  max_submission_mb: 50
+  opens_at: null                  # ISO 8601 UTC, e.g. 2026-12-01T00:00:00Z
+  closes_at: null
+  public_fraction: 0.3            # share of each test set scored on the public leaderboard
+
+teams:
+  - id: team-a
+    name: Team A
+    members: [alice@example.com]
+  - id: team-b
+    name: Team B
+    members: [bob@example.com]
+"""
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    folder = Path(args.dir)
+    config_path = folder / "challenge.yaml"
+    if config_path.exists() and not args.force:
+        print(f"{config_path} already exists; use --force to overwrite it", file=sys.stderr)
+        return 2
+    folder.mkdir(parents=True, exist_ok=True)
+    name = args.name or "demo-challenge"
+    config_path.write_text(EXAMPLE_CONFIG.format(name=name, title=args.title or "Demo challenge"), encoding="utf-8")
+    for location in ("intake", "public", "private", "submissions"):
+        (folder / location).mkdir(exist_ok=True)
+    if args.with_examples:
+        shutil.copytree(EXAMPLES_DIR, folder / "intake", dirs_exist_ok=True)
+    print(f"wrote {config_path}" + (f" and the example drops under {folder / 'intake'}" if args.with_examples else ""))
+    return 0
+
+
+def cmd_collect(args: argparse.Namespace) -> int:
+    from challenge.config import load_config
+    from flows.collect_datasets import collect_datasets
+
+    config = load_config(args.config)
+    summary = collect_datasets(config=config, task_ids=args.task or None, force=args.force)
+    for outcome in summary.outcomes:
+        status = "unchanged, " if outcome.status == "unchanged" else ""
+        print(f"{outcome.verdict.upper():4}  {outcome.drop}  ({status}report: {outcome.report})")
+        if outcome.staged:
+            print(f"      staged: {outcome.staged}")
+        for line in outcome.failures:
+            print(f"      - {line}")
+    counts = summary.counts()
+    print(f"{counts['drops']} drop(s): {counts['passed']} passed, {counts['failed']} failed, {counts['unchanged']} unchanged")
+    if not summary.outcomes:
+        print(f"no drops found under {config.storage.intake}", file=sys.stderr)
+    return 1 if summary.failed else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="challenge", description=__doc__)
+    parser.add_argument("--config", help="path to challenge.yaml (default: $CHALLENGE_CONFIG, else ./challenge.yaml)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    init = sub.add_parser("init", help="write an example challenge.yaml using local storage under DIR")
+    init.add_argument("dir")
+    init.add_argument("--name")
+    init.add_argument("--title")
+    init.add_argument("--with-examples", action="store_true", help="also copy the bundled example drops into intake")
+    init.add_argument("--force", action="store_true")
+    init.set_defaults(func=cmd_init)
+
+    collect = sub.add_parser("collect", help="gate contributors' drops (exit 1 when any drop fails)")
+    collect.add_argument("--task", action="append", metavar="ID", help="only this task id (repeatable)")
+    collect.add_argument("--force", action="store_true", help="re-gate drops even when unchanged")
+    collect.set_defaults(func=cmd_collect)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ChallengeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

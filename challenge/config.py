@@ -1,0 +1,116 @@
+"""challenge.yaml: the organizer's configuration (SPEC §4)."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+
+from challenge.errors import ConfigError
+from challenge.yamlfile import load_model
+
+CONFIG_ENV = "CHALLENGE_CONFIG"
+DEFAULT_CONFIG = "challenge.yaml"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class S3Settings(Strict):
+    endpoint_url: str | None = None
+    region: str | None = None
+
+
+class StorageSettings(Strict):
+    intake: str
+    public: str
+    private: str
+    submissions: str
+    s3: S3Settings = S3Settings()
+
+    @field_validator("intake", "public", "private", "submissions")
+    @classmethod
+    def resolve_local(cls, value: str, info: ValidationInfo) -> str:
+        """Local paths are made absolute against the folder of challenge.yaml."""
+        if not value.strip():
+            raise ValueError("must be a local folder or an s3://bucket/prefix URI")
+        if value.startswith("s3://"):
+            if len(value) <= len("s3://") or value[5] == "/":
+                raise ValueError("an S3 URI needs a bucket: s3://bucket/prefix")
+            return value.rstrip("/")
+        if "://" in value:
+            raise ValueError("only local folders and s3:// URIs are supported")
+        base = Path((info.context or {}).get("base_dir", "."))
+        return str((base / value).resolve())
+
+    @model_validator(mode="after")
+    def distinct_locations(self) -> "StorageSettings":
+        uris = [self.intake, self.public, self.private, self.submissions]
+        if len(set(uris)) != len(uris):
+            raise ValueError("intake, public, private and submissions must be four different locations")
+        for name in ("intake", "public", "submissions"):
+            other = getattr(self, name)
+            if other.startswith(self.private + "/") or self.private.startswith(other + "/"):
+                raise ValueError(f"private must not be inside {name} (or contain it): participants could read it")
+        return self
+
+
+class Policy(Strict):
+    max_submissions_per_day: int = Field(5, ge=1)
+    max_submission_mb: float = Field(50, gt=0)
+    opens_at: datetime | None = None
+    closes_at: datetime | None = None
+    public_fraction: float = Field(0.3, gt=0, lt=1)
+
+    @model_validator(mode="after")
+    def window_is_ordered(self) -> "Policy":
+        if self.opens_at and self.closes_at and self.closes_at <= self.opens_at:
+            raise ValueError("closes_at must be after opens_at")
+        return self
+
+
+class Team(Strict):
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
+    name: str
+    members: list[str] = []
+
+
+class ChallengeConfig(Strict):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$")
+    title: str
+    storage: StorageSettings
+    policy: Policy = Policy()
+    teams: list[Team] = []
+
+    @field_validator("teams")
+    @classmethod
+    def unique_team_ids(cls, teams: list[Team]) -> list[Team]:
+        seen: set[str] = set()
+        for team in teams:
+            if team.id in seen:
+                raise ValueError(f"team id {team.id!r} is listed twice")
+            seen.add(team.id)
+        return teams
+
+
+def find_config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """--config, else $CHALLENGE_CONFIG, else ./challenge.yaml."""
+    if explicit:
+        return Path(explicit)
+    if os.environ.get(CONFIG_ENV):
+        return Path(os.environ[CONFIG_ENV])
+    return Path(DEFAULT_CONFIG)
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> ChallengeConfig:
+    """Load and validate challenge.yaml; errors name the file and the key."""
+    config_path = find_config_path(path)
+    if not config_path.exists():
+        raise ConfigError(
+            f"{config_path}: challenge.yaml not found; pass --config, set {CONFIG_ENV}, "
+            "or create one with `challenge init DIR`"
+        )
+    return load_model(ChallengeConfig, config_path, {"base_dir": config_path.resolve().parent})

@@ -1,0 +1,175 @@
+"""Quality checks Great Expectations has no expectation for.
+
+Each check takes the standardized tables of a drop and a CheckContext and
+returns CheckResults; suites in this folder name them under `custom_checks`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from PIL import Image, UnidentifiedImageError
+
+from tasks.checks import CheckResult, failed, passed
+from tasks.task_spec import Modality, TaskSpec, snake_case
+
+
+@dataclass
+class CheckContext:
+    spec: TaskSpec
+    drop_dir: Path  # local copy of the drop
+
+    @property
+    def images_dir(self) -> Path | None:
+        return self.drop_dir / self.spec.images if self.spec.images else None
+
+    def features(self, *modalities: Modality) -> list[str]:
+        return [snake_case(n) for n, c in self.spec.columns.items() if not modalities or c.modality in modalities]
+
+
+Tables = dict[str, pa.Table]
+CustomCheck = Callable[..., list[CheckResult]]
+
+
+def rows_per_class(tables: Tables, ctx: CheckContext, table: str = "data", min_rows: int = 5) -> list[CheckResult]:
+    """Every class needs at least `min_rows` rows to appear in both train and test."""
+    counts = tables[table].group_by("label").aggregate([("label", "count")])
+    small = counts.filter(pc.and_(pc.is_valid(counts["label"]), pc.less(counts["label_count"], min_rows)))
+    if small.num_rows == 0:
+        return [passed("rows_per_class", table, "label")]
+    small = small.sort_by("label_count")
+    examples = [{"label": lab, "rows": n} for lab, n in zip(small["label"].to_pylist(), small["label_count"].to_pylist())]
+    return [failed(
+        "rows_per_class", table, column="label", count=small.num_rows, examples=examples,
+        hint=f"{small.num_rows} class(es) have fewer than {min_rows} rows; add rows, merge or drop these classes",
+    )]
+
+
+def label_leak(tables: Tables, ctx: CheckContext, table: str = "data") -> list[CheckResult]:
+    """A feature that maps one-to-one onto the label gives the answer away."""
+    data = tables[table]
+    if data.num_rows == 0 or pc.count_distinct(data["label"]).as_py() < 2:
+        return [passed("label_leak", table)]
+    results = []
+    for column in ctx.features(Modality.text, Modality.categorical, Modality.numeric):
+        values = data[column]
+        if pa.types.is_dictionary(values.type):
+            values = values.cast(values.type.value_type)
+        pair = pa.table({"value": values, "label": data["label"]}).filter(pc.is_valid(values))
+        if pair.num_rows == 0:
+            continue
+        per_label = pair.group_by("label").aggregate([("value", "count_distinct")])
+        if pc.max(per_label["value_count_distinct"]).as_py() != 1:
+            continue
+        per_value = pair.group_by("value").aggregate([("label", "count_distinct")])
+        if pc.max(per_value["label_count_distinct"]).as_py() != 1:
+            continue
+        examples = pair.group_by(["value", "label"]).aggregate([]).slice(0, 5).to_pylist()
+        results.append(failed(
+            "label_leak", table, column=column, count=per_value.num_rows, examples=examples,
+            hint=f"'{column}' determines the label one-to-one (each value ↔ one class); remove it or declare why it is fair",
+        ))
+    return results or [passed("label_leak", table)]
+
+
+def _image_problem(root: Path, relative: str) -> str | None:
+    rel = PurePosixPath(relative)
+    if rel.is_absolute() or ".." in rel.parts:
+        return "path leaves the images folder"
+    path = root.joinpath(*rel.parts)
+    if not path.is_file():
+        return "file not found"
+    try:
+        with Image.open(path) as img:
+            img.verify()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        return f"does not decode as an image ({type(exc).__name__})"
+    return None
+
+
+def images_decode(tables: Tables, ctx: CheckContext, table: str = "data") -> list[CheckResult]:
+    """Every image path exists under the drop's images folder and decodes."""
+    root = ctx.images_dir
+    results = []
+    for column in ctx.features(Modality.image):
+        data = tables[table]
+        paths = data[column]
+        valid = pc.is_valid(paths)
+        unique_paths = pc.unique(pc.filter(paths, valid)).to_pylist()
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            problems = dict(zip(unique_paths, pool.map(lambda p: _image_problem(root, p) if root else "no images folder", unique_paths)))
+        bad = {p: why for p, why in problems.items() if why}
+        if not bad:
+            results.append(passed("images_decode", table, column))
+            continue
+        mask = pc.is_in(paths, value_set=pa.array(sorted(bad), pa.string()))
+        rows = data.select(["id", column]).filter(pc.fill_null(mask, False)).slice(0, 5).to_pylist()
+        examples = [{"id": r["id"], "path": r[column], "problem": bad[r[column]]} for r in rows]
+        results.append(failed(
+            "images_decode", table, column=column, count=len(bad), examples=examples,
+            hint=f"{len(bad)} image(s) under '{ctx.spec.images}/' are missing or do not decode; add or replace them",
+        ))
+    return results
+
+
+def pairs_reference_records(tables: Tables, ctx: CheckContext) -> list[CheckResult]:
+    """Both ids of every pair exist in the records table."""
+    pairs, ids = tables["pairs"], tables["records"]["id"]
+    results = []
+    for column in ("left_id", "right_id"):
+        missing = pc.invert(pc.fill_null(pc.is_in(pairs[column], value_set=ids.combine_chunks()), True))
+        n = pc.sum(missing).as_py() or 0
+        if n:
+            examples = pairs.filter(missing).slice(0, 5).to_pylist()
+            results.append(failed(
+                "pairs_reference_records", "pairs", column=column, count=n, examples=examples,
+                hint=f"{n} pair(s) name a {column} that is not in the records table; add the record or remove the pair",
+            ))
+        else:
+            results.append(passed("pairs_reference_records", "pairs", column))
+    return results
+
+
+def _unordered(pairs: pa.Table) -> pa.Table:
+    left, right = pairs["left_id"], pairs["right_id"]
+    first = pc.if_else(pc.less_equal(left, right), left, right)
+    second = pc.if_else(pc.less_equal(left, right), right, left)
+    return pa.table({"a": first, "b": second, "label": pairs["label"]})
+
+
+def pairs_conflicting_labels(tables: Tables, ctx: CheckContext) -> list[CheckResult]:
+    """The same pair (in either order) may not carry both labels."""
+    per_pair = _unordered(tables["pairs"]).group_by(["a", "b"]).aggregate([("label", "count_distinct")])
+    conflicts = per_pair.filter(pc.greater(per_pair["label_count_distinct"], 1))
+    if conflicts.num_rows == 0:
+        return [passed("pairs_conflicting_labels", "pairs", "label")]
+    examples = [{"left_id": r["a"], "right_id": r["b"]} for r in conflicts.slice(0, 5).to_pylist()]
+    return [failed(
+        "pairs_conflicting_labels", "pairs", column="label", count=conflicts.num_rows, examples=examples,
+        hint="these pairs are listed with label 0 and with label 1; keep one row per pair with the right label",
+    )]
+
+
+def pairs_not_self(tables: Tables, ctx: CheckContext) -> list[CheckResult]:
+    """A record paired with itself says nothing."""
+    pairs = tables["pairs"]
+    same = pc.fill_null(pc.equal(pairs["left_id"], pairs["right_id"]), False)
+    n = pc.sum(same).as_py() or 0
+    if not n:
+        return [passed("pairs_not_self", "pairs")]
+    return [failed(
+        "pairs_not_self", "pairs", column="left_id, right_id", count=n,
+        examples=pairs.filter(same).slice(0, 5).to_pylist(),
+        hint="these pairs match a record with itself; remove them",
+    )]
+
+
+CUSTOM_CHECKS: dict[str, CustomCheck] = {
+    fn.__name__: fn
+    for fn in (rows_per_class, label_leak, images_decode, pairs_reference_records, pairs_conflicting_labels, pairs_not_self)
+}

@@ -1,0 +1,1 @@
+"""Steps of the pipeline: plain typed functions, and the Prefect tasks that wrap them."""

@@ -1,0 +1,78 @@
+"""The outcome of one quality check, whatever ran it (schema, GX, custom)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+MAX_EXAMPLES = 5
+Severity = Literal["error", "warning"]
+
+
+@dataclass
+class CheckResult:
+    """One check on one table (and column): did it hold, and if not, what to fix."""
+
+    check: str
+    table: str
+    success: bool
+    column: str | None = None
+    count: int = 0
+    examples: list[Any] = field(default_factory=list)
+    hint: str = ""
+    message: str = ""
+    source: Literal["read", "schema", "gx", "custom"] = "custom"
+    severity: Severity = "error"
+
+    @property
+    def blocking(self) -> bool:
+        return not self.success and self.severity == "error"
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def passed(check: str, table: str, column: str | None = None, source: str = "custom") -> CheckResult:
+    return CheckResult(check=check, table=table, success=True, column=column, source=source)  # type: ignore[arg-type]
+
+
+def failed(
+    check: str,
+    table: str,
+    *,
+    column: str | None = None,
+    count: int = 1,
+    examples: list[Any] | None = None,
+    hint: str,
+    message: str = "",
+    source: str = "custom",
+    severity: Severity = "error",
+) -> CheckResult:
+    return CheckResult(
+        check=check,
+        table=table,
+        success=False,
+        column=column,
+        count=count,
+        examples=_jsonable((examples or [])[:MAX_EXAMPLES]),
+        hint=hint,
+        message=message,
+        source=source,  # type: ignore[arg-type]
+        severity=severity,
+    )
+
+
+def _jsonable(values: list[Any]) -> list[Any]:
+    out = []
+    for value in values:
+        if isinstance(value, float) and value != value:
+            out.append(None)
+        elif isinstance(value, (str, int, float, bool)) or value is None:
+            out.append(value)
+        elif isinstance(value, dict):
+            out.append({str(k): _jsonable([v])[0] for k, v in value.items()})
+        elif isinstance(value, (list, tuple)):
+            out.append(_jsonable(list(value)))
+        else:
+            out.append(str(value))
+    return out

@@ -1,0 +1,336 @@
+"""From a contributor's drop to a gated, standardized dataset.
+
+discover_drops lists `intake` once; gate_drop takes one drop through reading,
+standardization and the quality gate, writes its report under
+`<private>/reports/<task_id>/<run-time>/` and, when it passes, stages it under
+`<private>/staged/<task_id>/<fingerprint>/` (then points `current.json` at it).
+A drop whose fingerprint (content + rules) is unchanged is not processed again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import tempfile
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from challenge.config import ChallengeConfig
+from challenge.errors import ConfigError, DataReadError
+from tasks.checks import CheckResult, failed, passed
+from tasks.quality import rules_fingerprint, run_quality_gate
+from tasks.read_tables import read_table
+from tasks.reports import GateReport, one_line, render_markdown
+from tasks.standardize import check_name_clashes, standardize_pairs, standardize_records
+from tasks.storage import ObjectInfo, Storage, join_key, open_storage, upload_tree
+from tasks.task_spec import TASK_ID_PATTERN, Modality, TaskSpec, parse_task_spec
+
+TASK_FILE = "task.yaml"
+PIPELINE_VERSION = "intake-1"  # bump when standardization changes the staged output
+
+
+@dataclass(frozen=True)
+class Drop:
+    """One `<contributor>/<task_id>/` folder under intake."""
+
+    contributor: str
+    folder: str
+    files: tuple[ObjectInfo, ...]
+
+    @property
+    def prefix(self) -> str:
+        return f"{self.contributor}/{self.folder}/"
+
+    @property
+    def name(self) -> str:
+        return f"{self.contributor}/{self.folder}"
+
+    def relative(self, info: ObjectInfo) -> str:
+        return info.key[len(self.prefix):]
+
+    def fingerprint(self, rules: str) -> str:
+        """Content hash of the drop (each file's key, size and content version) and of the rules."""
+        digest = hashlib.sha256(f"{PIPELINE_VERSION}\n{rules}\n".encode())
+        for info in sorted(self.files, key=lambda i: i.key):
+            digest.update(f"{self.relative(info)}\t{info.size}\t{info.version}\n".encode())
+        return digest.hexdigest()
+
+
+@dataclass
+class DropOutcome:
+    """What happened to one drop in one run."""
+
+    drop: str
+    task_id: str
+    verdict: str  # pass | fail
+    status: str  # gated | unchanged
+    report: str
+    staged: str | None = None
+    failures: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def discover_drops(intake: Storage, only: set[str] | None = None) -> tuple[list[Drop], list[str]]:
+    """Group intake objects by `<contributor>/<folder>/`; also return stray keys outside any drop."""
+    grouped: dict[tuple[str, str], list[ObjectInfo]] = defaultdict(list)
+    stray = []
+    for info in intake.list(""):
+        parts = info.key.split("/")
+        if len(parts) < 3:
+            stray.append(info.key)
+            continue
+        if only and parts[1] not in only:
+            continue
+        grouped[(parts[0], parts[1])].append(info)
+    drops = [Drop(c, f, tuple(files)) for (c, f), files in sorted(grouped.items())]
+    return drops, stray
+
+
+def task_id_clashes(drops: list[Drop]) -> dict[str, list[str]]:
+    """Folder (task_id) → contributors, for task ids claimed by more than one contributor."""
+    owners: dict[str, list[str]] = defaultdict(list)
+    for drop in drops:
+        owners[drop.folder].append(drop.contributor)
+    return {task: names for task, names in owners.items() if len(names) > 1}
+
+
+def run_time_label(moment: datetime | None = None) -> str:
+    """UTC time as used in report folder names: 2026-11-25T14-01-00Z."""
+    moment = (moment or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H-%M-%S") + f".{moment.microsecond // 1000:03d}Z"
+
+
+def _report_folder(task_id: str) -> str:
+    return task_id if re.match(TASK_ID_PATTERN, task_id) else "_invalid-" + hashlib.sha1(task_id.encode()).hexdigest()[:8]
+
+
+def _read_json(storage: Storage, key: str) -> dict[str, Any] | None:
+    if not storage.exists(key):
+        return None
+    return json.loads(storage.read_bytes(key))
+
+
+class _GateStopped(Exception):
+    """The drop cannot be checked further; the checks so far explain why."""
+
+
+class DropGate:
+    """Takes one drop through the gate. Public entry point: gate_drop()."""
+
+    def __init__(self, drop: Drop, intake: Storage, private: Storage, workdir: Path, report: GateReport):
+        self.drop, self.intake, self.private, self.workdir, self.report = drop, intake, private, workdir, report
+
+    def add(self, checks: list[CheckResult] | CheckResult) -> None:
+        self.report.checks.extend(checks if isinstance(checks, list) else [checks])
+        if any(c.blocking for c in (checks if isinstance(checks, list) else [checks])):
+            raise _GateStopped
+
+    def download(self) -> Path:
+        drop_dir = self.workdir / "drop"
+        for info in self.drop.files:
+            self.intake.download_file(info.key, drop_dir / self.drop.relative(info))
+        return drop_dir
+
+    def load_spec(self, drop_dir: Path, clash: list[str] | None) -> TaskSpec:
+        name = f"{self.drop.name}/{TASK_FILE}"
+        path = drop_dir / TASK_FILE
+        if not path.is_file():
+            self.add(failed("task_yaml_present", TASK_FILE, source="read",
+                            hint=f"{name} is missing; add a task.yaml describing the dataset (see README)"))
+        try:
+            spec = parse_task_spec(path.read_text(encoding="utf-8"), name)
+        except (ConfigError, UnicodeDecodeError) as exc:
+            lines = str(exc).splitlines()
+            self.add(failed("task_yaml_valid", TASK_FILE, count=len(lines), examples=lines, source="read",
+                            hint=lines[0] if len(lines) == 1 else f"{len(lines)} problems: " + "; ".join(lines)))
+        self.add(passed("task_yaml_valid", TASK_FILE, source="read"))
+        self.report.task_id = spec.task_id
+        if spec.task_id != self.drop.folder:
+            self.add(failed("task_id_matches_folder", TASK_FILE, column="task_id", examples=[spec.task_id],
+                            hint=f"task_id '{spec.task_id}' differs from the folder name '{self.drop.folder}'; make them equal"))
+        if clash:
+            others = [c for c in clash if c != self.drop.contributor]
+            self.add(failed("task_id_unique", TASK_FILE, column="task_id", examples=clash,
+                            hint=f"task_id '{spec.task_id}' is also used by contributor(s) {', '.join(others)}; "
+                                 "choose a distinct task_id (agree on it with the organizers)"))
+        owner = _read_json(self.private, f"staged/{spec.task_id}/current.json")
+        if owner and owner.get("contributor") != self.drop.contributor:
+            self.add(failed("task_id_unique", TASK_FILE, column="task_id", examples=[owner.get("contributor")],
+                            hint=f"task_id '{spec.task_id}' already belongs to contributor '{owner.get('contributor')}'; "
+                                 "choose another task_id"))
+        self.add(check_name_clashes(spec))
+        return spec
+
+    def read_tables(self, spec: TaskSpec, drop_dir: Path) -> dict[str, pa.Table]:
+        string_columns = [spec.id_column, *(c for c, s in spec.columns.items() if s.modality is not Modality.numeric)]
+        if spec.label_column and spec.kind == "classification":
+            string_columns.append(spec.label_column)
+        pair_strings = [spec.pair_columns.left, spec.pair_columns.right]
+        tables, problems = {}, []
+        for table_name, file_name in spec.data_files().items():
+            try:
+                tables[table_name] = read_table(
+                    drop_dir / file_name, f"{self.drop.name}/{file_name}",
+                    pair_strings if table_name == "pairs" else string_columns,
+                )
+            except DataReadError as exc:
+                problems.append(failed("data_file_readable", table_name, examples=[file_name], source="read", hint=str(exc)))
+        self.add(problems or [passed("data_file_readable", t, source="read") for t in tables])
+        return tables
+
+    def standardize(self, spec: TaskSpec, raw: dict[str, pa.Table]) -> dict[str, pa.Table]:
+        files = spec.data_files()
+        results = {
+            name: (standardize_pairs(table, spec, files[name]) if name == "pairs"
+                   else standardize_records(table, spec, name, files[name]))
+            for name, table in raw.items()
+        }
+        checks = [c for r in results.values() for c in r.checks]
+        self.report.checks.extend(checks)
+        if any(r.table is None for r in results.values()) or any(c.blocking for c in checks):
+            raise _GateStopped
+        return {name: r.table for name, r in results.items() if r.table is not None}
+
+    def stage(self, spec: TaskSpec, tables: dict[str, pa.Table], drop_dir: Path, fingerprint: str) -> str:
+        """Write the standardized drop under a new version folder, then point current.json at it."""
+        version_prefix = f"staged/{spec.task_id}/{fingerprint[:16]}"
+        out = self.workdir / "staged"
+        out.mkdir()
+        for name, table in tables.items():
+            pq.write_table(table, out / f"{name}.parquet", compression="zstd")
+        if spec.images:
+            images_dir = drop_dir / spec.images
+            if images_dir.is_dir():
+                upload_tree(self.private, images_dir, f"{version_prefix}/images")
+        meta = {
+            "task_id": spec.task_id,
+            "contributor": self.drop.contributor,
+            "kind": spec.kind,
+            "fingerprint": fingerprint,
+            "drop": self.intake.uri_for(self.drop.prefix.rstrip("/")),
+            "staged_at": datetime.now(timezone.utc).isoformat(),
+            "report": self.report.run_time,
+            "tables": self.report.tables,
+            "spec": spec.model_dump(mode="json"),
+        }
+        (out / "staged.json").write_text(json.dumps(meta, indent=2, default=str), encoding="utf-8")
+        upload_tree(self.private, out, version_prefix)
+        pointer = {"task_id": spec.task_id, "contributor": self.drop.contributor, "version": fingerprint[:16],
+                   "prefix": version_prefix, "fingerprint": fingerprint, "staged_at": meta["staged_at"]}
+        self.private.write_bytes(f"staged/{spec.task_id}/current.json", json.dumps(pointer, indent=2).encode())
+        return self.private.uri_for(version_prefix)
+
+
+def gate_drop(
+    drop: Drop,
+    config: ChallengeConfig,
+    run_time: str,
+    clash: list[str] | None = None,
+    force: bool = False,
+) -> tuple[DropOutcome, GateReport | None]:
+    """Gate one drop; returns its outcome and, unless unchanged, its report."""
+    s3 = config.storage.s3
+    intake = open_storage(config.storage.intake, s3.endpoint_url, s3.region)
+    private = open_storage(config.storage.private, s3.endpoint_url, s3.region)
+    fingerprint = drop.fingerprint(rules_fingerprint())
+    folder = _report_folder(drop.folder)
+    latest_key = f"reports/{folder}/latest-{drop.contributor}.json"
+    previous = _read_json(private, latest_key)
+    if previous and previous.get("fingerprint") == fingerprint and not force and not clash:
+        return DropOutcome(**{**previous["outcome"], "status": "unchanged"}), None
+
+    report = GateReport(contributor=drop.contributor, task_id=drop.folder,
+                        drop=intake.uri_for(drop.prefix.rstrip("/")), fingerprint=fingerprint, run_time=run_time)
+    report_prefix = f"reports/{folder}/{run_time}"
+    staged_uri = None
+    with tempfile.TemporaryDirectory(prefix="challenge-gate-") as tmp:
+        workdir = Path(tmp)
+        gate = DropGate(drop, intake, private, workdir, report)
+        docs_dir = workdir / "report" / "data_docs"
+        try:
+            drop_dir = gate.download()
+            spec = gate.load_spec(drop_dir, clash)
+            tables = gate.standardize(spec, gate.read_tables(spec, drop_dir))
+            report.tables = {
+                name: {"rows": t.num_rows, "columns": t.column_names, "schema": [f"{f.name}: {f.type}" for f in t.schema]}
+                for name, t in tables.items()
+            }
+            report.checks.extend(run_quality_gate(tables, spec, drop_dir, docs_dir))
+            if docs_dir.is_dir():
+                report.data_docs = private.uri_for(f"{report_prefix}/data_docs/index.html")
+            if report.verdict == "pass":
+                staged_uri = gate.stage(spec, tables, drop_dir, fingerprint)
+        except _GateStopped:
+            pass
+        report_uri = private.uri_for(f"{report_prefix}/report.json")
+        (workdir / "report").mkdir(exist_ok=True)
+        (workdir / "report" / "report.json").write_bytes(report.to_json())
+        (workdir / "report" / "report.md").write_text(render_markdown(report, report_uri), encoding="utf-8")
+        upload_tree(private, workdir / "report", report_prefix)
+    outcome = DropOutcome(
+        drop=drop.name, task_id=report.task_id, verdict=report.verdict, status="gated",
+        report=report_uri, staged=staged_uri, failures=[one_line(c) for c in report.failures],
+    )
+    private.write_bytes(latest_key, json.dumps({"fingerprint": fingerprint, "outcome": outcome.as_dict()}, indent=2).encode())
+    return outcome, report
+
+
+def list_staged(private: Storage) -> dict[str, dict[str, Any]]:
+    """task_id → current.json of every staged task."""
+    staged = {}
+    for info in private.list("staged/"):
+        parts = info.key.split("/")
+        if len(parts) == 3 and parts[2] == "current.json":
+            staged[parts[1]] = json.loads(private.read_bytes(info.key))
+    return staged
+
+
+# --- Prefect tasks -----------------------------------------------------------
+
+from prefect import task  # noqa: E402
+from prefect.artifacts import create_markdown_artifact  # noqa: E402
+from prefect.cache_policies import NO_CACHE  # noqa: E402
+from prefect.logging import get_run_logger  # noqa: E402
+
+
+@task(name="discover-drops", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
+def discover_drops_task(config: ChallengeConfig, only: list[str] | None = None) -> list[Drop]:
+    """List intake once and group it into drops."""
+    s3 = config.storage.s3
+    drops, stray = discover_drops(open_storage(config.storage.intake, s3.endpoint_url, s3.region), set(only or []) or None)
+    logger = get_run_logger()
+    for key in stray:
+        logger.warning("ignoring %s: drops live in <contributor>/<task_id>/ folders", key)
+    logger.info("found %d drop(s) under %s", len(drops), config.storage.intake)
+    return drops
+
+
+@task(name="gate-drop", task_run_name="gate-{drop.contributor}-{drop.folder}", cache_policy=NO_CACHE,
+      retries=2, retry_delay_seconds=[2, 10])
+def gate_drop_task(drop: Drop, config: ChallengeConfig, run_time: str, clash: list[str] | None = None,
+                   force: bool = False) -> DropOutcome:
+    """Gate one drop; publish its report as a markdown artifact."""
+    logger = get_run_logger()
+    outcome, report = gate_drop(drop, config, run_time, clash, force)
+    if report is None:
+        logger.info("%s unchanged since its last gate (%s); skipped", drop.name, outcome.verdict)
+        return outcome
+    create_markdown_artifact(
+        key=f"gate-{_report_folder(report.task_id)}",
+        markdown=render_markdown(report, outcome.report),
+        description=f"Quality gate of {drop.name}: {outcome.verdict}",
+    )
+    log = logger.info if outcome.verdict == "pass" else logger.warning
+    log("%s: %s (%d checks); report %s", drop.name, outcome.verdict, len(report.checks), outcome.report)
+    for line in outcome.failures:
+        logger.warning("%s: %s", drop.name, line)
+    return outcome

@@ -1,0 +1,92 @@
+"""The quality report of one drop: report.json for machines, markdown for people."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from tasks.checks import CheckResult
+
+
+@dataclass
+class GateReport:
+    """What the gate found for one drop."""
+
+    contributor: str
+    task_id: str
+    drop: str
+    fingerprint: str
+    run_time: str
+    checks: list[CheckResult] = field(default_factory=list)
+    tables: dict[str, dict[str, Any]] = field(default_factory=dict)
+    data_docs: str | None = None
+
+    @property
+    def verdict(self) -> str:
+        return "fail" if any(c.blocking for c in self.checks) else "pass"
+
+    @property
+    def failures(self) -> list[CheckResult]:
+        return [c for c in self.checks if c.blocking]
+
+    @property
+    def warnings(self) -> list[CheckResult]:
+        return [c for c in self.checks if not c.success and c.severity == "warning"]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "drop": self.drop,
+            "contributor": self.contributor,
+            "task_id": self.task_id,
+            "verdict": self.verdict,
+            "fingerprint": self.fingerprint,
+            "run_time": self.run_time,
+            "tables": self.tables,
+            "failed_checks": [c.as_dict() for c in self.failures],
+            "warnings": [c.as_dict() for c in self.warnings],
+            "checks_run": len(self.checks),
+            "checks_passed": sum(c.success for c in self.checks),
+            "data_docs": self.data_docs,
+        }
+
+    def to_json(self) -> bytes:
+        return json.dumps(self.as_dict(), indent=2, ensure_ascii=False, default=str).encode("utf-8")
+
+
+def one_line(check: CheckResult) -> str:
+    """`table.column: check — hint (N rows)`, for CLI output and logs."""
+    where = check.table + (f".{check.column}" if check.column else "")
+    count = f" ({check.count} affected)" if check.count > 1 else ""
+    return f"{where}: {check.check}: {check.hint}{count}"
+
+
+def _cell(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False, default=str) if not isinstance(value, str) else value
+    return text.replace("|", "\\|").replace("\n", " ")[:200]
+
+
+def render_markdown(report: GateReport, report_uri: str) -> str:
+    """A readable summary for the Prefect artifact and report.md."""
+    icon = "✅ pass" if report.verdict == "pass" else "❌ fail"
+    lines = [
+        f"# Quality gate: `{report.task_id}` from `{report.contributor}` — {icon}",
+        "",
+        f"- drop: `{report.drop}`",
+        f"- checks: {len(report.checks)} run, {sum(c.success for c in report.checks)} passed, "
+        f"{len(report.failures)} failed, {len(report.warnings)} warnings",
+        f"- report: `{report_uri}`",
+    ]
+    if report.data_docs:
+        lines.append(f"- Data Docs: `{report.data_docs}`")
+    for name, info in report.tables.items():
+        lines.append(f"- table `{name}`: {info.get('rows', '?')} rows, {len(info.get('columns', []))} columns")
+    for title, checks in (("Failed checks", report.failures), ("Warnings", report.warnings)):
+        if not checks:
+            continue
+        lines += ["", f"## {title}", "", "| table | column | check | count | examples | how to fix |", "|---|---|---|---|---|---|"]
+        for c in checks:
+            lines.append(
+                f"| {c.table} | {c.column or ''} | {c.check} | {c.count} | {_cell(c.examples)} | {_cell(c.hint)} |"
+            )
+    return "\n".join(lines) + "\n"
