@@ -1,0 +1,103 @@
+"""Shared fixtures: a real S3 API (moto's server over HTTP on 127.0.0.1),
+one Prefect test harness per session, and both storage backends."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+os.environ["AWS_ACCESS_KEY_ID"] = "testing"
+os.environ["AWS_SECRET_ACCESS_KEY"] = "testing"
+os.environ["AWS_DEFAULT_REGION"] = "us-east-1"
+os.environ.pop("AWS_PROFILE", None)
+
+import itertools
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+
+from challenge.config import ChallengeConfig
+from tasks.storage import LocalStorage, S3Storage, Storage, upload_tree
+
+BACKENDS = ["local", "s3"]
+_bucket_ids = itertools.count()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """moto's standalone S3 server, reached over HTTP on loopback."""
+    from moto.server import ThreadedMotoServer
+
+    port = _free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+def new_bucket(endpoint: str) -> str:
+    name = f"test-bucket-{next(_bucket_ids)}"
+    boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket=name)
+    return name
+
+
+@pytest.fixture(scope="session")
+def prefect_harness() -> Iterator[None]:
+    """Prefect's real engine against a temporary API (started once per session)."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def storage(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Storage:
+    """An empty storage location on the backend under test."""
+    if backend == "local":
+        return LocalStorage(tmp_path / "store")
+    endpoint = request.getfixturevalue("s3_endpoint")
+    return S3Storage(f"s3://{new_bucket(endpoint)}/some/prefix", endpoint_url=endpoint)
+
+
+@pytest.fixture
+def config(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> ChallengeConfig:
+    """A challenge whose four locations live on the backend under test."""
+    if backend == "local":
+        locations = {n: str(tmp_path / n) for n in ("intake", "public", "private", "submissions")}
+        s3 = {}
+    else:
+        endpoint = request.getfixturevalue("s3_endpoint")
+        bucket = new_bucket(endpoint)
+        locations = {n: f"s3://{bucket}/{n}" for n in ("intake", "public", "private", "submissions")}
+        s3 = {"endpoint_url": endpoint}
+    return ChallengeConfig.model_validate(
+        {"name": "test-challenge", "title": "Test", "storage": {**locations, "s3": s3}}
+    )
+
+
+def put_drop(config: ChallengeConfig, folder: Path, contributor: str, task_dir: str | None = None) -> None:
+    """Upload a local drop folder to intake as <contributor>/<task_dir>/."""
+    from tasks.storage import open_storage
+
+    intake = open_storage(config.storage.intake, config.storage.s3.endpoint_url)
+    upload_tree(intake, folder, f"{contributor}/{task_dir or folder.name}")
+
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "drops"

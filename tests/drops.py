@@ -1,0 +1,120 @@
+"""Small generated drops for tests: a valid base, then one mutation per bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+from PIL import Image
+
+WORDS = ["red", "fast", "small", "wooden", "steel", "bright", "soft", "large", "round", "cheap", "fancy", "old"]
+
+
+def classification_frame(per_class: int = 8, classes: tuple[str, ...] = ("cat", "dog", "bird"), seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    n = per_class * len(classes)
+    return pd.DataFrame({
+        "Item ID": [f"item-{i:03d}" for i in range(n)],
+        "Title": [" ".join(rng.choice(WORDS, 3)) for _ in range(n)],
+        "Price": rng.uniform(1, 100, n).round(2),
+        "Colour": rng.choice(["blue", "green", "grey", "pink"], n),
+        "kind": np.repeat(classes, per_class),
+    })
+
+
+def classification_spec(**overrides: Any) -> dict[str, Any]:
+    spec = {
+        "task_id": "shop-items",
+        "kind": "classification",
+        "title": "Shop items",
+        "description": "Classify items.",
+        "owner": "team-x",
+        "license": "CC0-1.0",
+        "metric": "macro_f1",
+        "id_column": "Item ID",
+        "label_column": "kind",
+        "columns": {"Title": "text", "Price": "numeric", "Colour": "categorical"},
+        "data": "items.csv",
+        "split": {"test_fraction": 0.2, "seed": 1},
+    }
+    spec.update(overrides)
+    return spec
+
+
+def write_drop(folder: Path, spec: dict[str, Any] | None, tables: dict[str, pd.DataFrame]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    if spec is not None:
+        (folder / "task.yaml").write_text(yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")
+    for name, frame in tables.items():
+        path = folder / name
+        if name.endswith(".csv"):
+            frame.to_csv(path, index=False)
+        elif name.endswith(".parquet"):
+            frame.to_parquet(path, index=False)
+        else:
+            frame.to_json(path, orient="records", lines=True)
+    return folder
+
+
+def classification_drop(folder: Path, frame: pd.DataFrame | None = None, **spec_overrides: Any) -> Path:
+    spec = classification_spec(**spec_overrides)
+    frame = classification_frame() if frame is None else frame
+    return write_drop(folder, spec, {spec["data"]: frame})
+
+
+def image_drop(folder: Path, n_per_class: int = 6) -> Path:
+    """Two classes of tiny PNGs: dark and light squares."""
+    (folder / "imgs").mkdir(parents=True, exist_ok=True)
+    rows = []
+    for label, value in (("dark", 20), ("light", 230)):
+        for i in range(n_per_class):
+            name = f"{label}-{i}.png"
+            Image.fromarray(np.full((4, 4), value + i, dtype=np.uint8), mode="L").save(folder / "imgs" / name)
+            rows.append({"pid": f"{label}-{i}", "picture": name, "label": label})
+    spec = classification_spec(
+        task_id="squares", id_column="pid", label_column="label", columns={"picture": "image"},
+        data="pictures.csv", images="imgs", metric="accuracy",
+    )
+    return write_drop(folder, spec, {"pictures.csv": pd.DataFrame(rows)})
+
+
+def matching_tables(entities: int = 12) -> tuple[pd.DataFrame, pd.DataFrame]:
+    rng = np.random.default_rng(3)
+    names = [f"{a} {b}" for a, b in zip(rng.choice(WORDS, entities), rng.choice(WORDS, entities))]
+    records = pd.DataFrame({
+        "rid": [f"e{i}-{v}" for i in range(entities) for v in ("a", "b")],
+        "name": [n + suffix for n in names for suffix in ("", " x")],
+        "city": [c for c in rng.choice(["paris", "rome", "oslo"], entities) for _ in range(2)],
+    })
+    positives = [(f"e{i}-a", f"e{i}-b", 1) for i in range(entities)]
+    negatives = [(f"e{i}-a", f"e{(i + 1) % entities}-b", 0) for i in range(entities)]
+    pairs = pd.DataFrame(positives + negatives, columns=["left_id", "right_id", "label"])
+    return records, pairs
+
+
+def matching_spec(**overrides: Any) -> dict[str, Any]:
+    spec = {
+        "task_id": "companies",
+        "kind": "matching",
+        "title": "Companies",
+        "owner": "team-m",
+        "license": "CC0-1.0",
+        "metric": "f1",
+        "id_column": "rid",
+        "columns": {"name": "text", "city": "categorical"},
+        "records": "records.csv",
+        "pairs": "pairs.csv",
+    }
+    spec.update(overrides)
+    return spec
+
+
+def matching_drop(folder: Path, records: pd.DataFrame | None = None, pairs: pd.DataFrame | None = None, **overrides: Any) -> Path:
+    default_records, default_pairs = matching_tables()
+    return write_drop(folder, matching_spec(**overrides), {
+        "records.csv": default_records if records is None else records,
+        "pairs.csv": default_pairs if pairs is None else pairs,
+    })

@@ -1,0 +1,77 @@
+"""The collect_datasets flow on Prefect's real engine, and `challenge collect`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from challenge.cli import main
+from challenge.config import ChallengeConfig
+from conftest import EXAMPLES, put_drop
+from drops import classification_drop, classification_frame
+from flows.collect_datasets import collect_datasets
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+
+def load_examples(config: ChallengeConfig) -> None:
+    for contributor in sorted(p for p in EXAMPLES.iterdir() if p.is_dir()):
+        for task in contributor.iterdir():
+            put_drop(config, task, contributor.name)
+
+
+def write_config(config: ChallengeConfig, path: Path) -> Path:
+    path.write_text(yaml.safe_dump(config.model_dump(mode="json")), encoding="utf-8")
+    return path
+
+
+def test_one_bad_drop_never_stops_the_others_and_reruns_do_no_work(config: ChallengeConfig, tmp_path: Path) -> None:
+    from prefect.artifacts import Artifact
+
+    load_examples(config)
+    frame = classification_frame()
+    frame.loc[0, "Item ID"] = None
+    put_drop(config, classification_drop(tmp_path / "shop-items", frame), "team-x")
+
+    summary = collect_datasets(config=config)
+    verdicts = {o.drop: o.verdict for o in summary.outcomes}
+    assert verdicts == {
+        "linkage-team/febrl-people": "pass", "penguin-lab/penguins": "pass",
+        "vision-team/digits": "pass", "team-x/shop-items": "fail",
+    }
+    assert summary.counts() == {"drops": 4, "passed": 3, "failed": 1, "unchanged": 0}
+    artifact = Artifact.get("gate-penguins")
+    assert artifact is not None and "pass" in artifact.data and "penguins" in artifact.data
+    assert "expect_column_values_to_not_be_null" in Artifact.get("gate-shop-items").data
+
+    again = collect_datasets(config=config)
+    assert [o.status for o in again.outcomes] == ["unchanged"] * 4
+    assert {o.drop: o.verdict for o in again.outcomes} == verdicts
+    assert {o.drop: o.report for o in again.outcomes} == {o.drop: o.report for o in summary.outcomes}
+
+
+def test_cli_collect_exit_code_filter_and_reasons(config: ChallengeConfig, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    put_drop(config, EXAMPLES / "penguin-lab" / "penguins", "penguin-lab")
+    frame = classification_frame()
+    frame.loc[0, "kind"] = "hamster"
+    put_drop(config, classification_drop(tmp_path / "shop-items", frame), "team-x")
+    config_file = write_config(config, tmp_path / "challenge.yaml")
+
+    assert main(["--config", str(config_file), "collect", "--task", "penguins"]) == 0
+    out = capsys.readouterr().out
+    assert "PASS  penguin-lab/penguins" in out and "shop-items" not in out and "report.json" in out
+
+    assert main(["--config", str(config_file), "collect"]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL  team-x/shop-items" in out and "rows_per_class" in out and "fewer than 5 rows" in out
+    assert "PASS  penguin-lab/penguins  (unchanged" in out
+
+
+def test_cli_reports_a_bad_config_cleanly(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "challenge.yaml"
+    bad.write_text("name: x1\ntitle: t\nstorage: {intake: a, public: b, private: c, submissions: d}\nwhatever: 1\n")
+    assert main(["--config", str(bad), "collect"]) == 2
+    assert f"{bad}: whatever: unknown key" in capsys.readouterr().err

@@ -1,0 +1,85 @@
+"""challenge.yaml: loading, path resolution, lookup order, errors naming key and file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from challenge.cli import main
+from challenge.config import load_config
+from challenge.errors import ConfigError
+
+MINIMAL = """\
+name: my-challenge
+title: Mine
+storage:
+  intake: data/intake
+  public: s3://bucket/public
+  private: /abs/private
+  submissions: subs
+"""
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def test_relative_paths_resolve_against_the_file_folder(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path / "conf" / "challenge.yaml", MINIMAL))
+    assert cfg.storage.intake == str((tmp_path / "conf" / "data" / "intake").resolve())
+    assert cfg.storage.public == "s3://bucket/public"
+    assert cfg.storage.private == "/abs/private"
+    assert cfg.policy.public_fraction == 0.3 and cfg.policy.max_submissions_per_day == 5
+
+
+def test_lookup_order_flag_then_env_then_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write(tmp_path / "challenge.yaml", MINIMAL.replace("my-challenge", "from-cwd"))
+    env_file = write(tmp_path / "env" / "c.yaml", MINIMAL.replace("my-challenge", "from-env"))
+    flag_file = write(tmp_path / "flag" / "c.yaml", MINIMAL.replace("my-challenge", "from-flag"))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("CHALLENGE_CONFIG", raising=False)
+    assert load_config().name == "from-cwd"
+    monkeypatch.setenv("CHALLENGE_CONFIG", str(env_file))
+    assert load_config().name == "from-env"
+    assert load_config(flag_file).name == "from-flag"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (MINIMAL + "colour: blue\n", "colour: unknown key"),
+        (MINIMAL.replace("  submissions: subs\n", "  submissions: subs\n  extra: x\n"), "storage.extra: unknown key"),
+        (MINIMAL + "policy:\n  public_fraction: 1.5\n", "policy.public_fraction"),
+        (MINIMAL + "policy:\n  max_submissions_per_day: 0\n", "policy.max_submissions_per_day"),
+        (MINIMAL + "policy:\n  opens_at: 2026-12-02T00:00:00Z\n  closes_at: 2026-12-01T00:00:00Z\n", "closes_at must be after opens_at"),
+        (MINIMAL.replace("name: my-challenge\n", ""), "name: required key is missing"),
+        (MINIMAL + "teams:\n  - {id: a1, name: A}\n  - {id: a1, name: B}\n", "listed twice"),
+        (MINIMAL.replace("subs", "s3://bucket/public"), "four different locations"),
+        ("- just\n- a list\n", "expected a mapping"),
+        ("name: [unclosed\n", "not valid YAML"),
+    ],
+)
+def test_invalid_config_names_file_and_key(tmp_path: Path, text: str, expected: str) -> None:
+    path = write(tmp_path / "challenge.yaml", text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert str(path) in str(info.value) and expected in str(info.value)
+
+
+def test_missing_config_says_how_to_create_one(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="challenge init"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_init_writes_a_valid_commented_local_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["init", str(tmp_path / "c"), "--with-examples"]) == 0
+    text = (tmp_path / "c" / "challenge.yaml").read_text()
+    assert text.count("#") > 5
+    cfg = load_config(tmp_path / "c" / "challenge.yaml")
+    assert cfg.storage.intake == str((tmp_path / "c" / "intake").resolve())
+    assert (tmp_path / "c" / "intake" / "penguin-lab" / "penguins" / "task.yaml").is_file()
+    assert main(["init", str(tmp_path / "c")]) == 2  # refuses to overwrite
+    assert "already exists" in capsys.readouterr().err

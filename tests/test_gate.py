@@ -1,0 +1,320 @@
+"""The quality gate on good drops and on every bad input the intake issue lists.
+
+Each test runs on both backends (local folder, S3 over HTTP)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from challenge.config import ChallengeConfig
+from conftest import EXAMPLES, put_drop
+from drops import classification_drop, classification_frame, image_drop, matching_drop, matching_tables
+from tasks.intake import DropOutcome, discover_drops, gate_drop, list_staged, run_time_label, task_id_clashes
+from tasks.reports import GateReport
+from tasks.storage import open_storage
+
+
+def storages(config: ChallengeConfig):
+    s3 = config.storage.s3
+    return open_storage(config.storage.intake, s3.endpoint_url), open_storage(config.storage.private, s3.endpoint_url)
+
+
+def gate(config: ChallengeConfig, folder: Path, contributor: str = "team-x", task_dir: str | None = None,
+         force: bool = False) -> tuple[DropOutcome, GateReport | None]:
+    put_drop(config, folder, contributor, task_dir)
+    intake, _ = storages(config)
+    drops, _ = discover_drops(intake)
+    drop = next(d for d in drops if d.contributor == contributor and d.folder == (task_dir or folder.name))
+    clashes = task_id_clashes(drops)
+    return gate_drop(drop, config, run_time_label(), clashes.get(drop.folder), force)
+
+
+def failed_checks(report: GateReport | None) -> dict[str, list]:
+    assert report is not None
+    out: dict[str, list] = {}
+    for c in report.failures:
+        out.setdefault(c.check, []).append(c)
+    return out
+
+
+def assert_fails(config: ChallengeConfig, folder: Path, check: str, *needles: str) -> GateReport:
+    outcome, report = gate(config, folder)
+    assert outcome.verdict == "fail", outcome
+    assert outcome.staged is None
+    failures = failed_checks(report)
+    assert check in failures, f"expected {check}, got {list(failures)}"
+    text = json.dumps([c.as_dict() for c in failures[check]])
+    for needle in needles:
+        assert needle in text, f"{needle!r} not in {text}"
+    # the machine-readable report is stored with the failure
+    _, private = storages(config)
+    stored = json.loads(private.read_bytes(outcome.report.split(private.uri + "/")[-1] if private.uri in outcome.report else outcome.report))
+    assert stored["verdict"] == "fail" and any(c["check"] == check for c in stored["failed_checks"])
+    assert all(c["hint"] for c in stored["failed_checks"])
+    return report
+
+
+# --- good drops -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("drop", ["penguin-lab/penguins", "vision-team/digits", "linkage-team/febrl-people"])
+def test_example_drops_pass_and_are_staged_in_the_standard_schema(config: ChallengeConfig, drop: str) -> None:
+    contributor, task = drop.split("/")
+    outcome, report = gate(config, EXAMPLES / contributor / task, contributor)
+    assert outcome.verdict == "pass", outcome.failures
+    assert report is not None and report.data_docs and not report.failures
+    _, private = storages(config)
+    current = list_staged(private)[task]
+    assert current["contributor"] == contributor
+    meta = json.loads(private.read_bytes(f"{current['prefix']}/staged.json"))
+    assert meta["fingerprint"] == current["fingerprint"]
+    assert private.exists(report.data_docs.split(private.uri + "/")[-1] if private.uri in report.data_docs else "")
+    for name in meta["tables"]:
+        local = Path(f"/tmp/{task}-{name}.parquet")
+        private.download_file(f"{current['prefix']}/{name}.parquet", local)
+        schema = pq.read_schema(local)
+        if name == "pairs":
+            assert schema.names == ["left_id", "right_id", "label"] and schema.field("label").type == pa.int8()
+        else:
+            assert schema.names[0] == "id" and schema.field("id").type == pa.string()
+        if name == "data":
+            assert schema.names[-1] == "label" and schema.field("label").type == pa.string()
+    if task == "penguins":
+        assert schema.names == ["id", "island", "bill_length_mm", "bill_depth_mm", "flipper_length_mm",
+                                "body_mass_g", "sex", "year", "label"]
+        assert pa.types.is_dictionary(schema.field("island").type)
+        assert schema.field("bill_length_mm").type == pa.float64() and schema.field("year").type == pa.int64()
+    if task == "digits":
+        assert private.exists(f"{current['prefix']}/images/0000.png")
+
+
+def test_snake_case_names_and_formats(config: ChallengeConfig, tmp_path: Path) -> None:
+    frame = classification_frame()
+    for fmt in ("parquet", "jsonl"):
+        folder = classification_drop(tmp_path / fmt / "shop-items", frame, data=f"items.{fmt}")
+        outcome, report = gate(config, folder)
+        assert outcome.verdict == "pass", outcome.failures
+        assert report.tables["data"]["columns"] == ["id", "title", "price", "colour", "label"]
+        assert report.tables["data"]["rows"] == len(frame)
+
+
+def test_unchanged_drop_is_not_processed_again(config: ChallengeConfig, tmp_path: Path) -> None:
+    folder = classification_drop(tmp_path / "shop-items")
+    first, report = gate(config, folder)
+    assert first.status == "gated" and report is not None
+    second, again = gate(config, folder)
+    assert second.status == "unchanged" and again is None and second.report == first.report
+    frame = classification_frame(seed=5)
+    classification_drop(folder, frame)
+    third, _ = gate(config, folder)
+    assert third.status == "gated" and third.report != first.report
+
+
+# --- bad inputs -------------------------------------------------------------------------
+
+
+def test_missing_task_yaml(config: ChallengeConfig, tmp_path: Path) -> None:
+    folder = tmp_path / "shop-items"
+    folder.mkdir()
+    classification_frame().to_csv(folder / "items.csv", index=False)
+    assert_fails(config, folder, "task_yaml_present", "team-x/shop-items/task.yaml is missing")
+
+
+def test_unknown_keys(config: ChallengeConfig, tmp_path: Path) -> None:
+    folder = classification_drop(tmp_path / "shop-items", labels="kind", split={"test_fraction": 0.2, "sed": 3})
+    assert_fails(config, folder, "task_yaml_valid", "task.yaml: labels: unknown key", "split.sed: unknown key")
+
+
+def test_wrong_kind(config: ChallengeConfig, tmp_path: Path) -> None:
+    folder = classification_drop(tmp_path / "shop-items", kind="regression")
+    assert_fails(config, folder, "task_yaml_valid", "kind", "classification", "matching")
+
+
+def test_metric_of_the_other_kind(config: ChallengeConfig, tmp_path: Path) -> None:
+    folder = classification_drop(tmp_path / "shop-items", metric="f1")
+    assert_fails(config, folder, "task_yaml_valid", "not a classification metric", "macro_f1")
+
+
+def test_missing_data_file(config: ChallengeConfig, tmp_path: Path) -> None:
+    folder = classification_drop(tmp_path / "shop-items")
+    (folder / "items.csv").unlink()
+    assert_fails(config, folder, "data_file_readable", "team-x/shop-items/items.csv: file not found")
+
+
+def test_csv_with_bad_quoting_names_the_line(config: ChallengeConfig, tmp_path: Path) -> None:
+    folder = classification_drop(tmp_path / "shop-items")
+    lines = (folder / "items.csv").read_text().splitlines()
+    lines[4] = lines[4].replace(",", ',"', 1)  # an opening quote that never closes
+    (folder / "items.csv").write_text("\n".join(lines) + "\n")
+    assert_fails(config, folder, "data_file_readable", "items.csv", "line 5", "quot")
+
+
+def test_csv_with_ragged_row_names_the_line(config: ChallengeConfig, tmp_path: Path) -> None:
+    folder = classification_drop(tmp_path / "shop-items")
+    lines = (folder / "items.csv").read_text().splitlines()
+    lines[7] += ",extra"
+    (folder / "items.csv").write_text("\n".join(lines) + "\n")
+    assert_fails(config, folder, "data_file_readable", "items.csv", "line 8 has 6 fields but the header has 5")
+
+
+def test_csv_in_latin1_says_which_encoding(config: ChallengeConfig, tmp_path: Path) -> None:
+    frame = classification_frame()
+    frame.loc[3, "Title"] = "crème brûlée"
+    folder = classification_drop(tmp_path / "shop-items", frame)
+    (folder / "items.csv").write_bytes(frame.to_csv(index=False).encode("latin-1"))
+    assert_fails(config, folder, "data_file_readable", "not valid UTF-8", "line 5", "Latin-1", "Re-save the file as UTF-8")
+
+
+def test_empty_table(config: ChallengeConfig, tmp_path: Path) -> None:
+    folder = classification_drop(tmp_path / "shop-items", classification_frame().iloc[:0])
+    assert_fails(config, folder, "expect_table_row_count_to_be_between", "fewer than 10 rows")
+
+
+def test_duplicate_and_null_ids(config: ChallengeConfig, tmp_path: Path) -> None:
+    frame = classification_frame()
+    frame.loc[5, "Item ID"] = frame.loc[4, "Item ID"]
+    frame.loc[9, "Item ID"] = None
+    report = assert_fails(config, classification_drop(tmp_path / "shop-items", frame),
+                          "expect_column_values_to_be_unique", "item-004", "Ids repeat")
+    nulls = failed_checks(report)["expect_column_values_to_not_be_null"]
+    assert any(c.column == "id" and c.count == 1 for c in nulls)
+
+
+def test_missing_labels(config: ChallengeConfig, tmp_path: Path) -> None:
+    frame = classification_frame()
+    frame.loc[[2, 3], "kind"] = None
+    assert_fails(config, classification_drop(tmp_path / "shop-items", frame),
+                 "expect_column_values_to_not_be_null", "item-002", "item-003", "no label")
+
+
+def test_a_class_with_one_row(config: ChallengeConfig, tmp_path: Path) -> None:
+    frame = classification_frame()
+    frame.loc[0, "kind"] = "hamster"
+    assert_fails(config, classification_drop(tmp_path / "shop-items", frame),
+                 "rows_per_class", "hamster", '"rows": 1')
+
+
+def test_declared_column_absent(config: ChallengeConfig, tmp_path: Path) -> None:
+    folder = classification_drop(tmp_path / "shop-items", columns={"Title": "text", "Weight": "numeric"})
+    assert_fails(config, folder, "declared_columns_present", "items.csv lacks declared column(s) Weight")
+
+
+def test_numeric_column_with_text(config: ChallengeConfig, tmp_path: Path) -> None:
+    frame = classification_frame().astype({"Price": object})
+    frame.loc[6, "Price"] = "twelve"
+    assert_fails(config, classification_drop(tmp_path / "shop-items", frame),
+                 "numeric_columns_parse", "Price", "item-006", "twelve")
+
+
+def test_columns_clashing_in_snake_case(config: ChallengeConfig, tmp_path: Path) -> None:
+    frame = classification_frame()
+    frame["title"] = frame["Title"]
+    folder = classification_drop(tmp_path / "shop-items", frame, columns={"Title": "text", "title": "text"})
+    assert_fails(config, folder, "column_names_distinct", "both become 'title'")
+
+
+def test_image_missing_or_not_decoding(config: ChallengeConfig, tmp_path: Path) -> None:
+    folder = image_drop(tmp_path / "squares")
+    (folder / "imgs" / "dark-1.png").unlink()
+    (folder / "imgs" / "light-2.png").write_bytes(b"not a png at all")
+    report = assert_fails(config, folder, "images_decode", "dark-1", "file not found", "light-2", "does not decode")
+    assert failed_checks(report)["images_decode"][0].count == 2
+
+
+def test_image_drop_passes(config: ChallengeConfig, tmp_path: Path) -> None:
+    outcome, _ = gate(config, image_drop(tmp_path / "squares"))
+    assert outcome.verdict == "pass", outcome.failures
+
+
+def test_pair_referring_to_missing_record(config: ChallengeConfig, tmp_path: Path) -> None:
+    records, pairs = matching_tables()
+    pairs.loc[len(pairs)] = ["e1-a", "ghost-7", 0]
+    assert_fails(config, matching_drop(tmp_path / "companies", pairs=pairs),
+                 "pairs_reference_records", "ghost-7", "right_id")
+
+
+def test_same_pair_with_two_labels(config: ChallengeConfig, tmp_path: Path) -> None:
+    records, pairs = matching_tables()
+    pairs.loc[len(pairs)] = ["e2-b", "e2-a", 0]  # reversed order, opposite label
+    assert_fails(config, matching_drop(tmp_path / "companies", pairs=pairs),
+                 "pairs_conflicting_labels", "e2-a", "e2-b")
+
+
+def test_pair_labels_not_binary(config: ChallengeConfig, tmp_path: Path) -> None:
+    records, pairs = matching_tables()
+    pairs = pairs.astype({"label": object})
+    pairs.loc[1, "label"] = "maybe"
+    assert_fails(config, matching_drop(tmp_path / "companies", pairs=pairs), "pair_labels_binary", "maybe")
+
+
+def test_matching_drop_passes_with_renamed_pair_columns(config: ChallengeConfig, tmp_path: Path) -> None:
+    records, pairs = matching_tables()
+    pairs = pairs.rename(columns={"left_id": "a", "right_id": "b", "label": "same"})
+    folder = matching_drop(tmp_path / "companies", pairs=pairs, pair_columns={"left": "a", "right": "b", "label": "same"})
+    outcome, report = gate(config, folder)
+    assert outcome.verdict == "pass", outcome.failures
+    assert report.tables["pairs"]["columns"] == ["left_id", "right_id", "label"]
+
+
+def test_label_leaking_column(config: ChallengeConfig, tmp_path: Path) -> None:
+    frame = classification_frame()
+    frame["Code"] = frame["kind"].map({"cat": "C-1", "dog": "D-2", "bird": "B-3"})
+    folder = classification_drop(tmp_path / "shop-items", frame,
+                                 columns={"Title": "text", "Price": "numeric", "Code": "categorical"})
+    assert_fails(config, folder, "label_leak", "code", "one-to-one", "C-1")
+
+
+def test_task_expectation_from_task_yaml(config: ChallengeConfig, tmp_path: Path) -> None:
+    folder = classification_drop(tmp_path / "shop-items", expectations=[
+        {"type": "expect_column_values_to_be_between", "kwargs": {"column": "Price", "min_value": 0, "max_value": 50},
+         "hint": "prices are in euros below 50"},
+    ])
+    assert_fails(config, folder, "expect_column_values_to_be_between", "prices are in euros below 50", "item-")
+
+
+def test_invalid_task_expectation_is_reported(config: ChallengeConfig, tmp_path: Path) -> None:
+    folder = classification_drop(tmp_path / "shop-items", expectations=[
+        {"type": "expect_column_values_to_be_purple", "kwargs": {"column": "Price"}},
+    ])
+    assert_fails(config, folder, "task_expectation_invalid", "expect_column_values_to_be_purple")
+
+
+def test_task_id_must_match_folder(config: ChallengeConfig, tmp_path: Path) -> None:
+    folder = classification_drop(tmp_path / "shop-items", task_id="other-name")
+    assert_fails(config, folder, "task_id_matches_folder", "other-name", "shop-items")
+
+
+def test_task_id_clash_between_contributors(config: ChallengeConfig, tmp_path: Path) -> None:
+    folder = classification_drop(tmp_path / "shop-items")
+    put_drop(config, folder, "team-y")
+    outcome, report = gate(config, folder, "team-x")
+    assert outcome.verdict == "fail"
+    assert "also used by contributor(s) team-y" in json.dumps([c.as_dict() for c in report.failures])
+
+
+def test_task_id_owned_by_another_contributor_and_staged_data_untouched(config: ChallengeConfig, tmp_path: Path) -> None:
+    good = classification_drop(tmp_path / "good" / "shop-items")
+    outcome, _ = gate(config, good, "team-x")
+    assert outcome.verdict == "pass"
+    _, private = storages(config)
+    before = {i.key: i.version for i in private.list("staged/")}
+    # another contributor claims the same task id later
+    intake, _ = storages(config)
+    for info in list(intake.list("team-x/")):
+        intake.delete(info.key)
+    outcome, report = gate(config, good, "team-y")
+    assert outcome.verdict == "fail" and "already belongs to contributor 'team-x'" in " ".join(outcome.failures)
+    # the owner sends a broken update: it fails and leaves the staged version as it was
+    frame = classification_frame()
+    frame.loc[1, "Item ID"] = None
+    for info in list(intake.list("team-y/")):
+        intake.delete(info.key)
+    outcome, _ = gate(config, classification_drop(tmp_path / "bad" / "shop-items", frame), "team-x")
+    assert outcome.verdict == "fail"
+    assert {i.key: i.version for i in private.list("staged/")} == before

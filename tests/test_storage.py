@@ -1,0 +1,117 @@
+"""The same storage behaviour on the local backend and on S3 (moto's server over HTTP)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from challenge.errors import StorageError
+from tasks.storage import LocalStorage, S3Storage, Storage, join_key, open_storage, upload_tree, validate_key
+
+
+def test_write_read_head_and_version_change(storage: Storage) -> None:
+    assert storage.head("a/b.txt") is None and not storage.exists("a/b.txt")
+    storage.write_bytes("a/b.txt", b"hello")
+    first = storage.head("a/b.txt")
+    assert first is not None and first.size == 5 and storage.read_bytes("a/b.txt") == b"hello"
+    storage.write_bytes("a/b.txt", b"hello, world")
+    second = storage.head("a/b.txt")
+    assert second is not None and second.size == 12 and second.version != first.version
+    storage.write_bytes("a/c.txt", b"hello")
+    assert storage.head("a/c.txt").version == first.version  # same content, same version
+
+
+def test_list_paginates_and_filters_by_prefix(storage: Storage) -> None:
+    keys = [f"drops/t{i}/file{j}.csv" for i in range(3) for j in range(3)] + ["other/x.csv"]
+    for key in keys:
+        storage.write_bytes(key, key.encode())
+    listed = [info.key for info in storage.list("drops/", page_size=2)]
+    assert sorted(listed) == sorted(k for k in keys if k.startswith("drops/"))
+    assert [i.key for i in storage.list("drops/t1/")] == [f"drops/t1/file{j}.csv" for j in range(3)]
+    assert sorted(i.key for i in storage.list("", page_size=3)) == sorted(keys)
+    assert list(storage.list("nothing/")) == []
+
+
+def test_copy_delete_and_missing_objects(storage: Storage, tmp_path: Path) -> None:
+    storage.write_bytes("src/data.bin", b"\x00\x01" * 100)
+    storage.copy("src/data.bin", "dst/data.bin")
+    assert storage.read_bytes("dst/data.bin") == b"\x00\x01" * 100
+    storage.delete("src/data.bin")
+    assert not storage.exists("src/data.bin") and storage.exists("dst/data.bin")
+    storage.delete("src/data.bin")  # deleting twice is fine
+    with pytest.raises(StorageError, match="no such object"):
+        storage.read_bytes("src/data.bin")
+    with pytest.raises(StorageError, match="no such object"):
+        storage.download_file("src/data.bin", tmp_path / "x")
+
+
+def test_large_object_streams_and_round_trips(storage: Storage, tmp_path: Path) -> None:
+    big = tmp_path / "big.bin"
+    chunk = os.urandom(1 << 20)
+    with open(big, "wb") as fh:
+        for _ in range(20):  # 20 MiB: above the multipart threshold
+            fh.write(chunk)
+    storage.upload_file("big/big.bin", big)
+    info = storage.head("big/big.bin")
+    assert info is not None and info.size == 20 << 20
+    if isinstance(storage, S3Storage):
+        assert "-" in info.version  # multipart ETag: <md5>-<parts>
+    out = tmp_path / "out.bin"
+    storage.download_file("big/big.bin", out)
+    assert out.read_bytes() == big.read_bytes()
+    with storage.open_read("big/big.bin") as stream:
+        assert stream.read(1 << 20) == chunk
+
+
+@pytest.mark.parametrize("key", ["../escape", "a/../../b", "/abs/path", "a//b", "a/./b", "bad\x00key", "tab\tkey", "C:/win", "a\\b", ""])
+def test_unsafe_keys_are_rejected(storage: Storage, key: str) -> None:
+    with pytest.raises(StorageError):
+        storage.write_bytes(key, b"x")
+    with pytest.raises(StorageError):
+        validate_key(key)
+
+
+def test_local_write_is_atomic_and_leaves_no_temporaries(tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path)
+    storage.write_bytes("k/v.txt", b"old")
+    before = list((tmp_path / "k").iterdir())
+
+    class Boom(Exception):
+        pass
+
+    original = Path.write_bytes
+
+    def failing_write(self: Path, data: bytes) -> int:
+        original(self, data[:1])
+        raise Boom
+
+    Path.write_bytes = failing_write  # type: ignore[method-assign]
+    try:
+        with pytest.raises(Boom):
+            storage.write_bytes("k/v.txt", b"new content")
+    finally:
+        Path.write_bytes = original  # type: ignore[method-assign]
+    assert storage.read_bytes("k/v.txt") == b"old"
+    assert list((tmp_path / "k").iterdir()) == before
+
+
+def test_upload_tree_and_uri(storage: Storage, tmp_path: Path) -> None:
+    (tmp_path / "tree" / "sub").mkdir(parents=True)
+    (tmp_path / "tree" / "a.txt").write_text("a")
+    (tmp_path / "tree" / "sub" / "b.txt").write_text("b")
+    keys = upload_tree(storage, tmp_path / "tree", "up")
+    assert keys == ["up/a.txt", "up/sub/b.txt"]
+    assert storage.read_bytes("up/sub/b.txt") == b"b"
+    uri = storage.uri_for("up/a.txt")
+    assert uri.endswith("up/a.txt") and (uri.startswith("s3://") == isinstance(storage, S3Storage))
+
+
+def test_open_storage_picks_backend(tmp_path: Path, s3_endpoint: str) -> None:
+    assert isinstance(open_storage(str(tmp_path)), LocalStorage)
+    s3 = open_storage("s3://bucket/pre/fix/", endpoint_url=s3_endpoint)
+    assert isinstance(s3, S3Storage) and s3.bucket == "bucket" and s3.prefix == "pre/fix"
+    with pytest.raises(StorageError, match="no bucket"):
+        S3Storage("s3:///nobucket")
+    assert join_key("a/", "", "/b/", "c") == "a/b/c"
