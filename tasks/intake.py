@@ -14,6 +14,7 @@ import json
 import re
 import tempfile
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -29,7 +30,7 @@ from tasks.quality import rules_fingerprint, run_quality_gate
 from tasks.read_tables import read_table
 from tasks.reports import GateReport, one_line, render_markdown
 from tasks.standardize import check_name_clashes, standardize_pairs, standardize_records
-from tasks.storage import ObjectInfo, Storage, join_key, open_storage, upload_tree
+from tasks.storage import LocalStorage, ObjectInfo, Storage, open_storage, upload_tree
 from tasks.task_spec import TASK_ID_PATTERN, Modality, TaskSpec, parse_task_spec
 
 TASK_FILE = "task.yaml"
@@ -135,6 +136,9 @@ class DropGate:
             raise _GateStopped
 
     def download(self) -> Path:
+        """A local folder holding the drop: read in place on the local backend, else downloaded."""
+        if isinstance(self.intake, LocalStorage):
+            return Path(self.intake.uri_for(self.drop.prefix.rstrip("/")))
         drop_dir = self.workdir / "drop"
         for info in self.drop.files:
             self.intake.download_file(info.key, drop_dir / self.drop.relative(info))
@@ -200,13 +204,9 @@ class DropGate:
             raise _GateStopped
         return {name: r.table for name, r in results.items() if r.table is not None}
 
-    def stage(self, spec: TaskSpec, tables: dict[str, pa.Table], drop_dir: Path, fingerprint: str) -> str:
-        """Write the standardized drop under a new version folder, then point current.json at it."""
+    def stage(self, spec: TaskSpec, drop_dir: Path, fingerprint: str, out: Path) -> str:
+        """Upload the standardized files in `out` under a new version folder, then point current.json at it."""
         version_prefix = f"staged/{spec.task_id}/{fingerprint[:16]}"
-        out = self.workdir / "staged"
-        out.mkdir()
-        for name, table in tables.items():
-            pq.write_table(table, out / f"{name}.parquet", compression="zstd")
         if spec.images:
             images_dir = drop_dir / spec.images
             if images_dir.is_dir():
@@ -228,6 +228,13 @@ class DropGate:
                    "prefix": version_prefix, "fingerprint": fingerprint, "staged_at": meta["staged_at"]}
         self.private.write_bytes(f"staged/{spec.task_id}/current.json", json.dumps(pointer, indent=2).encode())
         return self.private.uri_for(version_prefix)
+
+
+def write_parquet_files(tables: dict[str, pa.Table], out: Path) -> None:
+    """<out>/<table>.parquet for each standardized table."""
+    out.mkdir(parents=True, exist_ok=True)
+    for name, table in tables.items():
+        pq.write_table(table, out / f"{name}.parquet", compression="zstd")
 
 
 def gate_drop(
@@ -264,11 +271,15 @@ def gate_drop(
                 name: {"rows": t.num_rows, "columns": t.column_names, "schema": [f"{f.name}: {f.type}" for f in t.schema]}
                 for name, t in tables.items()
             }
-            report.checks.extend(run_quality_gate(tables, spec, drop_dir, docs_dir))
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                # Encode the staged Parquet files while the checks run; upload only if the drop passes.
+                encoded = pool.submit(write_parquet_files, tables, workdir / "staged")
+                report.checks.extend(run_quality_gate(tables, spec, drop_dir, docs_dir))
+                encoded.result()
             if docs_dir.is_dir():
                 report.data_docs = private.uri_for(f"{report_prefix}/data_docs/index.html")
             if report.verdict == "pass":
-                staged_uri = gate.stage(spec, tables, drop_dir, fingerprint)
+                staged_uri = gate.stage(spec, drop_dir, fingerprint, workdir / "staged")
         except _GateStopped:
             pass
         report_uri = private.uri_for(f"{report_prefix}/report.json")

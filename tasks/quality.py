@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -206,11 +207,16 @@ def run_custom_checks(tables: dict[str, pa.Table], spec: TaskSpec, drop_dir: Pat
 
 
 def run_quality_gate(tables: dict[str, pa.Table], spec: TaskSpec, drop_dir: Path, docs_dir: Path) -> list[CheckResult]:
-    """All checks of the gate on standardized tables: GX suites, task expectations, custom checks."""
+    """All checks of the gate on standardized tables: GX suites, task expectations, custom checks.
+
+    The custom checks (Arrow compute, which releases the GIL) run in a thread beside GX.
+    """
     suite = load_suite(spec.kind)
     configs = {name: list(rules.get("expectations", []) or []) for name, rules in suite["tables"].items()}
     extra, problems = task_expectations(spec)
     for name, more in extra.items():
         configs.setdefault(name, []).extend(more)
-    checks = problems + run_expectations(tables, configs, docs_dir, spec.task_id)
-    return checks + run_custom_checks(tables, spec, drop_dir)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        custom = pool.submit(run_custom_checks, tables, spec, drop_dir)
+        checks = problems + run_expectations(tables, configs, docs_dir, spec.task_id)
+        return checks + custom.result()

@@ -9,8 +9,10 @@ from __future__ import annotations
 import codecs
 import csv
 from pathlib import Path
+from typing import NoReturn
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.json as pa_json
 import pyarrow.parquet as pq
@@ -49,33 +51,45 @@ def read_table(path: Path, name: str, string_columns: list[str] | None = None) -
 
 
 def _read_csv(path: Path, name: str, string_columns: list[str]) -> pa.Table:
+    convert = pa_csv.ConvertOptions(column_types={c: pa.string() for c in string_columns}, strings_can_be_null=True)
+    read = pa_csv.ReadOptions(block_size=CSV_BLOCK_SIZE)
+    with open(path, "rb") as fh:
+        if fh.read(4).startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+            raise DataReadError(f"{name}: the file is UTF-16 encoded; re-save it as UTF-8")
     try:
+        # Fast path: blocks parse in parallel; it stops with an error (never a wrong
+        # table) when a quoted value spans lines across a block boundary.
+        return pa_csv.read_csv(path, read_options=read, convert_options=convert)
+    except pa.ArrowInvalid as exc:
+        if "utf8" in str(exc).lower():
+            _explain_csv_error(path, name, exc)
+    try:
+        # Quoted values may hold line breaks (product descriptions, addresses).
         return pa_csv.read_csv(
-            path,
-            read_options=pa_csv.ReadOptions(block_size=CSV_BLOCK_SIZE),
+            path, read_options=read, convert_options=convert,
             parse_options=pa_csv.ParseOptions(newlines_in_values=True),
-            convert_options=pa_csv.ConvertOptions(
-                column_types={c: pa.string() for c in string_columns},
-                strings_can_be_null=True,
-            ),
         )
     except pa.ArrowInvalid as exc:
-        message = str(exc)
-        if "UTF8" in message or "utf8" in message.lower():
-            raise DataReadError(f"{name}: {describe_bad_encoding(path)}") from None
-        if "CSV parse error" in message:
-            raise DataReadError(f"{name}: {describe_bad_csv(path)}") from None
-        raise
+        return _explain_csv_error(path, name, exc)
+
+
+def _explain_csv_error(path: Path, name: str, exc: pa.ArrowInvalid) -> NoReturn:
+    """Raise a DataReadError that says what is wrong and where."""
+    message = str(exc)
+    if "utf8" in message.lower():
+        raise DataReadError(f"{name}: {describe_bad_encoding(path)}") from None
+    if "CSV parse error" in message:
+        raise DataReadError(f"{name}: {describe_bad_csv(path)}") from None
+    raise exc
 
 
 def _read_jsonl(path: Path, string_columns: list[str]) -> pa.Table:
-    # Read twice only when a string column was inferred as something else.
     table = pa_json.read_json(path)
-    wanted = {c: pa.string() for c in string_columns if c in table.column_names and table.schema.field(c).type != pa.string()}
-    if not wanted:
-        return table
-    schema = pa.schema([pa.field(f.name, wanted.get(f.name, f.type)) for f in table.schema])
-    return pa_json.read_json(path, parse_options=pa_json.ParseOptions(explicit_schema=schema))
+    for column in string_columns:
+        if column in table.column_names and table.schema.field(column).type != pa.string():
+            index = table.column_names.index(column)
+            table = table.set_column(index, column, pc.cast(table[column], pa.string()))
+    return table
 
 
 def describe_bad_encoding(path: Path) -> str:
