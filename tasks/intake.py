@@ -234,7 +234,7 @@ def write_parquet_files(tables: dict[str, pa.Table], out: Path) -> None:
     """<out>/<table>.parquet for each standardized table."""
     out.mkdir(parents=True, exist_ok=True)
     for name, table in tables.items():
-        pq.write_table(table, out / f"{name}.parquet", compression="zstd")
+        pq.write_table(table, out / f"{name}.parquet", compression="zstd", row_group_size=256_000)
 
 
 def gate_drop(
