@@ -22,6 +22,7 @@ demo: $(BIN)/challenge
 	rm -rf $(DEMO)
 	$(BIN)/challenge init $(DEMO) --with-examples
 	$(BIN)/challenge --config $(DEMO)/challenge.yaml collect
+	$(BIN)/challenge --config $(DEMO)/challenge.yaml publish --release demo-1
 
 test: $(BIN)/challenge
 	$(BIN)/pytest -q

@@ -81,38 +81,93 @@ def measure_read(path: Path) -> dict:
     return {"seconds": seconds, "arrow_bytes": table.nbytes}
 
 
-def measure_gate(folder: Path) -> dict:
+def bench_config(folder: Path):  # noqa: ANN201
     from challenge.config import ChallengeConfig
+
+    return ChallengeConfig.model_validate({"name": "bench", "title": "bench", "storage": {
+        n: str(folder / n) for n in ("intake", "public", "private", "submissions")}})
+
+
+def measure_gate(folder: Path) -> dict:
     from tasks.intake import discover_drops, gate_drop, run_time_label
     from tasks.storage import LocalStorage
 
-    config = ChallengeConfig.model_validate({"name": "bench", "title": "bench", "storage": {
-        n: str(folder / n) for n in ("intake", "public", "private", "submissions")}})
     drops, _ = discover_drops(LocalStorage(folder / "intake"))
     rss_before = peak_rss()
     start = time.perf_counter()
-    outcome, _ = gate_drop(drops[0], config, run_time_label(), force=True)
+    outcome, _ = gate_drop(drops[0], bench_config(folder), run_time_label(), force=True)
     seconds = time.perf_counter() - start
     return {"seconds": seconds, "verdict": outcome.verdict, "failures": outcome.failures, "rss_before": rss_before}
 
 
+def staged_parquet(folder: Path) -> Path:
+    pointer = json.loads((folder / "private" / "staged" / "big-task" / "current.json").read_text())
+    return folder / "private" / pointer["prefix"] / "data.parquet"
+
+
+def measure_write(folder: Path) -> dict:
+    """Baseline of publish: read the staged table, write it once as CSV and once as Parquet."""
+    import pyarrow.parquet as pq
+
+    out = folder / "baseline-out"
+    out.mkdir(exist_ok=True)
+    start = time.perf_counter()
+    table = pq.read_table(staged_parquet(folder))
+    columns = [c.cast(c.type.value_type) if pa.types.is_dictionary(c.type) else c for c in table.columns]
+    pa_csv.write_csv(pa.Table.from_arrays(columns, names=table.column_names), out / "all.csv")
+    pq.write_table(table, out / "all.parquet", compression="zstd")
+    return {"seconds": time.perf_counter() - start, "arrow_bytes": table.nbytes}
+
+
+def measure_publish(folder: Path) -> dict:
+    from tasks.opaque_ids import load_or_create_key
+    from tasks.publish import publish_task
+    from tasks.storage import LocalStorage
+
+    config = bench_config(folder)
+    key = load_or_create_key(LocalStorage(folder / "private"))
+    release = f"bench-{time.time_ns()}"
+    rss_before = peak_rss()
+    start = time.perf_counter()
+    summary = publish_task(config, "big-task", release, key)
+    return {"seconds": time.perf_counter() - start, "rss_before": rss_before, "counts": summary["counts"]}
+
+
+MEASURES = {"read": measure_read, "gate": measure_gate, "write": measure_write, "publish": measure_publish}
+
+
 def child(kind: str, path: str) -> None:
-    if kind == "gate":
+    if kind in ("gate", "publish"):
         import great_expectations  # noqa: F401  (imports are not part of the measurement)
         import prefect  # noqa: F401
-    result = measure_read(Path(path)) if kind == "read" else measure_gate(Path(path))
+    result = MEASURES[kind](Path(path))
     result["peak_rss"] = peak_rss()
     print(json.dumps(result))
 
 
 def run_child(kind: str, path: Path) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--child", kind, str(path)], capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, __file__, "--child", kind, str(path)], capture_output=True, text=True)
+    if out.returncode:
+        raise SystemExit(f"{kind} benchmark failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def report(name: str, baseline_name: str, base: dict, run: dict, arrow_bytes: int) -> None:
+    mb = 1 << 20
+    own = run["peak_rss"] - run["rss_before"]
+    print(f"  {baseline_name} (baseline, best of 3): {base['seconds']:.2f} s; Arrow table {arrow_bytes / mb:.0f} MiB")
+    print(f"  {name}: {run['seconds']:.2f} s")
+    print(f"  time ratio {name} / baseline:  {run['seconds'] / base['seconds']:.2f}x   (target <= 3x)")
+    print(f"  peak RSS: {run['peak_rss'] / mb:.0f} MiB ({run['rss_before'] / mb:.0f} MiB after imports, "
+          f"{own / mb:.0f} MiB for the {name})")
+    print(f"  RSS ratio ({name}'s own) / Arrow size: {own / arrow_bytes:.2f}x   (target <= 3x); "
+          f"whole process / Arrow: {run['peak_rss'] / arrow_bytes:.2f}x")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("which", nargs="?", choices=["gate", "publish", "all"], default="all")
     parser.add_argument("--child", nargs=2)
     args = parser.parse_args()
     if args.child:
@@ -121,21 +176,20 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="challenge-bench-") as tmp:
         folder = Path(tmp)
         csv_path = generate_drop(folder, args.rows)
-        read = min((run_child("read", csv_path) for _ in range(3)), key=lambda r: r["seconds"])
-        gate = run_child("gate", folder)
-        csv_size = csv_path.stat().st_size
-    mb = 1 << 20
-    extra_rss = gate["peak_rss"] - gate["rss_before"]
-    print(f"gate benchmark: {args.rows:,} rows, 10 columns (3 text), CSV of {csv_size / mb:.0f} MiB")
-    print(f"  pyarrow read_csv (baseline, best of 3): {read['seconds']:.2f} s; Arrow table {read['arrow_bytes'] / mb:.0f} MiB")
-    print(f"  gate ({gate['verdict']}):                  {gate['seconds']:.2f} s")
-    print(f"  time ratio gate / read:               {gate['seconds'] / read['seconds']:.2f}x   (target <= 3x)")
-    print(f"  peak RSS of the gate process:         {gate['peak_rss'] / mb:.0f} MiB "
-          f"({gate['rss_before'] / mb:.0f} MiB after imports, {extra_rss / mb:.0f} MiB for the gate)")
-    print(f"  RSS ratio (gate's own) / Arrow size:  {extra_rss / read['arrow_bytes']:.2f}x   (target <= 3x)")
-    print(f"  RSS ratio (whole process) / Arrow:    {gate['peak_rss'] / read['arrow_bytes']:.2f}x")
-    if gate["failures"]:
-        print("  unexpected failures:", gate["failures"])
+        print(f"generated drop: {args.rows:,} rows, 10 columns (3 text), CSV of {csv_path.stat().st_size / (1 << 20):.0f} MiB")
+        gate = run_child("gate", folder)  # also stages the task for publish
+        if gate["verdict"] != "pass":
+            raise SystemExit(f"gate did not pass: {gate['failures']}")
+        if args.which in ("gate", "all"):
+            read = min((run_child("read", csv_path) for _ in range(3)), key=lambda r: r["seconds"])
+            print("gate: quality gate of the drop vs pyarrow.csv.read_csv of its file")
+            report("gate", "read_csv", read, gate, read["arrow_bytes"])
+        if args.which in ("publish", "all"):
+            write = min((run_child("write", folder) for _ in range(3)), key=lambda r: r["seconds"])
+            publish = run_child("publish", folder)
+            print("publish: release of the staged task vs reading it and writing it once as CSV + Parquet")
+            report("publish", "read + write", write, publish, write["arrow_bytes"])
+            print(f"  counts: {publish['counts']}")
 
 
 if __name__ == "__main__":

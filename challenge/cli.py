@@ -35,6 +35,10 @@ policy:
   closes_at: null
   public_fraction: 0.3            # share of each test set scored on the public leaderboard
 
+release:                          # leak limits checked when publishing (fractions of test rows)
+  max_duplicate_fraction: 0.01    # test rows whose features equal a train row's
+  max_text_duplicate_fraction: 0.05  # test rows whose text equals a train row's after normalization
+
 teams:
   - id: team-a
     name: Team A
@@ -82,6 +86,20 @@ def cmd_collect(args: argparse.Namespace) -> int:
     return 1 if summary.failed else 0
 
 
+def cmd_publish(args: argparse.Namespace) -> int:
+    from challenge.config import load_config
+    from flows.publish_release import publish_release
+
+    config = load_config(args.config)
+    result = publish_release(config=config, release=args.release, task_ids=args.task or None)
+    print(f"release {result['release']} published at {result['location']}")
+    for s in result["summaries"]:
+        counts = ", ".join(f"{k} {v}" for k, v in s["counts"].items())
+        print(f"  {s['task_id']:20} {s['kind']:15} {counts}")
+        print(f"  {'':20} card: {s['card']}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="challenge", description=__doc__)
     parser.add_argument("--config", help="path to challenge.yaml (default: $CHALLENGE_CONFIG, else ./challenge.yaml)")
@@ -99,12 +117,18 @@ def build_parser() -> argparse.ArgumentParser:
     collect.add_argument("--task", action="append", metavar="ID", help="only this task id (repeatable)")
     collect.add_argument("--force", action="store_true", help="re-gate drops even when unchanged")
     collect.set_defaults(func=cmd_collect)
+
+    publish = sub.add_parser("publish", help="publish staged tasks as a new immutable release")
+    publish.add_argument("--release", metavar="NAME", help="release name (default: UTC timestamp)")
+    publish.add_argument("--task", action="append", metavar="ID", help="only this task id (repeatable)")
+    publish.set_defaults(func=cmd_publish)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("DO_NOT_TRACK", "1")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

@@ -72,6 +72,13 @@ class Policy(Strict):
         return self
 
 
+class ReleaseSettings(Strict):
+    """Release-time leak limits, as fractions of a task's test rows."""
+
+    max_duplicate_fraction: float = Field(0.01, ge=0, le=1)
+    max_text_duplicate_fraction: float = Field(0.05, ge=0, le=1)
+
+
 class Team(Strict):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
     name: str
@@ -83,6 +90,7 @@ class ChallengeConfig(Strict):
     title: str
     storage: StorageSettings
     policy: Policy = Policy()
+    release: ReleaseSettings = ReleaseSettings()
     teams: list[Team] = []
 
     @field_validator("teams")

@@ -20,7 +20,7 @@ HERE = Path(__file__).resolve().parent
 DROPS = HERE / "drops"
 
 
-def build_digits(per_class: int = 40) -> None:
+def build_digits(per_class: int = 20) -> None:
     from sklearn.datasets import load_digits
 
     digits = load_digits()

@@ -30,7 +30,7 @@ from tasks.quality import rules_fingerprint, run_quality_gate
 from tasks.read_tables import read_table
 from tasks.reports import GateReport, one_line, render_markdown
 from tasks.standardize import check_name_clashes, standardize_pairs, standardize_records
-from tasks.storage import LocalStorage, ObjectInfo, Storage, open_storage, upload_tree
+from tasks.storage import LocalStorage, ObjectInfo, Storage, download_many, open_storage, upload_tree
 from tasks.task_spec import TASK_ID_PATTERN, Modality, TaskSpec, parse_task_spec
 
 TASK_FILE = "task.yaml"
@@ -140,8 +140,7 @@ class DropGate:
         if isinstance(self.intake, LocalStorage):
             return Path(self.intake.uri_for(self.drop.prefix.rstrip("/")))
         drop_dir = self.workdir / "drop"
-        for info in self.drop.files:
-            self.intake.download_file(info.key, drop_dir / self.drop.relative(info))
+        download_many(self.intake, [(info.key, drop_dir / self.drop.relative(info)) for info in self.drop.files])
         return drop_dir
 
     def load_spec(self, drop_dir: Path, clash: list[str] | None) -> TaskSpec:

@@ -141,6 +141,12 @@ def test_metric_of_the_other_kind(config: ChallengeConfig, tmp_path: Path) -> No
     assert_fails(config, folder, "task_yaml_valid", "not a classification metric", "macro_f1")
 
 
+@pytest.mark.parametrize("seed", ["abc", 1.5, True])
+def test_seed_that_is_not_an_int(config: ChallengeConfig, tmp_path: Path, seed: object) -> None:
+    folder = classification_drop(tmp_path / "shop-items", split={"test_fraction": 0.2, "seed": seed})
+    assert_fails(config, folder, "task_yaml_valid", "split.seed", "seed must be an integer")
+
+
 def test_missing_data_file(config: ChallengeConfig, tmp_path: Path) -> None:
     folder = classification_drop(tmp_path / "shop-items")
     (folder / "items.csv").unlink()

@@ -1,0 +1,64 @@
+"""Release-time leak checks between a task's train and test sides."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+
+@dataclass
+class LeakFinding:
+    check: str
+    column: str | None
+    test_rows: int  # test rows affected
+    fraction: float  # of test rows
+    detail: str
+
+
+def _row_hashes(table: pa.Table, columns: list[str]) -> np.ndarray:
+    frame = table.select(columns).to_pandas()
+    return pd.util.hash_pandas_object(frame, index=False).to_numpy()
+
+
+def normalized_text(values: pa.ChunkedArray | pa.Array) -> pa.Array:
+    """Lower case, punctuation removed, whitespace collapsed: 'Red  Shoe!' → 'red shoe'."""
+    text = pc.utf8_lower(values)
+    text = pc.replace_substring_regex(text, r"[^\w\s]", "")
+    text = pc.replace_substring_regex(text, r"\s+", " ")
+    return pc.utf8_trim_whitespace(text)
+
+
+def find_leaks(train: pa.Table, test: pa.Table, features: list[str], text_columns: list[str]) -> list[LeakFinding]:
+    """Exact duplicate feature rows across train/test, and normalized-text duplicates per text column."""
+    findings: list[LeakFinding] = []
+    n_test = max(test.num_rows, 1)
+    if features and test.num_rows and train.num_rows:
+        train_hash = _row_hashes(train, features)
+        test_hash = _row_hashes(test, features)
+        duplicated = np.isin(test_hash, train_hash)
+        if duplicated.any():
+            train_labels = pd.Series(train["label"].to_numpy(zero_copy_only=False), index=train_hash)
+            train_labels = train_labels[~train_labels.index.duplicated()]
+            test_labels = test["label"].to_numpy(zero_copy_only=False)[duplicated]
+            same = int((train_labels.loc[test_hash[duplicated]].to_numpy() == test_labels).sum())
+            findings.append(LeakFinding(
+                "exact_duplicate_rows", None, int(duplicated.sum()), duplicated.sum() / n_test,
+                f"{int(duplicated.sum())} test row(s) have the same features as a train row "
+                f"({same} with the same label, {int(duplicated.sum()) - same} with a different one)",
+            ))
+    for column in text_columns:
+        train_text = normalized_text(train[column])
+        test_text = normalized_text(test[column])
+        hits = pc.fill_null(pc.and_(pc.is_in(test_text, value_set=pc.unique(train_text).drop_null()),
+                                    pc.greater(pc.utf8_length(test_text), 0)), False)
+        count = pc.sum(hits).as_py() or 0
+        if count:
+            findings.append(LeakFinding(
+                "text_near_duplicates", column, count, count / n_test,
+                f"{count} test row(s) have a '{column}' equal to a train row's after normalization",
+            ))
+    return findings

@@ -1,0 +1,45 @@
+"""Opaque published ids: a keyed, seeded permutation of the sorted original ids.
+
+The key is a secret kept in `private`; without it the published ids say
+nothing about the original ids or the original row order. The same data and
+key give the same ids, so releases are reproducible.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from tasks.storage import Storage
+
+KEY_OBJECT = "secrets/opaque-id-key"
+
+
+def load_or_create_key(private: Storage) -> bytes:
+    """The challenge's id key, created once (32 random bytes) in `private`."""
+    if private.exists(KEY_OBJECT):
+        return private.read_bytes(KEY_OBJECT)
+    key = secrets.token_bytes(32)
+    private.write_bytes(KEY_OBJECT, key)
+    return key
+
+
+def opaque_ids(ids: pa.Array | pa.ChunkedArray, key: bytes, scope: str, prefix: str) -> pa.Array:
+    """Map each distinct id to `<prefix><number>`, numbers permuted by a keyed seed.
+
+    `scope` (e.g. "penguins/rows") gives each table its own permutation.
+    """
+    ids = ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids
+    n = len(ids)
+    seed = int.from_bytes(hmac.new(key, scope.encode(), hashlib.sha256).digest()[:8], "big")
+    order = np.asarray(pc.array_sort_indices(ids))
+    numbers = np.empty(n, dtype=np.int64)
+    numbers[order] = np.random.default_rng(seed).permutation(n)
+    width = max(len(str(max(n - 1, 0))), 4)
+    text = pc.utf8_lpad(pc.cast(pa.array(numbers), pa.string()), width=width, padding="0")
+    return pc.binary_join_element_wise(pa.scalar(prefix), text, "")

@@ -1,0 +1,411 @@
+"""Turn staged datasets into an immutable, versioned release (SPEC §7).
+
+build_task_release writes one task's public and private files into local
+folders; upload_release puts them in storage, verifies sizes and checksums,
+and only then is `<public>/latest.json` written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+
+from challenge.config import ChallengeConfig
+from challenge.errors import ChallengeError
+from tasks.cards import croissant_metadata, dataset_card
+from tasks.leakage import LeakFinding, find_leaks
+from tasks.opaque_ids import opaque_ids
+from tasks.splitting import SplitResult, split_classification, split_matching
+from tasks.storage import TRANSFER_THREADS, Storage, download_many, file_digest, upload_tree
+from tasks.task_spec import Modality, TaskSpec, snake_case
+
+RELEASE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+COMPLETE_MARKER = "release.json"
+
+
+class PublishError(ChallengeError):
+    """A release cannot be made; the message says why and what to do."""
+
+
+def default_release_name(now: datetime | None = None) -> str:
+    return (now or datetime.now(timezone.utc)).astimezone(timezone.utc).strftime("%Y-%m-%dT%H-%M-%SZ")
+
+
+def check_release_name(name: str) -> str:
+    if not RELEASE_NAME.match(name) or ".." in name:
+        raise PublishError(
+            f"release name {name!r} is not allowed: use letters, digits, '.', '_' or '-' "
+            "(no '/' or other path characters), at most 64"
+        )
+    return name
+
+
+@dataclass
+class StagedTask:
+    spec: TaskSpec
+    prefix: str
+    tables: dict[str, pa.Table]
+    fingerprint: str
+
+
+def load_staged_task(private: Storage, task_id: str, workdir: Path) -> StagedTask:
+    """The current staged version of `task_id`, read into Arrow tables."""
+    pointer_key = f"staged/{task_id}/current.json"
+    if not private.exists(pointer_key):
+        raise PublishError(
+            f"task '{task_id}' is not staged: it has not passed the quality gate. Run `challenge collect` "
+            f"and read its report under {private.uri_for(f'reports/{task_id}')}"
+        )
+    pointer = json.loads(private.read_bytes(pointer_key))
+    meta = json.loads(private.read_bytes(f"{pointer['prefix']}/staged.json"))
+    spec = TaskSpec.model_validate(meta["spec"])
+    tables = {}
+    for name in meta["tables"]:
+        local = workdir / "staged" / task_id / f"{name}.parquet"
+        private.download_file(f"{pointer['prefix']}/{name}.parquet", local)
+        tables[name] = pq.read_table(local)
+    return StagedTask(spec, pointer["prefix"], tables, pointer["fingerprint"])
+
+
+@dataclass
+class TaskRelease:
+    """One task's release, built in local folders and ready to upload."""
+
+    task_id: str
+    kind: str
+    public_dir: Path
+    private_dir: Path
+    counts: dict[str, int]
+    classes: int | None
+    notes: dict[str, Any] = field(default_factory=dict)
+    leaks: list[LeakFinding] = field(default_factory=list)
+
+
+def sha256_file(path: Path) -> str:
+    return file_digest(path, "sha256")
+
+
+def _csv_ready(table: pa.Table) -> pa.Table:
+    """CSV has no dictionary type: write categorical columns as their strings."""
+    columns = [
+        c.cast(c.type.value_type) if pa.types.is_dictionary(c.type) else c for c in table.columns
+    ]
+    return pa.Table.from_arrays(columns, names=table.column_names)
+
+
+def write_table_files(table: pa.Table, folder: Path, name: str) -> dict[str, Any]:
+    """<name>.csv and <name>.parquet with the same rows and column order."""
+    folder.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, folder / f"{name}.parquet", compression="zstd", row_group_size=256_000)
+    pa_csv.write_csv(_csv_ready(table), folder / f"{name}.csv")
+    return {"rows": table.num_rows, "schema": [{"name": f.name, "type": str(f.type)} for f in table.schema]}
+
+
+def _sorted_by_id(table: pa.Table) -> pa.Table:
+    return table.take(pc.sort_indices(table, sort_keys=[("id", "ascending")]))
+
+
+def _publish_images(table: pa.Table, spec: TaskSpec, private: Storage, staged_prefix: str, out: Path) -> pa.Table:
+    """Copy each row's image to images/<opaque id>[-<column>]<ext> and point the table at it."""
+    image_columns = [snake_case(c) for c in spec.columns_of(Modality.image)]
+    for column in image_columns:
+        suffix = "" if len(image_columns) == 1 else f"-{column}"
+        originals = table[column].to_pylist()
+        ids = table["id"].to_pylist()
+        renamed = []
+        jobs = []
+        for opaque, original in zip(ids, originals):
+            if original is None:
+                renamed.append(None)
+                continue
+            name = f"images/{opaque}{suffix}{PurePosixPath(original).suffix.lower()}"
+            renamed.append(name)
+            jobs.append((f"{staged_prefix}/images/{original}", out / name))
+        download_many(private, jobs)
+        table = table.set_column(table.column_names.index(column), column, pa.array(renamed, pa.string()))
+    return table
+
+
+def _image_digests(table: pa.Table, columns: list[str], folder: Path) -> pa.Table:
+    """Replace image paths by the SHA-256 of the image, so duplicates are found by content."""
+    for column in columns:
+        digests = [sha256_file(folder / p) if p else None for p in table[column].to_pylist()]
+        table = table.set_column(table.column_names.index(column), column, pa.array(digests, pa.string()))
+    return table
+
+
+def _leak_gate(findings: list[LeakFinding], config: ChallengeConfig, task_id: str) -> None:
+    limits = {"exact_duplicate_rows": config.release.max_duplicate_fraction,
+              "text_near_duplicates": config.release.max_text_duplicate_fraction}
+    crossed = [f for f in findings if f.fraction > limits[f.check]]
+    if crossed:
+        lines = "; ".join(f"{f.detail} ({f.fraction:.1%} of test > limit {limits[f.check]:.1%})" for f in crossed)
+        raise PublishError(
+            f"task '{task_id}' leaks between train and test: {lines}. Deduplicate the drop, "
+            "or raise release.max_duplicate_fraction / max_text_duplicate_fraction in challenge.yaml"
+        )
+
+
+def _answers(ids: pa.Array, labels: pa.Array, split: SplitResult, out: Path) -> str:
+    """answers.parquet (id, label, usage) for the test rows; returns its SHA-256."""
+    test = pa.array(split.test)
+    usage = np.where(split.public, "public", "private")
+    answers = pa.table({
+        "id": pc.filter(ids, test),
+        "label": pc.filter(labels, test),
+        "usage": pc.filter(pa.array(usage), test),
+    })
+    answers = _sorted_by_id(answers)
+    pq.write_table(answers, out / "answers.parquet", compression="zstd")
+    return sha256_file(out / "answers.parquet")
+
+
+def build_task_release(
+    staged: StagedTask, config: ChallengeConfig, key: bytes, private: Storage, release: str, out: Path
+) -> TaskRelease:
+    """Split, de-identify and write one task's public and private files under `out`."""
+    spec = staged.spec
+    public_dir, private_dir = out / "public" / spec.task_id, out / "private" / spec.task_id
+    public_dir.mkdir(parents=True)
+    private_dir.mkdir(parents=True)
+    fraction = config.policy.public_fraction
+    seed = spec.split.seed
+    if spec.kind == "classification":
+        data = staged.tables["data"]
+        split = split_classification(data["id"], data["label"], spec.split.test_fraction, fraction, seed)
+        published = opaque_ids(data["id"], key, f"{spec.task_id}/rows", "")
+        pq.write_table(pa.table({"id": published, "original_id": data["id"]}), private_dir / "id_map.parquet")
+        table = data.set_column(0, "id", published)
+        if spec.columns_of(Modality.image):
+            table = _publish_images(table, spec, private, staged.prefix, public_dir)
+        train = _sorted_by_id(table.filter(pa.array(~split.test)))
+        test = _sorted_by_id(table.filter(pa.array(split.test)))
+        features = [c for c in table.column_names if c not in ("id", "label")]
+        text = [snake_case(c) for c in spec.columns_of(Modality.text)]
+        images = [snake_case(c) for c in spec.columns_of(Modality.image)]
+        leaks = find_leaks(_image_digests(train, images, public_dir), _image_digests(test, images, public_dir),
+                           features, text)
+        _leak_gate(leaks, config, spec.task_id)
+        files = {"train": write_table_files(train, public_dir, "train"),
+                 "test": write_table_files(test.drop_columns(["label"]), public_dir, "test")}
+        answers_sha = _answers(table["id"], table["label"], split, private_dir)
+        label_counts = pc.value_counts(train["label"]).to_pylist()
+        majority = min(label_counts, key=lambda r: (-r["counts"], r["values"]))["values"]
+        sample = pa.table({"id": test["id"], "label": pa.array([majority] * test.num_rows, pa.string())})
+        pa_csv.write_csv(sample, public_dir / "sample_submission.csv")
+        counts = {"train": train.num_rows, "test": test.num_rows,
+                  "test_public": int(split.public.sum()), "test_private": int(split.test.sum() - split.public.sum())}
+        classes = pc.count_distinct(data["label"]).as_py()
+        class_counts = {r["values"]: r["counts"] for r in pc.value_counts(data["label"]).to_pylist()}
+    else:
+        records, pairs = staged.tables["records"], staged.tables["pairs"]
+        split = split_matching(pairs["left_id"], pairs["right_id"], pairs["label"], records["id"],
+                               spec.split.test_fraction, fraction, seed)
+        record_ids = opaque_ids(records["id"], key, f"{spec.task_id}/records", "r")
+        lookup = pc.index_in(pairs["left_id"], value_set=records["id"]), pc.index_in(pairs["right_id"], value_set=records["id"])
+        pair_keys = pc.binary_join_element_wise(pairs["left_id"], pairs["right_id"], "\x1f")
+        pair_ids = opaque_ids(pair_keys, key, f"{spec.task_id}/pairs", "p")
+        pq.write_table(pa.table({"id": pair_ids, "left_original": pairs["left_id"], "right_original": pairs["right_id"]}),
+                       private_dir / "pair_id_map.parquet")
+        pq.write_table(pa.table({"id": record_ids, "original_id": records["id"]}), private_dir / "id_map.parquet")
+        table = records.set_column(0, "id", record_ids)
+        if spec.columns_of(Modality.image):
+            table = _publish_images(table, spec, private, staged.prefix, public_dir)
+        published_pairs = pa.table({
+            "id": pair_ids, "left_id": record_ids.take(lookup[0]), "right_id": record_ids.take(lookup[1]),
+            "label": pairs["label"],
+        })
+        keep = pa.array(~split.dropped)
+        train = _sorted_by_id(published_pairs.filter(pc.and_(keep, pa.array(~split.test))))
+        test = _sorted_by_id(published_pairs.filter(pa.array(split.test)))
+        test_records = pc.unique(pa.chunked_array([test["left_id"], test["right_id"]]))
+        train_records = pc.unique(pa.chunked_array([train["left_id"], train["right_id"]]))
+        seen = pc.sum(pc.is_in(test_records, value_set=train_records)).as_py() or 0
+        split.notes["test_records_seen_in_train_pairs"] = round(seen / max(len(test_records), 1), 4)
+        leaks = []
+        files = {"records": write_table_files(_sorted_by_id(table), public_dir, "records"),
+                 "train": write_table_files(train, public_dir, "train"),
+                 "test": write_table_files(test.drop_columns(["label"]), public_dir, "test")}
+        answers_sha = _answers(published_pairs["id"], pc.cast(published_pairs["label"], pa.string()), split, private_dir)
+        sample = pa.table({"id": test["id"], "label": pa.array(["0"] * test.num_rows, pa.string())})
+        pa_csv.write_csv(sample, public_dir / "sample_submission.csv")
+        counts = {"records": records.num_rows, "train": train.num_rows, "test": test.num_rows,
+                  "test_public": int(split.public.sum()), "test_private": int(split.test.sum() - split.public.sum()),
+                  "dropped_across_groups": int(split.dropped.sum())}
+        classes = 2
+        class_counts = {str(r["values"]): r["counts"] for r in pc.value_counts(pairs["label"]).to_pylist()}
+    (public_dir / "README.md").write_text(dataset_card(spec, release, counts, class_counts, files), encoding="utf-8")
+    today = datetime.now(timezone.utc).date().isoformat()
+    croissant = croissant_metadata(spec, release, _file_entries(public_dir, files), counts, today)
+    (public_dir / "croissant.json").write_text(json.dumps(croissant, indent=2), encoding="utf-8")
+    manifest = {
+        "task_id": spec.task_id, "kind": spec.kind, "release": release, "metric": spec.metric,
+        "staged_fingerprint": staged.fingerprint,
+        "split": {"method": split.notes.get("method"), "seed": seed, "test_fraction": spec.split.test_fraction,
+                  "public_fraction": fraction, "counts": counts, "notes": split.notes},
+        "leak_checks": [f.__dict__ for f in leaks],
+        "answers_sha256": answers_sha,
+        "files": _file_entries(public_dir, files),
+    }
+    (public_dir / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+    return TaskRelease(spec.task_id, spec.kind, public_dir, private_dir, counts, classes, dict(split.notes), leaks)
+
+
+def _file_entries(public_dir: Path, tables: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    entries = []
+    for path in sorted(p for p in public_dir.rglob("*") if p.is_file() and p.name != "manifest.json"):
+        rel = path.relative_to(public_dir).as_posix()
+        entry: dict[str, Any] = {"path": rel, "bytes": path.stat().st_size, "sha256": sha256_file(path)}
+        stem = path.stem if path.suffix in (".csv", ".parquet") else None
+        if stem in tables:
+            entry.update(tables[stem])
+        entries.append(entry)
+    return entries
+
+
+def upload_and_verify(storage: Storage, local_dir: Path, prefix: str) -> list[str]:
+    """Upload every file under `local_dir` concurrently, then check each object's size and checksum."""
+    keys = upload_tree(storage, local_dir, prefix)
+    files = [local_dir / k[len(prefix) + 1:] for k in keys]
+
+    def verify(key: str, path: Path) -> None:
+        info = storage.head(key)
+        if info is None or info.size != path.stat().st_size:
+            raise PublishError(f"{storage.uri_for(key)}: uploaded object is missing or has the wrong size")
+        if "-" not in info.version:  # a single-part object's version is the MD5 of its bytes
+            if info.version != file_digest(path):
+                raise PublishError(f"{storage.uri_for(key)}: uploaded object's MD5 differs from the built file")
+            return
+        digest = hashlib.sha256()
+        with storage.open_read(key) as stream:
+            for chunk in iter(lambda: stream.read(1 << 20), b""):
+                digest.update(chunk)
+        if digest.hexdigest() != sha256_file(path):
+            raise PublishError(f"{storage.uri_for(key)}: uploaded object's SHA-256 differs from the built file")
+
+    with ThreadPoolExecutor(max_workers=TRANSFER_THREADS) as pool:
+        list(pool.map(verify, keys, files))
+    return keys
+
+
+def release_exists(public: Storage, release: str) -> bool:
+    """A release is complete once its release.json marker is written."""
+    return public.exists(f"releases/{release}/{COMPLETE_MARKER}")
+
+
+def clear_incomplete(storage: Storage, prefix: str) -> int:
+    """Remove what an interrupted run left under `prefix`; returns how many objects."""
+    keys = [info.key for info in storage.list(prefix + "/")]
+    for key in keys:
+        storage.delete(key)
+    return len(keys)
+
+
+def finish_release(public: Storage, release: str, task_ids: list[str]) -> dict[str, Any]:
+    """Write the release marker, then latest.json (last: the release becomes visible)."""
+    published_at = datetime.now(timezone.utc).isoformat()
+    marker = {"release": release, "published_at": published_at, "tasks": sorted(task_ids)}
+    public.write_bytes(f"releases/{release}/{COMPLETE_MARKER}", json.dumps(marker, indent=2).encode())
+    public.write_bytes("latest.json", json.dumps(marker, indent=2).encode())
+    return marker
+
+
+# --- Prefect tasks -----------------------------------------------------------
+
+import tempfile  # noqa: E402
+
+from prefect import task  # noqa: E402
+from prefect.cache_policies import NO_CACHE  # noqa: E402
+from prefect.logging import get_run_logger  # noqa: E402
+
+from tasks.storage import open_storage  # noqa: E402
+
+
+def _storages(config: ChallengeConfig) -> tuple[Storage, Storage]:
+    s3 = config.storage.s3
+    return (open_storage(config.storage.public, s3.endpoint_url, s3.region),
+            open_storage(config.storage.private, s3.endpoint_url, s3.region))
+
+
+def publish_task(config: ChallengeConfig, task_id: str, release: str, key: bytes) -> dict[str, Any]:
+    """Build one task's release files, upload them and verify them; returns its summary."""
+    public, private = _storages(config)
+    with tempfile.TemporaryDirectory(prefix="challenge-release-") as tmp:
+        staged = load_staged_task(private, task_id, Path(tmp))
+        built = build_task_release(staged, config, key, private, release, Path(tmp) / "out")
+        upload_and_verify(private, built.private_dir, f"releases/{release}/{task_id}")
+        keys = upload_and_verify(public, built.public_dir, f"releases/{release}/{task_id}")
+        return {
+            "task_id": task_id, "kind": built.kind, "counts": built.counts, "classes": built.classes,
+            "files": len(keys), "notes": built.notes, "leaks": [f.detail for f in built.leaks],
+            "card": public.uri_for(f"releases/{release}/{task_id}/README.md"),
+        }
+
+
+def _transient(task: Any, task_run: Any, state: Any) -> bool:
+    """Retry storage hiccups, not data problems (their message already says what to do)."""
+    try:
+        state.result()
+    except ChallengeError:
+        return False
+    except Exception:
+        return True
+    return False
+
+
+@task(name="publish-task", task_run_name="publish-{task_id}", cache_policy=NO_CACHE, retries=1,
+      retry_delay_seconds=5, retry_condition_fn=_transient)
+def publish_task_task(config: ChallengeConfig, task_id: str, release: str, key: bytes) -> dict[str, Any]:
+    """Prefect wrapper: one task run per challenge task (uploads run in threads inside it)."""
+    summary = publish_task(config, task_id, release, key)
+    get_run_logger().info("%s: %s", task_id, summary["counts"])
+    return summary
+
+
+def prepare_release(config: ChallengeConfig, release: str, task_ids: list[str] | None) -> list[str]:
+    """Check the release name and the tasks; clear what an interrupted run of this release left."""
+    public, private = _storages(config)
+    check_release_name(release)
+    if release_exists(public, release):
+        raise PublishError(
+            f"release '{release}' already exists at {public.uri_for(f'releases/{release}')}; "
+            "releases are immutable: choose another name"
+        )
+    from tasks.intake import list_staged
+
+    staged = list_staged(private)
+    selected = sorted(set(task_ids)) if task_ids else sorted(staged)
+    missing = [t for t in selected if t not in staged]
+    if missing:
+        raise PublishError(
+            f"cannot publish {', '.join(missing)}: not staged (never passed the quality gate). "
+            f"Run `challenge collect` and read the reports under {private.uri_for('reports')}"
+        )
+    if not selected:
+        raise PublishError(f"nothing to publish: no staged task under {private.uri_for('staged')}; run `challenge collect` first")
+    cleared = clear_incomplete(public, f"releases/{release}") + clear_incomplete(private, f"releases/{release}")
+    if cleared:
+        get_logger().warning("release %s was left incomplete by an earlier run: removed %d object(s), restarting", release, cleared)
+    return selected
+
+
+def get_logger():  # noqa: ANN201
+    """The Prefect run logger inside a run, else the module logger."""
+    import logging
+
+    try:
+        return get_run_logger()
+    except Exception:
+        return logging.getLogger(__name__)
