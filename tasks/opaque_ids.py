@@ -29,10 +29,12 @@ def load_or_create_key(private: Storage) -> bytes:
     return key
 
 
-def opaque_ids(ids: pa.Array | pa.ChunkedArray, key: bytes, scope: str, prefix: str) -> pa.Array:
+def opaque_ids(ids: pa.Array | pa.ChunkedArray, key: bytes, scope: str, prefix: str) -> tuple[pa.Array, np.ndarray]:
     """Map each distinct id to `<prefix><number>`, numbers permuted by a keyed seed.
 
-    `scope` (e.g. "penguins/rows") gives each table its own permutation.
+    `scope` (e.g. "penguins/rows") gives each table its own permutation. Returns
+    the ids and their numbers (zero-padded to one width, so sorting by number
+    sorts the ids).
     """
     ids = ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids
     n = len(ids)
@@ -42,4 +44,4 @@ def opaque_ids(ids: pa.Array | pa.ChunkedArray, key: bytes, scope: str, prefix: 
     numbers[order] = np.random.default_rng(seed).permutation(n)
     width = max(len(str(max(n - 1, 0))), 4)
     text = pc.utf8_lpad(pc.cast(pa.array(numbers), pa.string()), width=width, padding="0")
-    return pc.binary_join_element_wise(pa.scalar(prefix), text, "")
+    return pc.binary_join_element_wise(pa.scalar(prefix), text, ""), numbers

@@ -113,10 +113,6 @@ def write_table_files(table: pa.Table, folder: Path, name: str) -> dict[str, Any
     return {"rows": table.num_rows, "schema": [{"name": f.name, "type": str(f.type)} for f in table.schema]}
 
 
-def _sorted_by_id(table: pa.Table) -> pa.Table:
-    return table.take(pc.sort_indices(table, sort_keys=[("id", "ascending")]))
-
-
 def _publish_images(table: pa.Table, spec: TaskSpec, private: Storage, staged_prefix: str, out: Path) -> pa.Table:
     """Copy each row's image to images/<opaque id>[-<column>]<ext> and point the table at it."""
     image_columns = [snake_case(c) for c in spec.columns_of(Modality.image)]
@@ -158,18 +154,105 @@ def _leak_gate(findings: list[LeakFinding], config: ChallengeConfig, task_id: st
         )
 
 
-def _answers(ids: pa.Array, labels: pa.Array, split: SplitResult, out: Path) -> str:
-    """answers.parquet (id, label, usage) for the test rows; returns its SHA-256."""
-    test = pa.array(split.test)
-    usage = np.where(split.public, "public", "private")
+def _write_answers(ids: pa.Array, labels: pa.Array, test: np.ndarray, public: np.ndarray, out: Path) -> str:
+    """answers.parquet (id, label, usage) for the test rows (already in id order); returns its SHA-256."""
+    mask = pa.array(test)
     answers = pa.table({
-        "id": pc.filter(ids, test),
-        "label": pc.filter(labels, test),
-        "usage": pc.filter(pa.array(usage), test),
+        "id": pc.filter(ids, mask),
+        "label": pc.filter(labels, mask),
+        "usage": pc.filter(pa.array(np.where(public, "public", "private")), mask),
     })
-    answers = _sorted_by_id(answers)
     pq.write_table(answers, out / "answers.parquet", compression="zstd")
     return sha256_file(out / "answers.parquet")
+
+
+@dataclass
+class _Built:
+    split: SplitResult
+    counts: dict[str, int]
+    classes: int
+    class_counts: dict[str, int]
+    files: dict[str, dict[str, Any]]
+    leaks: list[LeakFinding]
+    answers_sha256: str
+
+
+def _id_order(numbers: np.ndarray) -> tuple[pa.Array, np.ndarray]:
+    """Row order that sorts the opaque ids (their numbers share one width)."""
+    order = np.argsort(numbers, kind="stable")
+    return pa.array(order), order
+
+
+def _classification_files(staged: StagedTask, config: ChallengeConfig, key: bytes, private: Storage,
+                          public_dir: Path, private_dir: Path) -> _Built:
+    spec, data = staged.spec, staged.tables["data"]
+    split = split_classification(data["id"], data["label"], spec.split.test_fraction,
+                                 config.policy.public_fraction, spec.split.seed)
+    published, numbers = opaque_ids(data["id"], key, f"{spec.task_id}/rows", "")
+    order, order_np = _id_order(numbers)
+    test_mask, public_mask = split.test[order_np], split.public[order_np]
+    table = data.set_column(0, "id", published).take(order)  # every filtered table below stays in id order
+    pq.write_table(pa.table({"id": table["id"], "original_id": data["id"].take(order)}), private_dir / "id_map.parquet")
+    if spec.columns_of(Modality.image):
+        table = _publish_images(table, spec, private, staged.prefix, public_dir)
+    train, test = table.filter(pa.array(~test_mask)), table.filter(pa.array(test_mask))
+    features = [c for c in table.column_names if c not in ("id", "label")]
+    images = [snake_case(c) for c in spec.columns_of(Modality.image)]
+    leaks = find_leaks(_image_digests(train, images, public_dir), _image_digests(test, images, public_dir),
+                       features, [snake_case(c) for c in spec.columns_of(Modality.text)])
+    _leak_gate(leaks, config, spec.task_id)
+    files = {"train": write_table_files(train, public_dir, "train"),
+             "test": write_table_files(test.drop_columns(["label"]), public_dir, "test")}
+    answers_sha = _write_answers(table["id"], table["label"], test_mask, public_mask, private_dir)
+    label_counts = pc.value_counts(train["label"]).to_pylist()
+    majority = min(label_counts, key=lambda r: (-r["counts"], r["values"]))["values"]
+    pa_csv.write_csv(pa.table({"id": test["id"], "label": pa.array([majority] * test.num_rows, pa.string())}),
+                     public_dir / "sample_submission.csv")
+    counts = {"train": train.num_rows, "test": test.num_rows,
+              "test_public": int(split.public.sum()), "test_private": int(split.test.sum() - split.public.sum())}
+    class_counts = {r["values"]: r["counts"] for r in pc.value_counts(data["label"]).to_pylist()}
+    return _Built(split, counts, len(class_counts), class_counts, files, leaks, answers_sha)
+
+
+def _matching_files(staged: StagedTask, config: ChallengeConfig, key: bytes, private: Storage,
+                    public_dir: Path, private_dir: Path) -> _Built:
+    spec, records, pairs = staged.spec, staged.tables["records"], staged.tables["pairs"]
+    split = split_matching(pairs["left_id"], pairs["right_id"], pairs["label"], records["id"],
+                           spec.split.test_fraction, config.policy.public_fraction, spec.split.seed)
+    record_ids, record_numbers = opaque_ids(records["id"], key, f"{spec.task_id}/records", "r")
+    pair_keys = pc.binary_join_element_wise(pairs["left_id"], pairs["right_id"], "\x1f")
+    pair_ids, pair_numbers = opaque_ids(pair_keys, key, f"{spec.task_id}/pairs", "p")
+    record_order, _ = _id_order(record_numbers)
+    pair_order, pair_order_np = _id_order(pair_numbers)
+    pq.write_table(pa.table({"id": record_ids, "original_id": records["id"]}).take(record_order),
+                   private_dir / "id_map.parquet")
+    pq.write_table(pa.table({"id": pair_ids, "left_original": pairs["left_id"], "right_original": pairs["right_id"]})
+                   .take(pair_order), private_dir / "pair_id_map.parquet")
+    table = records.set_column(0, "id", record_ids).take(record_order)
+    if spec.columns_of(Modality.image):
+        table = _publish_images(table, spec, private, staged.prefix, public_dir)
+    left = record_ids.take(pc.index_in(pairs["left_id"], value_set=records["id"]))
+    right = record_ids.take(pc.index_in(pairs["right_id"], value_set=records["id"]))
+    published_pairs = pa.table({"id": pair_ids, "left_id": left, "right_id": right, "label": pairs["label"]}).take(pair_order)
+    test_mask, public_mask = split.test[pair_order_np], split.public[pair_order_np]
+    train = published_pairs.filter(pa.array(~test_mask & ~split.dropped[pair_order_np]))
+    test = published_pairs.filter(pa.array(test_mask))
+    test_records = pc.unique(pa.chunked_array([test["left_id"], test["right_id"]]))
+    train_records = pc.unique(pa.chunked_array([train["left_id"], train["right_id"]]))
+    seen = pc.sum(pc.is_in(test_records, value_set=train_records)).as_py() or 0
+    split.notes["test_records_seen_in_train_pairs"] = round(seen / max(len(test_records), 1), 4)
+    files = {"records": write_table_files(table, public_dir, "records"),
+             "train": write_table_files(train, public_dir, "train"),
+             "test": write_table_files(test.drop_columns(["label"]), public_dir, "test")}
+    answers_sha = _write_answers(published_pairs["id"], pc.cast(published_pairs["label"], pa.string()),
+                                 test_mask, public_mask, private_dir)
+    pa_csv.write_csv(pa.table({"id": test["id"], "label": pa.array(["0"] * test.num_rows, pa.string())}),
+                     public_dir / "sample_submission.csv")
+    counts = {"records": records.num_rows, "train": train.num_rows, "test": test.num_rows,
+              "test_public": int(split.public.sum()), "test_private": int(split.test.sum() - split.public.sum()),
+              "dropped_across_groups": int(split.dropped.sum())}
+    class_counts = {str(r["values"]): r["counts"] for r in pc.value_counts(pairs["label"]).to_pylist()}
+    return _Built(split, counts, 2, class_counts, files, [], answers_sha)
 
 
 def build_task_release(
@@ -180,94 +263,35 @@ def build_task_release(
     public_dir, private_dir = out / "public" / spec.task_id, out / "private" / spec.task_id
     public_dir.mkdir(parents=True)
     private_dir.mkdir(parents=True)
-    fraction = config.policy.public_fraction
-    seed = spec.split.seed
-    if spec.kind == "classification":
-        data = staged.tables["data"]
-        split = split_classification(data["id"], data["label"], spec.split.test_fraction, fraction, seed)
-        published = opaque_ids(data["id"], key, f"{spec.task_id}/rows", "")
-        pq.write_table(pa.table({"id": published, "original_id": data["id"]}), private_dir / "id_map.parquet")
-        table = data.set_column(0, "id", published)
-        if spec.columns_of(Modality.image):
-            table = _publish_images(table, spec, private, staged.prefix, public_dir)
-        train = _sorted_by_id(table.filter(pa.array(~split.test)))
-        test = _sorted_by_id(table.filter(pa.array(split.test)))
-        features = [c for c in table.column_names if c not in ("id", "label")]
-        text = [snake_case(c) for c in spec.columns_of(Modality.text)]
-        images = [snake_case(c) for c in spec.columns_of(Modality.image)]
-        leaks = find_leaks(_image_digests(train, images, public_dir), _image_digests(test, images, public_dir),
-                           features, text)
-        _leak_gate(leaks, config, spec.task_id)
-        files = {"train": write_table_files(train, public_dir, "train"),
-                 "test": write_table_files(test.drop_columns(["label"]), public_dir, "test")}
-        answers_sha = _answers(table["id"], table["label"], split, private_dir)
-        label_counts = pc.value_counts(train["label"]).to_pylist()
-        majority = min(label_counts, key=lambda r: (-r["counts"], r["values"]))["values"]
-        sample = pa.table({"id": test["id"], "label": pa.array([majority] * test.num_rows, pa.string())})
-        pa_csv.write_csv(sample, public_dir / "sample_submission.csv")
-        counts = {"train": train.num_rows, "test": test.num_rows,
-                  "test_public": int(split.public.sum()), "test_private": int(split.test.sum() - split.public.sum())}
-        classes = pc.count_distinct(data["label"]).as_py()
-        class_counts = {r["values"]: r["counts"] for r in pc.value_counts(data["label"]).to_pylist()}
-    else:
-        records, pairs = staged.tables["records"], staged.tables["pairs"]
-        split = split_matching(pairs["left_id"], pairs["right_id"], pairs["label"], records["id"],
-                               spec.split.test_fraction, fraction, seed)
-        record_ids = opaque_ids(records["id"], key, f"{spec.task_id}/records", "r")
-        lookup = pc.index_in(pairs["left_id"], value_set=records["id"]), pc.index_in(pairs["right_id"], value_set=records["id"])
-        pair_keys = pc.binary_join_element_wise(pairs["left_id"], pairs["right_id"], "\x1f")
-        pair_ids = opaque_ids(pair_keys, key, f"{spec.task_id}/pairs", "p")
-        pq.write_table(pa.table({"id": pair_ids, "left_original": pairs["left_id"], "right_original": pairs["right_id"]}),
-                       private_dir / "pair_id_map.parquet")
-        pq.write_table(pa.table({"id": record_ids, "original_id": records["id"]}), private_dir / "id_map.parquet")
-        table = records.set_column(0, "id", record_ids)
-        if spec.columns_of(Modality.image):
-            table = _publish_images(table, spec, private, staged.prefix, public_dir)
-        published_pairs = pa.table({
-            "id": pair_ids, "left_id": record_ids.take(lookup[0]), "right_id": record_ids.take(lookup[1]),
-            "label": pairs["label"],
-        })
-        keep = pa.array(~split.dropped)
-        train = _sorted_by_id(published_pairs.filter(pc.and_(keep, pa.array(~split.test))))
-        test = _sorted_by_id(published_pairs.filter(pa.array(split.test)))
-        test_records = pc.unique(pa.chunked_array([test["left_id"], test["right_id"]]))
-        train_records = pc.unique(pa.chunked_array([train["left_id"], train["right_id"]]))
-        seen = pc.sum(pc.is_in(test_records, value_set=train_records)).as_py() or 0
-        split.notes["test_records_seen_in_train_pairs"] = round(seen / max(len(test_records), 1), 4)
-        leaks = []
-        files = {"records": write_table_files(_sorted_by_id(table), public_dir, "records"),
-                 "train": write_table_files(train, public_dir, "train"),
-                 "test": write_table_files(test.drop_columns(["label"]), public_dir, "test")}
-        answers_sha = _answers(published_pairs["id"], pc.cast(published_pairs["label"], pa.string()), split, private_dir)
-        sample = pa.table({"id": test["id"], "label": pa.array(["0"] * test.num_rows, pa.string())})
-        pa_csv.write_csv(sample, public_dir / "sample_submission.csv")
-        counts = {"records": records.num_rows, "train": train.num_rows, "test": test.num_rows,
-                  "test_public": int(split.public.sum()), "test_private": int(split.test.sum() - split.public.sum()),
-                  "dropped_across_groups": int(split.dropped.sum())}
-        classes = 2
-        class_counts = {str(r["values"]): r["counts"] for r in pc.value_counts(pairs["label"]).to_pylist()}
-    (public_dir / "README.md").write_text(dataset_card(spec, release, counts, class_counts, files), encoding="utf-8")
+    make = _classification_files if spec.kind == "classification" else _matching_files
+    built = make(staged, config, key, private, public_dir, private_dir)
+    split, counts, files = built.split, built.counts, built.files
+    (public_dir / "README.md").write_text(dataset_card(spec, release, counts, built.class_counts, files), encoding="utf-8")
     today = datetime.now(timezone.utc).date().isoformat()
-    croissant = croissant_metadata(spec, release, _file_entries(public_dir, files), counts, today)
+    digests: dict[Path, str] = {}
+    croissant = croissant_metadata(spec, release, _file_entries(public_dir, files, digests), counts, today)
     (public_dir / "croissant.json").write_text(json.dumps(croissant, indent=2), encoding="utf-8")
     manifest = {
         "task_id": spec.task_id, "kind": spec.kind, "release": release, "metric": spec.metric,
         "staged_fingerprint": staged.fingerprint,
-        "split": {"method": split.notes.get("method"), "seed": seed, "test_fraction": spec.split.test_fraction,
-                  "public_fraction": fraction, "counts": counts, "notes": split.notes},
-        "leak_checks": [f.__dict__ for f in leaks],
-        "answers_sha256": answers_sha,
-        "files": _file_entries(public_dir, files),
+        "split": {"method": split.notes.get("method"), "seed": spec.split.seed, "test_fraction": spec.split.test_fraction,
+                  "public_fraction": config.policy.public_fraction, "counts": counts, "notes": split.notes},
+        "leak_checks": [f.__dict__ for f in built.leaks],
+        "answers_sha256": built.answers_sha256,
+        "files": _file_entries(public_dir, files, digests),
     }
     (public_dir / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
-    return TaskRelease(spec.task_id, spec.kind, public_dir, private_dir, counts, classes, dict(split.notes), leaks)
+    return TaskRelease(spec.task_id, spec.kind, public_dir, private_dir, counts, built.classes, dict(split.notes), built.leaks)
 
 
-def _file_entries(public_dir: Path, tables: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+def _file_entries(public_dir: Path, tables: dict[str, dict[str, Any]], digests: dict[Path, str]) -> list[dict[str, Any]]:
+    """Every file but the manifest, with bytes, SHA-256 (memoized in `digests`) and table rows/schema."""
     entries = []
     for path in sorted(p for p in public_dir.rglob("*") if p.is_file() and p.name != "manifest.json"):
-        rel = path.relative_to(public_dir).as_posix()
-        entry: dict[str, Any] = {"path": rel, "bytes": path.stat().st_size, "sha256": sha256_file(path)}
+        if path not in digests:
+            digests[path] = sha256_file(path)
+        entry: dict[str, Any] = {"path": path.relative_to(public_dir).as_posix(), "bytes": path.stat().st_size,
+                                 "sha256": digests[path]}
         stem = path.stem if path.suffix in (".csv", ".parquet") else None
         if stem in tables:
             entry.update(tables[stem])

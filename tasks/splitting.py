@@ -39,7 +39,7 @@ def stratified_mask(strata: np.ndarray, fraction: float, rng: np.random.Generato
 
     Every stratum of 2+ rows gets at least one picked and one unpicked row;
     strata with fewer than 2 rows cannot be on both sides: they stay unpicked
-    and are returned by name.
+    and are returned.
     """
     picked = np.zeros(len(strata), dtype=bool)
     values, inverse, counts = np.unique(strata, return_inverse=True, return_counts=True)
@@ -58,7 +58,7 @@ def stratified_mask(strata: np.ndarray, fraction: float, rng: np.random.Generato
         if n:
             members = order[start:start + count]
             picked[rng.permutation(members)[:n]] = True
-    return picked, [str(v) for v in values[~splittable]]
+    return picked, list(values[~splittable])
 
 
 def _rng(seed: int, salt: int) -> np.random.Generator:
@@ -70,17 +70,20 @@ def split_classification(ids: pa.Array, labels: pa.Array, test_fraction: float, 
 
     Rows are ordered by id first, so the split depends on the data, not on the file's row order.
     """
-    order = np.asarray(pc.array_sort_indices(ids))
-    sorted_labels = np.asarray(labels.take(pa.array(order)).to_numpy(zero_copy_only=False), dtype=object)
-    test_sorted, small = stratified_mask(sorted_labels, test_fraction, _rng(seed, 1))
+    order = np.asarray(pc.sort_indices(ids))
+    encoded = pc.dictionary_encode(labels)
+    encoded = encoded.combine_chunks() if isinstance(encoded, pa.ChunkedArray) else encoded
+    codes = np.asarray(encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False))[order]
+    test_sorted, small = stratified_mask(codes, test_fraction, _rng(seed, 1))
     public_sorted = np.zeros(len(order), dtype=bool)
     test_idx = np.flatnonzero(test_sorted)
-    pub, _ = stratified_mask(sorted_labels[test_idx], public_fraction, _rng(seed, 2))
+    pub, _ = stratified_mask(codes[test_idx], public_fraction, _rng(seed, 2))
     public_sorted[test_idx[pub]] = True
     test, public = np.zeros(len(order), bool), np.zeros(len(order), bool)
     test[order], public[order] = test_sorted, public_sorted
+    names = encoded.dictionary.to_pylist()
     return SplitResult(test, public, np.zeros(len(order), bool), {
-        "method": "stratified by label", "classes_only_in_train": small,
+        "method": "stratified by label", "classes_only_in_train": sorted(names[int(c)] for c in small if int(c) >= 0),
     })
 
 
