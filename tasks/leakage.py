@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -32,33 +32,44 @@ def normalized_text(values: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.
     return pc.utf8_trim_whitespace(text)
 
 
+def _exact_duplicates(train: pa.Table, test: pa.Table, features: list[str]) -> list[LeakFinding]:
+    if not (features and test.num_rows and train.num_rows):
+        return []
+    train_hash = _row_hashes(train, features)
+    test_hash = _row_hashes(test, features)
+    duplicated = pc.is_in(pa.array(test_hash), value_set=pa.array(train_hash)).to_numpy(zero_copy_only=False)
+    if not duplicated.any():
+        return []
+    train_labels = pd.Series(train["label"].to_numpy(zero_copy_only=False), index=train_hash)
+    train_labels = train_labels[~train_labels.index.duplicated()]
+    test_labels = test["label"].to_numpy(zero_copy_only=False)[duplicated]
+    same = int((train_labels.loc[test_hash[duplicated]].to_numpy() == test_labels).sum())
+    n = int(duplicated.sum())
+    return [LeakFinding(
+        "exact_duplicate_rows", None, n, n / test.num_rows,
+        f"{n} test row(s) have the same features as a train row ({same} with the same label, {n - same} with a different one)",
+    )]
+
+
+def _text_duplicates(train: pa.Table, test: pa.Table, column: str) -> list[LeakFinding]:
+    test_text = normalized_text(test[column])
+    hits = pc.fill_null(pc.and_(pc.is_in(test_text, value_set=normalized_text(train[column])),
+                                pc.greater(pc.utf8_length(test_text), 0)), False)
+    count = pc.sum(hits).as_py() or 0
+    if not count:
+        return []
+    return [LeakFinding(
+        "text_near_duplicates", column, count, count / max(test.num_rows, 1),
+        f"{count} test row(s) have a '{column}' equal to a train row's after normalization",
+    )]
+
+
 def find_leaks(train: pa.Table, test: pa.Table, features: list[str], text_columns: list[str]) -> list[LeakFinding]:
-    """Exact duplicate feature rows across train/test, and normalized-text duplicates per text column."""
-    findings: list[LeakFinding] = []
-    n_test = max(test.num_rows, 1)
-    if features and test.num_rows and train.num_rows:
-        train_hash = _row_hashes(train, features)
-        test_hash = _row_hashes(test, features)
-        duplicated = pc.is_in(pa.array(test_hash), value_set=pa.array(train_hash)).to_numpy(zero_copy_only=False)
-        if duplicated.any():
-            train_labels = pd.Series(train["label"].to_numpy(zero_copy_only=False), index=train_hash)
-            train_labels = train_labels[~train_labels.index.duplicated()]
-            test_labels = test["label"].to_numpy(zero_copy_only=False)[duplicated]
-            same = int((train_labels.loc[test_hash[duplicated]].to_numpy() == test_labels).sum())
-            findings.append(LeakFinding(
-                "exact_duplicate_rows", None, int(duplicated.sum()), duplicated.sum() / n_test,
-                f"{int(duplicated.sum())} test row(s) have the same features as a train row "
-                f"({same} with the same label, {int(duplicated.sum()) - same} with a different one)",
-            ))
-    for column in text_columns:
-        train_text = normalized_text(train[column])
-        test_text = normalized_text(test[column])
-        hits = pc.fill_null(pc.and_(pc.is_in(test_text, value_set=train_text),
-                                    pc.greater(pc.utf8_length(test_text), 0)), False)
-        count = pc.sum(hits).as_py() or 0
-        if count:
-            findings.append(LeakFinding(
-                "text_near_duplicates", column, count, count / n_test,
-                f"{count} test row(s) have a '{column}' equal to a train row's after normalization",
-            ))
-    return findings
+    """Exact duplicate feature rows across train/test, and normalized-text duplicates per text column.
+
+    The checks run in threads (Arrow and pandas hashing release the GIL).
+    """
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        jobs = [pool.submit(_exact_duplicates, train, test, features)]
+        jobs += [pool.submit(_text_duplicates, train, test, column) for column in text_columns]
+        return [finding for job in jobs for finding in job.result()]

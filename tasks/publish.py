@@ -198,11 +198,14 @@ def _classification_files(staged: StagedTask, config: ChallengeConfig, key: byte
     train, test = table.filter(pa.array(~test_mask)), table.filter(pa.array(test_mask))
     features = [c for c in table.column_names if c not in ("id", "label")]
     images = [snake_case(c) for c in spec.columns_of(Modality.image)]
-    leaks = find_leaks(_image_digests(train, images, public_dir), _image_digests(test, images, public_dir),
-                       features, [snake_case(c) for c in spec.columns_of(Modality.text)])
-    _leak_gate(leaks, config, spec.task_id)
-    files = {"train": write_table_files(train, public_dir, "train"),
-             "test": write_table_files(test.drop_columns(["label"]), public_dir, "test")}
+    with ThreadPoolExecutor(max_workers=1) as pool:  # leak checks run while the files are written locally
+        leak_job = pool.submit(find_leaks, _image_digests(train, images, public_dir),
+                               _image_digests(test, images, public_dir), features,
+                               [snake_case(c) for c in spec.columns_of(Modality.text)])
+        files = {"train": write_table_files(train, public_dir, "train"),
+                 "test": write_table_files(test.drop_columns(["label"]), public_dir, "test")}
+        leaks = leak_job.result()
+    _leak_gate(leaks, config, spec.task_id)  # before anything is uploaded
     answers_sha = _write_answers(table["id"], table["label"], test_mask, public_mask, private_dir)
     label_counts = pc.value_counts(train["label"]).to_pylist()
     majority = min(label_counts, key=lambda r: (-r["counts"], r["values"]))["values"]
