@@ -129,11 +129,11 @@ def measure_publish(folder: Path) -> dict:
     from tasks.storage import LocalStorage
 
     config = bench_config(folder)
-    key = load_or_create_key(LocalStorage(folder / "private"))
+    load_or_create_key(LocalStorage(folder / "private"))
     release = f"bench-{time.time_ns()}"
     rss_before = peak_rss()
     start = time.perf_counter()
-    summary = publish_task(config, "big-task", release, key)
+    summary = publish_task(config, "big-task", release)
     return {"seconds": time.perf_counter() - start, "rss_before": rss_before, "counts": summary["counts"]}
 
 

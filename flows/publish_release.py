@@ -11,10 +11,10 @@ from prefect.artifacts import create_link_artifact, create_table_artifact
 from challenge.config import ChallengeConfig, load_config
 from tasks.opaque_ids import load_or_create_key
 from tasks.publish import (
-    _storages,
     default_release_name,
     finish_release,
     get_logger,
+    open_locations,
     prepare_release,
     publish_task_task,
 )
@@ -35,9 +35,9 @@ def publish_release(
     config = config or load_config(config_path)
     release = release or default_release_name()
     selected = prepare_release(config, release, task_ids)
-    public, private = _storages(config)
-    key = load_or_create_key(private)
-    futures = [publish_task_task.submit(config, task_id, release, key) for task_id in selected]
+    public, private = open_locations(config)
+    load_or_create_key(private)  # once, before the tasks run concurrently; they read it themselves
+    futures = [publish_task_task.submit(config, task_id, release) for task_id in selected]
     summaries = [f.result() for f in futures]  # any failure raises here: latest.json stays as it was
     marker = finish_release(public, release, [s["task_id"] for s in summaries])
     for s in summaries:

@@ -29,6 +29,11 @@ def load_or_create_key(private: Storage) -> bytes:
     return key
 
 
+def load_key(private: Storage) -> bytes:
+    """The id key; it must exist (load_or_create_key runs once before a release)."""
+    return private.read_bytes(KEY_OBJECT)
+
+
 def opaque_ids(ids: pa.Array | pa.ChunkedArray, key: bytes, scope: str, prefix: str) -> tuple[pa.Array, np.ndarray]:
     """Map each distinct id to `<prefix><number>`, numbers permuted by a keyed seed.
 

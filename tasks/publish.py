@@ -1,15 +1,18 @@
 """Turn staged datasets into an immutable, versioned release (SPEC §7).
 
 build_task_release writes one task's public and private files into local
-folders; upload_release puts them in storage, verifies sizes and checksums,
-and only then is `<public>/latest.json` written.
+folders; upload_and_verify puts them in storage and checks sizes and
+checksums; only when every task is up does finish_release write
+`<public>/latest.json`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -21,14 +24,18 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from prefect.logging import get_run_logger
 
 from challenge.config import ChallengeConfig
 from challenge.errors import ChallengeError
 from tasks.cards import croissant_metadata, dataset_card
+from tasks.intake import list_staged
 from tasks.leakage import LeakFinding, find_leaks
-from tasks.opaque_ids import opaque_ids
+from tasks.opaque_ids import load_key, opaque_ids
 from tasks.splitting import SplitResult, split_classification, split_matching
-from tasks.storage import TRANSFER_THREADS, Storage, download_many, file_digest, upload_tree
+from tasks.storage import TRANSFER_THREADS, Storage, download_many, file_digest, open_storage, upload_tree
 from tasks.task_spec import Modality, TaskSpec, snake_case
 
 RELEASE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -351,24 +358,18 @@ def finish_release(public: Storage, release: str, task_ids: list[str]) -> dict[s
 
 # --- Prefect tasks -----------------------------------------------------------
 
-import tempfile  # noqa: E402
 
-from prefect import task  # noqa: E402
-from prefect.cache_policies import NO_CACHE  # noqa: E402
-from prefect.logging import get_run_logger  # noqa: E402
-
-from tasks.storage import open_storage  # noqa: E402
-
-
-def _storages(config: ChallengeConfig) -> tuple[Storage, Storage]:
+def open_locations(config: ChallengeConfig) -> tuple[Storage, Storage]:
+    """The public and private storage locations of the challenge."""
     s3 = config.storage.s3
     return (open_storage(config.storage.public, s3.endpoint_url, s3.region),
             open_storage(config.storage.private, s3.endpoint_url, s3.region))
 
 
-def publish_task(config: ChallengeConfig, task_id: str, release: str, key: bytes) -> dict[str, Any]:
+def publish_task(config: ChallengeConfig, task_id: str, release: str) -> dict[str, Any]:
     """Build one task's release files, upload them and verify them; returns its summary."""
-    public, private = _storages(config)
+    public, private = open_locations(config)
+    key = load_key(private)  # read here, never passed around: task parameters show in the Prefect UI
     with tempfile.TemporaryDirectory(prefix="challenge-release-") as tmp:
         staged = load_staged_task(private, task_id, Path(tmp))
         built = build_task_release(staged, config, key, private, release, Path(tmp) / "out")
@@ -394,24 +395,22 @@ def _transient(task: Any, task_run: Any, state: Any) -> bool:
 
 @task(name="publish-task", task_run_name="publish-{task_id}", cache_policy=NO_CACHE, retries=1,
       retry_delay_seconds=5, retry_condition_fn=_transient)
-def publish_task_task(config: ChallengeConfig, task_id: str, release: str, key: bytes) -> dict[str, Any]:
+def publish_task_task(config: ChallengeConfig, task_id: str, release: str) -> dict[str, Any]:
     """Prefect wrapper: one task run per challenge task (uploads run in threads inside it)."""
-    summary = publish_task(config, task_id, release, key)
+    summary = publish_task(config, task_id, release)
     get_run_logger().info("%s: %s", task_id, summary["counts"])
     return summary
 
 
 def prepare_release(config: ChallengeConfig, release: str, task_ids: list[str] | None) -> list[str]:
     """Check the release name and the tasks; clear what an interrupted run of this release left."""
-    public, private = _storages(config)
+    public, private = open_locations(config)
     check_release_name(release)
     if release_exists(public, release):
         raise PublishError(
             f"release '{release}' already exists at {public.uri_for(f'releases/{release}')}; "
             "releases are immutable: choose another name"
         )
-    from tasks.intake import list_staged
-
     staged = list_staged(private)
     selected = sorted(set(task_ids)) if task_ids else sorted(staged)
     missing = [t for t in selected if t not in staged]
@@ -428,10 +427,8 @@ def prepare_release(config: ChallengeConfig, release: str, task_ids: list[str] |
     return selected
 
 
-def get_logger():  # noqa: ANN201
+def get_logger() -> logging.Logger | logging.LoggerAdapter:
     """The Prefect run logger inside a run, else the module logger."""
-    import logging
-
     try:
         return get_run_logger()
     except Exception:
