@@ -131,8 +131,10 @@ class DropGate:
         self.drop, self.intake, self.private, self.workdir, self.report = drop, intake, private, workdir, report
 
     def add(self, checks: list[CheckResult] | CheckResult) -> None:
-        self.report.checks.extend(checks if isinstance(checks, list) else [checks])
-        if any(c.blocking for c in (checks if isinstance(checks, list) else [checks])):
+        """Record checks; stop the gate when one of them blocks."""
+        checks = checks if isinstance(checks, list) else [checks]
+        self.report.checks.extend(checks)
+        if any(c.blocking for c in checks):
             raise _GateStopped
 
     def download(self) -> Path:
