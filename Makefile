@@ -10,7 +10,7 @@ export DO_NOT_TRACK := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_LOGGING_LEVEL ?= WARNING
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench clean chromium
 
 $(BIN)/challenge: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,9 +23,19 @@ demo: $(BIN)/challenge
 	$(BIN)/challenge init $(DEMO) --with-examples
 	$(BIN)/challenge --config $(DEMO)/challenge.yaml collect
 	$(BIN)/challenge --config $(DEMO)/challenge.yaml publish --release demo-1
+	$(BIN)/python examples/demo_submissions.py $(DEMO)/challenge.yaml
+	$(BIN)/challenge --config $(DEMO)/challenge.yaml score
+	$(BIN)/challenge --config $(DEMO)/challenge.yaml leaderboard
 
-test: $(BIN)/challenge
+test: $(BIN)/challenge chromium
 	$(BIN)/pytest -q
+
+# The leaderboard page is checked in headless Chromium (Debian's package).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium for the leaderboard page test"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium chromium-driver >/dev/null; }
 
 bench: $(BIN)/challenge
 	$(BIN)/python bench/run.py

@@ -100,6 +100,73 @@ def cmd_publish(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_score(args: argparse.Namespace) -> int:
+    from challenge.config import load_config
+    from flows.score_submissions import score_submissions
+
+    result = score_submissions(config=load_config(args.config))
+    statuses = ", ".join(f"{n} {s}" for s, n in sorted(result["statuses"].items())) or "nothing new"
+    print(f"{result['pending']} new submission(s): {statuses}")
+    if result["errors"]:
+        print(f"{result['errors']} submission(s) hit an internal error and will be retried on the next run")
+    print(f"leaderboard: {result['leaderboard']}")
+    return 0
+
+
+def _print_board(board: dict, track: str | None, fmt: str) -> None:
+    import csv
+    import json
+
+    if fmt == "json":
+        print(json.dumps(board if not track else board["tracks"][track], indent=2))
+        return
+    tracks = [track] if track else sorted(board["tracks"])
+    for name in tracks:
+        entries = board["tracks"][name]["entries"]
+        tasks = sorted({t for e in entries for t in e["tasks"]})
+        rows = [[e["rank"], e["team"], f"{e['score']:.4f}", *(f"{e['tasks'][t]:.4f}" for t in tasks)] for e in entries]
+        header = ["rank", "team", "score", *tasks]
+        if fmt == "csv":
+            writer = csv.writer(sys.stdout)
+            writer.writerow(["track", *header])
+            writer.writerows([name, *row] for row in rows)
+            continue
+        title = f"track {name}" + (" (final, private scores)" if board["final"] else " (public scores)")
+        widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
+        print(title)
+        for row in [header, *rows]:
+            print("  " + "  ".join(str(x).ljust(w) for x, w in zip(row, widths)))
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    import json
+
+    from challenge.config import load_config
+    from tasks.storage import open_storage
+
+    config = load_config(args.config)
+    public = open_storage(config.storage.public, config.storage.s3.endpoint_url, config.storage.s3.region)
+    if not public.exists("leaderboard/leaderboard.json"):
+        print("no leaderboard yet: run `challenge score` first", file=sys.stderr)
+        return 2
+    board = json.loads(public.read_bytes("leaderboard/leaderboard.json"))
+    if args.track and args.track not in board["tracks"]:
+        print(f"unknown track {args.track!r}; tracks: {', '.join(sorted(board['tracks']))}", file=sys.stderr)
+        return 2
+    _print_board(board, args.track, args.format)
+    return 0
+
+
+def cmd_finalize(args: argparse.Namespace) -> int:
+    from challenge.config import load_config
+    from flows.score_submissions import finalize_challenge
+
+    result = finalize_challenge(config=load_config(args.config))
+    print(f"finalized: leaderboards now show private scores at {result['leaderboard']}")
+    _print_board(result["board"], None, "table")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="challenge", description=__doc__)
     parser.add_argument("--config", help="path to challenge.yaml (default: $CHALLENGE_CONFIG, else ./challenge.yaml)")
@@ -122,6 +189,17 @@ def build_parser() -> argparse.ArgumentParser:
     publish.add_argument("--release", metavar="NAME", help="release name (default: UTC timestamp)")
     publish.add_argument("--task", action="append", metavar="ID", help="only this task id (repeatable)")
     publish.set_defaults(func=cmd_publish)
+
+    score = sub.add_parser("score", help="score new submissions and rebuild the leaderboards")
+    score.set_defaults(func=cmd_score)
+
+    board = sub.add_parser("leaderboard", help="print the current leaderboard")
+    board.add_argument("--track", help="one track only (classification, matching)")
+    board.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    board.set_defaults(func=cmd_leaderboard)
+
+    finalize = sub.add_parser("finalize", help="switch leaderboards to private scores (end of the challenge)")
+    finalize.set_defaults(func=cmd_finalize)
     return parser
 
 

@@ -1,0 +1,129 @@
+"""Flow: score new submissions, then rebuild the leaderboards (SPEC §8–§9)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Any
+
+from prefect import flow, task
+from prefect.artifacts import create_table_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.logging import get_run_logger
+
+from challenge.config import ChallengeConfig, load_config
+from tasks.leaderboard import FINAL_MARKER, build_leaderboard, write_leaderboard
+from tasks.scoring import (
+    AnswerKey,
+    current_release,
+    load_answer_key,
+    load_results,
+    process_submission,
+    scored_per_day,
+    write_error,
+    write_result,
+)
+from tasks.storage import Storage, open_storage
+from tasks.submissions import Submission, discover
+
+
+def _locations(config: ChallengeConfig) -> tuple[Storage, Storage, Storage]:
+    s3 = config.storage.s3
+    return tuple(open_storage(uri, s3.endpoint_url, s3.region)  # type: ignore[return-value]
+                 for uri in (config.storage.public, config.storage.private, config.storage.submissions))
+
+
+@task(name="score-batch", task_run_name="score-{task_id}", cache_policy=NO_CACHE)
+def score_batch(config: ChallengeConfig, task_id: str, subs: list[Submission], release: str | None,
+                tasks: set[str], counts: dict[tuple[str, str, str], int]) -> list[dict[str, Any]]:
+    """One task's pending submissions, in upload order (so the daily quota counts right)."""
+    public, private, submissions = _locations(config)
+    key: AnswerKey | None = load_answer_key(public, private, release, task_id) if release and task_id in tasks else None
+    records = []
+    for sub in subs:
+        try:
+            record = process_submission(sub, config, key, tasks, counts, submissions)
+            write_result(private, submissions, sub, record)
+            records.append(record)
+        except Exception as exc:  # internal: record it, retry next run, go on with the others
+            get_run_logger().error("%s: internal error, will retry: %s", sub.key, exc)
+            write_error(private, sub, exc)
+    return records
+
+
+def refresh_leaderboard(config: ChallengeConfig, records: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Rebuild every leaderboard from the result records and publish it."""
+    public, private, submissions = _locations(config)
+    latest = current_release(public)
+    records = load_results(private) if records is None else records
+    tasks = {}
+    for task_id in latest["tasks"]:
+        manifest = json.loads(public.read_bytes(f"releases/{latest['release']}/{task_id}/manifest.json"))
+        tasks[task_id] = (manifest["kind"], manifest["metric"])
+    choices = {}
+    for (team, task_id), final_key in discover(submissions).final_choices.items():
+        choices[(team, task_id)] = submissions.read_bytes(final_key).decode("utf-8", "replace").strip()
+    final = private.exists(FINAL_MARKER)
+    board = build_leaderboard(config.name, latest["release"], tasks, records, final, choices,
+                              {t.id: t.name for t in config.teams})
+    write_leaderboard(public, board, config.title)
+    return board
+
+
+def _artifacts(board: dict[str, Any]) -> None:
+    for track, info in board["tracks"].items():
+        create_table_artifact(key=f"leaderboard-{track}", table=[
+            {"rank": e["rank"], "team": e["team"], "score": e["score"], **e["tasks"]} for e in info["entries"]],
+            description=f"Track {track}{' (final)' if board['final'] else ''}")
+    for task_id, info in board["tasks"].items():
+        create_table_artifact(key=f"leaderboard-{task_id}", table=info["entries"] or [{"rank": None, "team": None}],
+                              description=f"{task_id}: {info['metric']}{' (final)' if board['final'] else ''}")
+
+
+def _run_name() -> str:
+    return "score-" + datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+
+
+@flow(name="score-submissions", flow_run_name=_run_name)
+def score_submissions(config: ChallengeConfig | None = None, config_path: str | None = None) -> dict[str, Any]:
+    """Find submissions without a final result, score them, rebuild the leaderboards."""
+    logger = get_run_logger()
+    config = config or load_config(config_path)
+    public, private, submissions = _locations(config)
+    latest = current_release(public)
+    tasks = set(latest["tasks"])
+    inbox = discover(submissions)
+    records = load_results(private)
+    done = {r["submission_id"]: r for r in records}
+    for sub in inbox.submissions:  # a crash between record and feedback: write the feedback now
+        if sub.submission_id in done and sub.feedback_key not in inbox.feedback:
+            from tasks.scoring import feedback
+
+            submissions.write_bytes(sub.feedback_key, json.dumps(feedback(done[sub.submission_id]), indent=2).encode())
+    pending = [s for s in inbox.submissions if s.submission_id not in done]
+    counts = scored_per_day(records)
+    by_task: dict[str, list[Submission]] = {}
+    for sub in pending:
+        by_task.setdefault(sub.task_id, []).append(sub)
+    futures = [score_batch.submit(config, task_id, subs, latest["release"], tasks, counts)
+               for task_id, subs in sorted(by_task.items())]
+    new = [r for f in futures for r in f.result()]
+    board = refresh_leaderboard(config, records + new)
+    _artifacts(board)
+    statuses: dict[str, int] = {}
+    for r in new:
+        statuses[r["status"]] = statuses.get(r["status"], 0) + 1
+    logger.info("scored run: %d pending, %s", len(pending), statuses)
+    return {"pending": len(pending), "statuses": statuses, "errors": len(pending) - len(new),
+            "leaderboard": public.uri_for("leaderboard/index.html"), "board": board}
+
+
+@flow(name="finalize-challenge")
+def finalize_challenge(config: ChallengeConfig | None = None, config_path: str | None = None) -> dict[str, Any]:
+    """Switch the leaderboards to private scores, for good."""
+    config = config or load_config(config_path)
+    public, private, _ = _locations(config)
+    private.write_bytes(FINAL_MARKER, json.dumps({"finalized_at": datetime.now(timezone.utc).isoformat()}).encode())
+    board = refresh_leaderboard(config)
+    _artifacts(board)
+    return {"leaderboard": public.uri_for("leaderboard/index.html"), "board": board}

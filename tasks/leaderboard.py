@@ -1,0 +1,161 @@
+"""Where a leaderboard is written (SPEC §9): rebuilt from result records every run.
+
+Per task: each team's best public score (earlier upload wins a tie). Per
+track: the mean over the track's tasks of each team's task score, a missing
+task counting as 0. After `challenge finalize` the private score of each
+team's chosen submission (its FINAL file, else its best public one) is shown.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import json
+from datetime import datetime, timezone
+from typing import Any
+
+from tasks.storage import Storage
+
+FINAL_MARKER = "final.json"
+
+
+def _task_entries(records: list[dict[str, Any]], metric: str, final: bool, choices: dict[str, str]) -> list[dict[str, Any]]:
+    by_team: dict[str, list[dict[str, Any]]] = {}
+    for record in records:
+        by_team.setdefault(record["team"], []).append(record)
+    entries = []
+    for team, team_records in by_team.items():
+        scored = [r for r in team_records if r["status"] == "scored"]
+        if not scored:
+            continue
+        best = min(scored, key=lambda r: (-r["metrics"]["public"][metric], r["uploaded_at"]))
+        chosen = next((r for r in scored if r["name"] == choices.get(team)), best) if final else best
+        entries.append({
+            "team": team,
+            "score": chosen["metrics"]["private" if final else "public"][metric],
+            "submissions": len(scored),
+            "last_submitted_at": max(r["uploaded_at"] for r in team_records),
+            "_tiebreak": chosen["uploaded_at"],
+        })
+    entries.sort(key=lambda e: (-e["score"], e["_tiebreak"]))
+    for rank, entry in enumerate(entries, 1):
+        entry.pop("_tiebreak")
+        entry["rank"] = rank
+    return [{k: e[k] for k in ("rank", "team", "score", "submissions", "last_submitted_at")} for e in entries]
+
+
+def _history(records: list[dict[str, Any]], metric: str) -> dict[str, list[tuple[str, float]]]:
+    """Per team, (upload time, best public score so far), for the chart."""
+    out: dict[str, list[tuple[str, float]]] = {}
+    for record in sorted((r for r in records if r["status"] == "scored"), key=lambda r: r["uploaded_at"]):
+        points = out.setdefault(record["team"], [])
+        score = record["metrics"]["public"][metric]
+        points.append((record["uploaded_at"], max(score, points[-1][1]) if points else score))
+    return out
+
+
+def build_leaderboard(challenge_name: str, release: str, tasks: dict[str, tuple[str, str]],
+                      records: list[dict[str, Any]], final: bool, choices: dict[tuple[str, str], str],
+                      team_names: dict[str, str] | None = None) -> dict[str, Any]:
+    """`tasks`: task_id → (kind, metric). Only records scored against `release` count."""
+    current = [r for r in records if r.get("release") == release]
+    board: dict[str, Any] = {"challenge": challenge_name, "release": release,
+                             "updated_at": datetime.now(timezone.utc).isoformat(), "final": final, "tasks": {}, "tracks": {}}
+    history = {}
+    for task_id, (kind, metric) in sorted(tasks.items()):
+        task_records = [r for r in current if r["task_id"] == task_id]
+        team_choices = {team: name for (team, task), name in choices.items() if task == task_id}
+        board["tasks"][task_id] = {"kind": kind, "metric": metric,
+                                   "entries": _task_entries(task_records, metric, final, team_choices)}
+        history[task_id] = _history(task_records, metric)
+    for track in sorted({kind for kind, _ in tasks.values()}):
+        track_tasks = sorted(t for t, (kind, _) in tasks.items() if kind == track)
+        teams = sorted({e["team"] for t in track_tasks for e in board["tasks"][t]["entries"]})
+        rows = []
+        for team in teams:
+            scores = {t: next((e["score"] for e in board["tasks"][t]["entries"] if e["team"] == team), 0.0) for t in track_tasks}
+            rows.append({"team": team, "score": round(sum(scores.values()) / len(track_tasks), 6), "tasks": scores})
+        rows.sort(key=lambda r: (-r["score"], r["team"]))
+        board["tracks"][track] = {"entries": [{"rank": i, **r} for i, r in enumerate(rows, 1)]}
+    names = team_names or {}
+    for info in [*board["tasks"].values(), *board["tracks"].values()]:
+        for entry in info["entries"]:
+            entry["team_name"] = names.get(entry["team"], entry["team"])
+    board["_history"] = history
+    return board
+
+
+def _csv(rows: list[dict[str, Any]], columns: list[str]) -> bytes:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue().encode()
+
+
+def _chart(points: dict[str, list[tuple[str, float]]]) -> str:
+    """An inline SVG of best-so-far public score over time, one line per team."""
+    if not points:
+        return "<p class='muted'>No scored submissions yet.</p>"
+    times = sorted({datetime.fromisoformat(t).timestamp() for series in points.values() for t, _ in series})
+    lo, hi = times[0], max(times[-1], times[0] + 1)
+    width, height, pad = 560, 180, 30
+    colours = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
+    lines = []
+    for i, (team, series) in enumerate(sorted(points.items())):
+        coords = " ".join(
+            f"{pad + (datetime.fromisoformat(t).timestamp() - lo) / (hi - lo) * (width - 2 * pad):.1f},"
+            f"{height - pad - s * (height - 2 * pad):.1f}" for t, s in series)
+        colour = colours[i % len(colours)]
+        lines.append(f"<polyline fill='none' stroke='{colour}' stroke-width='2' points='{coords}'>"
+                     f"<title>{html.escape(team)}</title></polyline>")
+        lines.append(f"<text x='{width - pad}' y='{14 + 14 * i}' fill='{colour}' text-anchor='end' font-size='11'>"
+                     f"{html.escape(team)}</text>")
+    return (f"<svg class='chart' width='{width}' height='{height}' role='img' aria-label='score over time'>"
+            f"<line x1='{pad}' y1='{height - pad}' x2='{width - pad}' y2='{height - pad}' stroke='#999'/>"
+            f"<line x1='{pad}' y1='{pad}' x2='{pad}' y2='{height - pad}' stroke='#999'/>"
+            f"<text x='4' y='{pad}' font-size='10'>1.0</text><text x='4' y='{height - pad}' font-size='10'>0.0</text>"
+            + "".join(lines) + "</svg>")
+
+
+def _table(table_id: str, columns: list[str], rows: list[list[Any]]) -> str:
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>" for row in rows)
+    return f"<table id='{html.escape(table_id)}'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def render_html(board: dict[str, Any], title: str) -> str:
+    """A self-contained page: track tables, task tables and a score-over-time chart per task."""
+    state = "Final standings (private scores)" if board["final"] else "Public leaderboard (private scores hidden until the end)"
+    parts = [f"<h1>{html.escape(title)}</h1>",
+             f"<p>{html.escape(state)} · release {html.escape(board['release'])} · updated {html.escape(board['updated_at'])}</p>"]
+    for track, info in board["tracks"].items():
+        tasks = sorted({t for e in info["entries"] for t in e["tasks"]})
+        rows = [[e["rank"], e["team_name"], f"{e['score']:.4f}"] + [f"{e['tasks'][t]:.4f}" for t in tasks] for e in info["entries"]]
+        parts += [f"<h2>Track: {html.escape(track)}</h2>", _table(f"track-{track}", ["rank", "team", "mean score", *tasks], rows)]
+    for task_id, info in board["tasks"].items():
+        rows = [[e["rank"], e["team_name"], f"{e['score']:.4f}", e["submissions"], e["last_submitted_at"]] for e in info["entries"]]
+        parts += [f"<h2>Task: {html.escape(task_id)} <small>({html.escape(info['kind'])}, {html.escape(info['metric'])})</small></h2>",
+                  _table(f"task-{task_id}", ["rank", "team", "score", "submissions", "last submission"], rows),
+                  _chart(board.get("_history", {}).get(task_id, {}))]
+    style = ("body{font-family:system-ui,sans-serif;margin:2em;max-width:70em}table{border-collapse:collapse;margin:.5em 0 1em}"
+             "td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left}th{background:#f3f3f3}.muted{color:#777}")
+    return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            f"<style>{style}</style></head><body>{''.join(parts)}</body></html>")
+
+
+def write_leaderboard(public: Storage, board: dict[str, Any], title: str) -> list[str]:
+    """leaderboard.json, one CSV per task and per track, and index.html under `<public>/leaderboard/`."""
+    history = board.pop("_history", {})
+    files = {"leaderboard/leaderboard.json": json.dumps(board, indent=2).encode()}
+    for task_id, info in board["tasks"].items():
+        files[f"leaderboard/task-{task_id}.csv"] = _csv(info["entries"], ["rank", "team", "score", "submissions", "last_submitted_at"])
+    for track, info in board["tracks"].items():
+        rows = [{**{k: e[k] for k in ("rank", "team", "score")}, **e["tasks"]} for e in info["entries"]]
+        tasks = sorted({t for e in info["entries"] for t in e["tasks"]})
+        files[f"leaderboard/track-{track}.csv"] = _csv(rows, ["rank", "team", "score", *tasks])
+    files["leaderboard/index.html"] = render_html({**board, "_history": history}, title).encode()
+    for key, data in files.items():
+        public.write_bytes(key, data)
+    return list(files)

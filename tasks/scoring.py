@@ -1,0 +1,155 @@
+"""Score admitted, valid submissions against the hidden answer key (SPEC §8).
+
+Every submission gets exactly one final result record in
+`<private>/results/<team>/<task_id>/<submission id>.json` (scored, invalid or
+rejected), written once; an internal failure writes `<id>.error.json`
+instead, which the next run retries. The team's feedback file holds the
+status, the message and the public score only.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+import challenge
+from challenge.errors import ChallengeError
+from tasks.metrics import score
+from tasks.storage import Storage
+from tasks.submissions import Submission, read_submission, validate
+
+FINAL_STATUSES = ("scored", "invalid", "rejected", "rejected: late", "rejected: quota")
+
+
+@dataclass
+class AnswerKey:
+    """What scoring one task needs from the current release."""
+
+    release: str
+    task_id: str
+    kind: str
+    metric: str
+    sha256: str
+    ids: pa.Array
+    labels: pa.Array
+    public: pa.Array  # bool mask over ids
+    classes: pa.Array
+
+
+def current_release(public: Storage) -> dict[str, Any]:
+    if not public.exists("latest.json"):
+        raise ChallengeError(f"no release yet: {public.uri_for('latest.json')} is missing; run `challenge publish` first")
+    return json.loads(public.read_bytes("latest.json"))
+
+
+def load_answer_key(public: Storage, private: Storage, release: str, task_id: str) -> AnswerKey:
+    manifest = json.loads(public.read_bytes(f"releases/{release}/{task_id}/manifest.json"))
+    answers = pq.read_table(io.BytesIO(private.read_bytes(f"releases/{release}/{task_id}/answers.parquet")))
+    if manifest["kind"] == "classification":
+        train = pq.read_table(io.BytesIO(public.read_bytes(f"releases/{release}/{task_id}/train.parquet")), columns=["label"])
+        classes = pc.unique(pa.chunked_array(train["label"].chunks + answers["label"].chunks)).sort()
+    else:
+        classes = pa.array(["0", "1"])
+    return AnswerKey(
+        release=release, task_id=task_id, kind=manifest["kind"], metric=manifest["metric"],
+        sha256=manifest["answers_sha256"], ids=answers["id"].combine_chunks(), labels=answers["label"].combine_chunks(),
+        public=pc.equal(answers["usage"], "public").combine_chunks(), classes=classes,
+    )
+
+
+def score_predictions(key: AnswerKey, predicted: pa.Array) -> dict[str, dict[str, float]]:
+    """The task's metric (and its siblings) on the public and the private part."""
+    from tasks.metrics import METRICS
+
+    names = [key.metric] + sorted(n for n, m in METRICS.items() if m.kind == key.kind and n != key.metric)
+    truth, pred = key.labels, predicted
+    if key.kind == "matching":
+        truth, pred = pc.cast(truth, pa.int8()), pc.cast(pred, pa.int8())
+    parts = {"public": key.public, "private": pc.invert(key.public)}
+    return {part: {n: round(score(n, pc.filter(truth, mask), pc.filter(pred, mask)), 6) for n in names}
+            for part, mask in parts.items()}
+
+
+def evaluate(sub: Submission, data: bytes, key: AnswerKey) -> dict[str, dict[str, float]]:
+    """Validate then score; raises ParticipantVisibleError for an invalid file."""
+    predicted = validate(read_submission(data, sub.name), key.ids, key.classes)
+    return score_predictions(key, predicted)
+
+
+def result_record(sub: Submission, status: str, message: str, release: str | None,
+                  key: AnswerKey | None = None, metrics: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {
+        "submission_id": sub.submission_id, "key": sub.key, "etag": sub.etag, "bytes": sub.size,
+        "uploaded_at": sub.uploaded_at.isoformat(), "team": sub.team, "task_id": sub.task_id, "name": sub.name,
+        "release": release, "status": status, "message": message,
+        "primary_metric": key.metric if key else None,
+        "metrics": metrics or {},
+        "scored_at": datetime.now(timezone.utc).isoformat(),
+        "scored_by": {"package": "challenge", "version": challenge.__version__,
+                      "metric": key.metric if key else None, "answers_sha256": key.sha256 if key else None},
+    }
+
+
+def feedback(record: dict[str, Any]) -> dict[str, Any]:
+    """What the team may read: never a private score."""
+    public = record["metrics"].get("public", {})
+    return {
+        "submission": record["key"], "status": record["status"], "message": record["message"],
+        "public_score": public.get(record["primary_metric"]) if record["status"] == "scored" else None,
+        "metric": record["primary_metric"], "release": record["release"], "scored_at": record["scored_at"],
+    }
+
+
+def load_results(private: Storage) -> list[dict[str, Any]]:
+    """Every final result record (error records are not final)."""
+    return [json.loads(private.read_bytes(info.key)) for info in private.list("results/")
+            if info.key.endswith(".json") and not info.key.endswith(".error.json")]
+
+
+def scored_per_day(records: list[dict[str, Any]]) -> dict[tuple[str, str, str], int]:
+    """(team, task, UTC day) → scored submissions, for the daily quota."""
+    counts: dict[tuple[str, str, str], int] = {}
+    for r in records:
+        if r["status"] == "scored":
+            day = (r["team"], r["task_id"], r["uploaded_at"][:10])
+            counts[day] = counts.get(day, 0) + 1
+    return counts
+
+
+def process_submission(sub: Submission, config: Any, key: AnswerKey | None, tasks: set[str],
+                       counts: dict[tuple[str, str, str], int], submissions: Storage) -> dict[str, Any]:
+    """Admission, validation and scoring of one submission → its final result record."""
+    from tasks.submissions import ParticipantVisibleError, admit
+
+    day = (sub.team, sub.task_id, sub.uploaded_at.astimezone(timezone.utc).date().isoformat())
+    release = key.release if key else None
+    try:
+        admit(sub, config, tasks, counts.get(day, 0))
+        assert key is not None
+        metrics = evaluate(sub, submissions.read_bytes(sub.key), key)
+    except ParticipantVisibleError as exc:
+        return result_record(sub, exc.status, str(exc), release, key)
+    counts[day] = counts.get(day, 0) + 1
+    primary = metrics["public"][key.metric]
+    return result_record(sub, "scored", f"scored: public {key.metric} {primary:.4f}", release, key, metrics)
+
+
+def write_result(private: Storage, submissions: Storage, sub: Submission, record: dict[str, Any]) -> None:
+    """The result record first (the durable truth), then the team's feedback file."""
+    private.write_bytes(sub.result_key, json.dumps(record, indent=2).encode())
+    private.delete(sub.result_key.replace(".json", ".error.json"))
+    submissions.write_bytes(sub.feedback_key, json.dumps(feedback(record), indent=2).encode())
+
+
+def write_error(private: Storage, sub: Submission, exc: BaseException) -> None:
+    """Not final: the next run retries this submission."""
+    record = {"submission_id": sub.submission_id, "key": sub.key, "etag": sub.etag, "status": "error",
+              "message": f"{type(exc).__name__}: {exc}", "at": datetime.now(timezone.utc).isoformat()}
+    private.write_bytes(sub.result_key.replace(".json", ".error.json"), json.dumps(record, indent=2).encode())

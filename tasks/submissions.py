@@ -1,0 +1,178 @@
+"""Participants' submissions (SPEC §8): discover them, admit them, validate them.
+
+A submission is `<submissions>/<team>/<task_id>/<name>.csv|.parquet`; its
+identity is its key plus its ETag/version, so a re-upload under the same key
+is a new submission. Problems a team may read are ParticipantVisibleError:
+their message goes to the team's feedback file as is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+
+from challenge.config import ChallengeConfig
+from challenge.errors import ChallengeError
+from tasks.storage import ObjectInfo, Storage
+
+FEEDBACK_SUFFIX = ".result.json"
+FINAL_CHOICE = "FINAL"
+SUBMISSION_SUFFIXES = (".csv", ".parquet")
+MAX_EXAMPLES = 5
+
+
+class ParticipantVisibleError(ChallengeError):
+    """A problem with a submission whose message is safe and useful to show the team."""
+
+    def __init__(self, message: str, status: str = "invalid"):
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Submission:
+    key: str
+    team: str
+    task_id: str
+    name: str
+    etag: str
+    size: int
+    uploaded_at: datetime
+
+    @property
+    def submission_id(self) -> str:
+        return hashlib.sha256(f"{self.key}\n{self.etag}".encode()).hexdigest()[:24]
+
+    @property
+    def result_key(self) -> str:
+        return f"results/{self.team}/{self.task_id}/{self.submission_id}.json"
+
+    @property
+    def feedback_key(self) -> str:
+        return f"{self.key}{FEEDBACK_SUFFIX}"
+
+
+@dataclass
+class Inbox:
+    """What one listing of `submissions` holds."""
+
+    submissions: list[Submission]
+    feedback: set[str]  # keys of feedback files already written
+    final_choices: dict[tuple[str, str], str]  # (team, task) → key of the FINAL file
+    ignored: list[str]
+
+
+def discover(submissions: Storage) -> Inbox:
+    """One paginated pass over `submissions`."""
+    inbox = Inbox([], set(), {}, [])
+    for info in submissions.list(""):
+        parts = info.key.split("/")
+        if info.key.endswith(FEEDBACK_SUFFIX):
+            inbox.feedback.add(info.key)
+        elif len(parts) == 3 and parts[2] == FINAL_CHOICE:
+            inbox.final_choices[(parts[0], parts[1])] = info.key
+        elif len(parts) == 3 and parts[2].lower().endswith(SUBMISSION_SUFFIXES):
+            inbox.submissions.append(_submission(info, parts))
+        else:
+            inbox.ignored.append(info.key)
+    inbox.submissions.sort(key=lambda s: (s.uploaded_at, s.key))
+    return inbox
+
+
+def _submission(info: ObjectInfo, parts: list[str]) -> Submission:
+    uploaded = info.modified if info.modified.tzinfo else info.modified.replace(tzinfo=timezone.utc)
+    return Submission(info.key, parts[0], parts[1], parts[2], info.version, info.size, uploaded)
+
+
+def admit(sub: Submission, config: ChallengeConfig, tasks: set[str], scored_today: int) -> None:
+    """Admission, in order: known team and task, on time, size, daily quota."""
+    policy = config.policy
+    if sub.team not in {t.id for t in config.teams}:
+        raise ParticipantVisibleError(f"unknown team '{sub.team}': upload under your team's id", "rejected")
+    if sub.task_id not in tasks:
+        raise ParticipantVisibleError(
+            f"unknown task '{sub.task_id}': the current release has {', '.join(sorted(tasks))}", "rejected")
+    if (policy.opens_at and sub.uploaded_at < policy.opens_at) or (policy.closes_at and sub.uploaded_at > policy.closes_at):
+        raise ParticipantVisibleError(
+            f"late: uploaded at {sub.uploaded_at.isoformat()}, outside the submission window "
+            f"({policy.opens_at or 'open'} to {policy.closes_at or 'open'})", "rejected: late")
+    if sub.size > policy.max_submission_mb * 1024 * 1024:
+        raise ParticipantVisibleError(
+            f"the file is {sub.size / 1048576:.1f} MB; the limit is {policy.max_submission_mb} MB", "rejected")
+    if scored_today >= policy.max_submissions_per_day:
+        raise ParticipantVisibleError(
+            f"quota: {scored_today} submission(s) already scored for {sub.task_id} on "
+            f"{sub.uploaded_at.date().isoformat()} (UTC); the limit is {policy.max_submissions_per_day} a day",
+            "rejected: quota")
+
+
+def read_submission(data: bytes, name: str) -> pa.Table:
+    """The uploaded table, ids and labels as strings."""
+    try:
+        if name.lower().endswith(".parquet"):
+            table = pq.read_table(io.BytesIO(data))
+        else:
+            table = pa_csv.read_csv(
+                io.BytesIO(data),
+                convert_options=pa_csv.ConvertOptions(
+                    column_types={"id": pa.string(), "label": pa.string()}, strings_can_be_null=True),
+            )
+    except (pa.ArrowInvalid, OSError) as exc:
+        kind = "Parquet" if name.lower().endswith(".parquet") else "CSV"
+        raise ParticipantVisibleError(f"{name} cannot be read as {kind}: {str(exc).splitlines()[0]}") from None
+    return table
+
+
+def _examples(values: pa.Array | pa.ChunkedArray) -> str:
+    shown = [str(v) for v in values.slice(0, MAX_EXAMPLES).to_pylist()]
+    return ", ".join(shown) + (", …" if len(values) > MAX_EXAMPLES else "")
+
+
+def _as_text(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    if pa.types.is_dictionary(column.type):
+        column = column.cast(column.type.value_type)
+    if pa.types.is_floating(column.type):
+        column = pc.cast(column, pa.int64()) if pc.all(pc.equal(column, pc.round(column))).as_py() else column
+    return column if column.type == pa.string() else pc.cast(column, pa.string())
+
+
+def validate(table: pa.Table, test_ids: pa.Array, classes: pa.Array) -> pa.Array:
+    """The predicted labels aligned with `test_ids`, or a ParticipantVisibleError saying what to fix."""
+    names = table.column_names
+    missing, extra = [c for c in ("id", "label") if c not in names], [c for c in names if c not in ("id", "label")]
+    if missing or extra:
+        parts = ([f"missing {', '.join(missing)}"] if missing else []) + ([f"unexpected {', '.join(extra)}"] if extra else [])
+        raise ParticipantVisibleError(f"columns must be exactly id,label: {'; '.join(parts)} (got {', '.join(names) or 'none'})")
+    ids, labels = _as_text(table["id"]), _as_text(table["label"])
+    problems = []
+    if ids.null_count:
+        problems.append(f"{ids.null_count} row(s) have no id")
+    counts = pa.table({"id": ids}).group_by("id").aggregate([("id", "count")])
+    repeated = counts.filter(pc.greater(counts["id_count"], 1))
+    if repeated.num_rows:
+        problems.append(f"{repeated.num_rows} id(s) appear more than once (e.g. {_examples(repeated['id'])})")
+    absent = pc.filter(test_ids, pc.invert(pc.is_in(test_ids, value_set=ids)))
+    if len(absent):
+        problems.append(f"{len(absent)} test id(s) are missing (e.g. {_examples(absent)})")
+    unknown = pc.filter(ids, pc.invert(pc.fill_null(pc.is_in(ids, value_set=test_ids), True)))
+    if len(unknown):
+        problems.append(f"{len(unknown)} id(s) are not test ids (e.g. {_examples(unknown)})")
+    empty = pc.or_(pc.is_null(labels), pc.equal(pc.utf8_lower(pc.utf8_trim_whitespace(pc.fill_null(labels, ""))), pa.scalar("")))
+    empty = pc.or_(empty, pc.is_in(pc.utf8_lower(pc.fill_null(labels, "")), value_set=pa.array(["nan", "none", "null"])))
+    if pc.sum(empty).as_py():
+        problems.append(f"{pc.sum(empty).as_py()} row(s) have an empty or NaN label (ids e.g. {_examples(pc.filter(ids, empty))})")
+    outside = pc.and_(pc.invert(empty), pc.invert(pc.is_in(labels, value_set=classes)))
+    if pc.sum(outside).as_py():
+        bad = pc.unique(pc.filter(labels, outside))
+        problems.append(f"{len(bad)} label(s) are not classes of this task (e.g. {_examples(bad)}); "
+                        f"valid: {_examples(classes) if len(classes) > 20 else ', '.join(classes.to_pylist())}")
+    if problems:
+        raise ParticipantVisibleError("; ".join(problems))
+    return labels.combine_chunks().take(pc.index_in(test_ids, value_set=ids))

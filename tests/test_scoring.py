@@ -1,0 +1,253 @@
+"""score_submissions on Prefect's real engine, on both backends: every status,
+quota, reruns after a crash, leaderboards, finalize, and the page in headless Chromium."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+import pytest
+
+from challenge.config import ChallengeConfig
+from conftest import EXAMPLES, new_bucket
+from flows.publish_release import publish_release
+from flows.score_submissions import finalize_challenge, score_submissions
+from tasks.storage import Storage, open_storage
+from test_publish import stage
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+EVIL = "<script>alert('pwned')</script> & co"
+
+
+def challenge(backend: str, root: Path, endpoint: str | None, **policy: object) -> ChallengeConfig:
+    if backend == "local":
+        locations, s3 = {n: str(root / n) for n in ("intake", "public", "private", "submissions")}, {}
+    else:
+        bucket = new_bucket(endpoint)
+        locations, s3 = {n: f"s3://{bucket}/{n}" for n in ("intake", "public", "private", "submissions")}, {"endpoint_url": endpoint}
+    return ChallengeConfig.model_validate({
+        "name": "score-test", "title": "Score test", "storage": {**locations, "s3": s3}, "policy": policy,
+        "teams": [{"id": "team-a", "name": "Team A"}, {"id": "team-b", "name": EVIL}, {"id": "team-c", "name": "C"}],
+    })
+
+
+@pytest.fixture(scope="module", params=["local", "s3"])
+def released(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> ChallengeConfig:
+    """penguins and febrl-people staged and released once per backend."""
+    endpoint = request.getfixturevalue("s3_endpoint") if request.param == "s3" else None
+    config = challenge(request.param, tmp_path_factory.mktemp(f"score-{request.param}"), endpoint, max_submissions_per_day=3)
+    stage(config, EXAMPLES / "penguin-lab" / "penguins", "penguin-lab")
+    stage(config, EXAMPLES / "linkage-team" / "febrl-people", "linkage-team")
+    publish_release(config=config, release="r1")
+    return config
+
+
+def stores(config: ChallengeConfig) -> tuple[Storage, Storage, Storage]:
+    s3 = config.storage.s3
+    return tuple(open_storage(u, s3.endpoint_url) for u in  # type: ignore[return-value]
+                 (config.storage.public, config.storage.private, config.storage.submissions))
+
+
+def answers(config: ChallengeConfig, task: str) -> pa.Table:
+    _, private, _ = stores(config)
+    return pq.read_table(io.BytesIO(private.read_bytes(f"releases/r1/{task}/answers.parquet")))
+
+
+def upload(config: ChallengeConfig, key: str, table: pa.Table | bytes) -> None:
+    _, _, submissions = stores(config)
+    if isinstance(table, pa.Table):
+        out = io.BytesIO()
+        (pq.write_table if key.endswith(".parquet") else pa_csv.write_csv)(table, out)
+        table = out.getvalue()
+    submissions.write_bytes(key, table)
+
+
+def feedback(config: ChallengeConfig, key: str) -> dict:
+    return json.loads(stores(config)[2].read_bytes(key + ".result.json"))
+
+
+def results(config: ChallengeConfig) -> list[dict]:
+    _, private, _ = stores(config)
+    return [json.loads(private.read_bytes(i.key)) for i in private.list("results/") if not i.key.endswith(".error.json")]
+
+
+def test_every_status_and_the_feedback_a_team_reads(released: ChallengeConfig) -> None:
+    key = answers(released, "penguins")
+    perfect = key.select(["id", "label"])
+    rng = np.random.default_rng(1)
+    cases = {
+        "team-a/penguins/perfect.csv": perfect,
+        "team-a/penguins/as-parquet.parquet": perfect,
+        "team-a/penguins/extra-column.csv": perfect.append_column("proba", pa.array([0.5] * key.num_rows)),
+        "team-a/penguins/no-label.csv": perfect.select(["id"]),
+        "team-a/penguins/duplicate.csv": pa.concat_tables([perfect, perfect.slice(0, 2)]),
+        "team-a/penguins/missing.csv": perfect.slice(3),
+        "team-a/penguins/unknown.csv": pa.concat_tables([perfect, pa.table({"id": ["zzz-999"], "label": ["Adelie"]})]),
+        "team-a/penguins/bad-label.csv": perfect.set_column(1, "label", pa.array(["Emperor"] * key.num_rows)),
+        "team-a/penguins/empty-label.csv": perfect.set_column(1, "label", pa.array([None] + ["Adelie"] * (key.num_rows - 1))),
+        "team-a/penguins/garbage.parquet": b"definitely not parquet",
+        "nobody/penguins/x.csv": perfect,
+        "team-a/no-such-task/x.csv": perfect,
+        "team-b/penguins/random.csv": perfect.set_column(1, "label", pa.array(rng.choice(["Adelie", "Gentoo", "Chinstrap"], key.num_rows))),
+    }
+    for name, table in cases.items():
+        upload(released, name, table)
+    result = score_submissions(config=released)
+    assert result["errors"] == 0
+    expect = {
+        "team-a/penguins/perfect.csv": ("scored", "scored"),
+        "team-a/penguins/as-parquet.parquet": ("scored", "scored"),
+        "team-a/penguins/extra-column.csv": ("invalid", "unexpected proba"),
+        "team-a/penguins/no-label.csv": ("invalid", "missing label"),
+        "team-a/penguins/duplicate.csv": ("invalid", "2 id(s) appear more than once"),
+        "team-a/penguins/missing.csv": ("invalid", "3 test id(s) are missing"),
+        "team-a/penguins/unknown.csv": ("invalid", "1 id(s) are not test ids (e.g. zzz-999)"),
+        "team-a/penguins/bad-label.csv": ("invalid", "not classes of this task (e.g. Emperor)"),
+        "team-a/penguins/empty-label.csv": ("invalid", "1 row(s) have an empty or NaN label"),
+        "team-a/penguins/garbage.parquet": ("invalid", "cannot be read as Parquet"),
+        "nobody/penguins/x.csv": ("rejected", "unknown team 'nobody'"),
+        "team-a/no-such-task/x.csv": ("rejected", "unknown task 'no-such-task'"),
+        "team-b/penguins/random.csv": ("scored", "scored"),
+    }
+    for name, (status, message) in expect.items():
+        note = feedback(released, name)
+        assert note["status"] == status and message in note["message"], (name, note)
+        assert "private" not in json.dumps(note)
+    assert feedback(released, "team-a/penguins/perfect.csv")["public_score"] == 1.0
+    records = {r["key"]: r for r in results(released)}
+    perfect_record = records["team-a/penguins/perfect.csv"]
+    assert perfect_record["metrics"]["private"]["macro_f1"] == 1.0
+    assert perfect_record["scored_by"]["answers_sha256"] and perfect_record["release"] == "r1"
+    assert {"key", "etag", "bytes", "uploaded_at", "team", "task_id", "status", "message", "metrics", "scored_at"} <= set(perfect_record)
+    # a rerun scores nothing again; a re-upload under the same key is a new submission
+    assert score_submissions(config=released)["pending"] == 0
+    upload(released, "team-b/penguins/random.csv", perfect)
+    again = score_submissions(config=released)
+    assert again["pending"] == 1 and again["statuses"] == {"scored": 1}
+    assert sum(r["key"] == "team-b/penguins/random.csv" for r in results(released)) == 2
+
+
+def test_quota_counts_scored_submissions_only(released: ChallengeConfig) -> None:
+    perfect = answers(released, "febrl-people").select(["id", "label"])
+    upload(released, "team-c/febrl-people/broken.csv", perfect.slice(5))  # invalid: does not count
+    for i in range(4):
+        upload(released, f"team-c/febrl-people/try-{i}.csv", perfect)
+    score_submissions(config=released)
+    statuses = [feedback(released, f"team-c/febrl-people/try-{i}.csv")["status"] for i in range(4)]
+    assert statuses == ["scored", "scored", "scored", "rejected: quota"]
+    assert "limit is 3 a day" in feedback(released, "team-c/febrl-people/try-3.csv")["message"]
+
+
+def test_leaderboard_ranks_escapes_and_hides_private_scores(released: ChallengeConfig, tmp_path: Path) -> None:
+    public, private, submissions = stores(released)
+    board = json.loads(public.read_bytes("leaderboard/leaderboard.json"))
+    assert board["final"] is False and board["release"] == "r1"
+    penguins = board["tasks"]["penguins"]["entries"]
+    assert [e["team"] for e in penguins][:1] == ["team-a"] and penguins[0]["score"] == 1.0 and penguins[0]["rank"] == 1
+    track = board["tracks"]["classification"]["entries"]
+    assert all(set(e["tasks"]) == {"penguins"} for e in track)
+    matching = {e["team"]: e for e in board["tracks"]["matching"]["entries"]}
+    assert "team-b" not in matching or matching["team-b"]["tasks"]["febrl-people"] >= 0
+    # no private score anywhere under public, nor in feedback files, before finalize
+    private_values = set()
+    for record in results(released):
+        if record["status"] == "scored":
+            for name, value in record["metrics"]["private"].items():
+                if value not in record["metrics"]["public"].values() and value not in (0.0, 1.0):
+                    private_values.add(json.dumps(value))
+    assert private_values
+    for storage, keys in ((public, [i.key for i in public.list("")]),
+                          (submissions, [i.key for i in submissions.list("") if i.key.endswith(".result.json")])):
+        for key in keys:
+            if key.endswith((".json", ".csv", ".html", ".md")):
+                text = storage.read_bytes(key).decode()
+                assert not any(v in text for v in private_values), key
+    html = public.read_bytes("leaderboard/index.html").decode()
+    assert "<script>alert" not in html and "&lt;script&gt;alert(&#x27;pwned&#x27;)&lt;/script&gt; &amp; co" in html
+
+
+def test_leaderboard_page_in_headless_chromium(released: ChallengeConfig, tmp_path: Path) -> None:
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert chromium, "Debian's chromium is required (installed by .ci/run)"
+    public, _, _ = stores(released)
+    page = tmp_path / "index.html"
+    page.write_bytes(public.read_bytes("leaderboard/index.html"))
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={tmp_path / 'profile'}"]
+    dom = subprocess.run([chromium, *flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120).stdout
+    assert "<table id=\"task-penguins\">" in dom and "<table id=\"track-classification\">" in dom
+    penguins_rows = dom.split('<table id="task-penguins">')[1].split("</table>")[0].count("<tr>")
+    board = json.loads(public.read_bytes("leaderboard/leaderboard.json"))
+    assert penguins_rows == len(board["tasks"]["penguins"]["entries"]) + 1  # header row
+    assert "<script>alert" not in dom and "&lt;script&gt;alert('pwned')&lt;/script&gt; &amp; co" in dom
+    shots = Path(__file__).resolve().parent.parent / "build" / "test-artifacts"
+    shots.mkdir(parents=True, exist_ok=True)
+    shot = shots / f"leaderboard-{released.storage.public.startswith('s3://') and 's3' or 'local'}.png"
+    subprocess.run([chromium, *flags, f"--screenshot={shot}", "--window-size=1200,1600", page.as_uri()],
+                   capture_output=True, timeout=120)
+    assert shot.is_file() and shot.stat().st_size > 5000
+
+
+def test_finalize_reveals_private_scores_of_the_chosen_submission(released: ChallengeConfig) -> None:
+    public, private, submissions = stores(released)
+    key = answers(released, "penguins")
+    half = key.select(["id", "label"])
+    flipped = np.array(half["label"].to_pylist(), dtype=object)
+    flipped[pa.compute.equal(key["usage"], "private").to_numpy(zero_copy_only=False)] = "Adelie"  # worse on private
+    upload(released, "team-c/penguins/good-public.csv", half.set_column(1, "label", pa.array(flipped.tolist())))
+    upload(released, "team-c/penguins/plain.csv", half)
+    score_submissions(config=released)
+    upload(released, "team-c/penguins/FINAL", b"plain.csv\n")
+    result = finalize_challenge(config=released)
+    board = json.loads(public.read_bytes("leaderboard/leaderboard.json"))
+    assert board["final"] is True and result["board"]["final"] is True
+    records = results(released)
+    by_key = {r["key"]: r for r in records if r["team"] == "team-c"}
+    team_c = next(e for e in board["tasks"]["penguins"]["entries"] if e["team"] == "team-c")
+    assert team_c["score"] == by_key["team-c/penguins/plain.csv"]["metrics"]["private"]["macro_f1"]
+    team_b = next(e for e in board["tasks"]["penguins"]["entries"] if e["team"] == "team-b")
+    team_b_best = min((r for r in records if r["team"] == "team-b" and r["task_id"] == "penguins"
+                       and r["status"] == "scored"), key=lambda r: (-r["metrics"]["public"]["macro_f1"], r["uploaded_at"]))
+    assert team_b["score"] == team_b_best["metrics"]["private"]["macro_f1"]
+    private.delete("final.json")  # leave the module's challenge running for other tests
+
+
+def test_crash_midway_then_rerun_gives_exactly_one_result_each(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                              backend: str, request: pytest.FixtureRequest) -> None:
+    endpoint = request.getfixturevalue("s3_endpoint") if backend == "s3" else None
+    config = challenge(backend, tmp_path, endpoint, max_submissions_per_day=100)
+    stage(config, EXAMPLES / "penguin-lab" / "penguins", "penguin-lab")
+    publish_release(config=config, release="r1")
+    perfect = answers(config, "penguins").select(["id", "label"])
+    for i in range(10):
+        upload(config, f"team-a/penguins/s{i}.csv", perfect)
+    import tasks.scoring as scoring
+
+    original, calls = scoring.process_submission, [0]
+
+    def flaky(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        calls[0] += 1
+        if calls[0] > 5:
+            raise ConnectionError("injected: storage went away")
+        return original(*args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr("flows.score_submissions.process_submission", flaky)
+        first = score_submissions(config=config)
+    assert first["errors"] == 5
+    _, private, _ = stores(config)
+    assert len([i for i in private.list("results/") if i.key.endswith(".error.json")]) == 5
+    second = score_submissions(config=config)
+    assert second["pending"] == 5 and second["errors"] == 0
+    records = results(config)
+    assert sorted(r["key"] for r in records) == sorted(f"team-a/penguins/s{i}.csv" for i in range(10))
+    assert not [i for i in private.list("results/") if i.key.endswith(".error.json")]
+    assert score_submissions(config=config)["pending"] == 0
