@@ -102,9 +102,17 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
 def cmd_score(args: argparse.Namespace) -> int:
     from challenge.config import load_config
-    from flows.score_submissions import score_submissions
+    from flows.score_submissions import rescore_submissions, score_submissions
 
-    result = score_submissions(config=load_config(args.config))
+    config = load_config(args.config)
+    if args.rescore:
+        result = rescore_submissions(config=config, task_ids=args.task or None)
+        print(f"rescored {result['rescored']} submission(s); leaderboard: {result['leaderboard']}")
+        return 0
+    if args.task:
+        print("--task only applies with --rescore", file=sys.stderr)
+        return 2
+    result = score_submissions(config=config)
     statuses = ", ".join(f"{n} {s}" for s, n in sorted(result["statuses"].items())) or "nothing new"
     print(f"{result['pending']} new submission(s): {statuses}")
     if result["errors"]:
@@ -191,6 +199,8 @@ def build_parser() -> argparse.ArgumentParser:
     publish.set_defaults(func=cmd_publish)
 
     score = sub.add_parser("score", help="score new submissions and rebuild the leaderboards")
+    score.add_argument("--rescore", action="store_true", help="recompute every scored result (after an answer-key fix)")
+    score.add_argument("--task", action="append", metavar="ID", help="with --rescore: only this task (repeatable)")
     score.set_defaults(func=cmd_score)
 
     board = sub.add_parser("leaderboard", help="print the current leaderboard")

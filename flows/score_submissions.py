@@ -19,6 +19,7 @@ from tasks.scoring import (
     load_answer_key,
     load_results,
     process_submission,
+    rescore,
     scored_per_day,
     write_error,
     write_result,
@@ -116,6 +117,44 @@ def score_submissions(config: ChallengeConfig | None = None, config_path: str | 
     logger.info("scored run: %d pending, %s", len(pending), statuses)
     return {"pending": len(pending), "statuses": statuses, "errors": len(pending) - len(new),
             "leaderboard": public.uri_for("leaderboard/index.html"), "board": board}
+
+
+@task(name="rescore-task", task_run_name="rescore-{task_id}", cache_policy=NO_CACHE)
+def rescore_task(config: ChallengeConfig, task_id: str, release: str, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every scored submission of one task, against its current answer key."""
+    public, private, submissions = _locations(config)
+    key = load_answer_key(public, private, release, task_id)
+    updated = []
+    for record in records:
+        new = rescore(record, key, submissions)
+        if new is None:
+            get_run_logger().warning("%s: the uploaded file is gone or replaced; result kept as it was", record["key"])
+            continue
+        sub = Submission(record["key"], record["team"], record["task_id"], record["name"], record["etag"],
+                         record["bytes"], datetime.fromisoformat(record["uploaded_at"]))
+        write_result(private, submissions, sub, new)
+        updated.append(new)
+    return updated
+
+
+@flow(name="rescore-submissions", flow_run_name=lambda: "rescore-" + datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S"))
+def rescore_submissions(config: ChallengeConfig | None = None, config_path: str | None = None,
+                        task_ids: list[str] | None = None) -> dict[str, Any]:
+    """After an organizer fixes an answer key: recompute every scored result, keeping the old one as history."""
+    config = config or load_config(config_path)
+    public, private, _ = _locations(config)
+    latest = current_release(public)
+    records = load_results(private)
+    chosen = set(task_ids or latest["tasks"])
+    by_task: dict[str, list[dict[str, Any]]] = {}
+    for r in records:
+        if r["status"] == "scored" and r["task_id"] in chosen and r["task_id"] in latest["tasks"]:
+            by_task.setdefault(r["task_id"], []).append(r)
+    futures = [rescore_task.submit(config, t, latest["release"], rs) for t, rs in sorted(by_task.items())]
+    updated = [r for f in futures for r in f.result()]
+    board = refresh_leaderboard(config)
+    _artifacts(board)
+    return {"rescored": len(updated), "leaderboard": public.uri_for("leaderboard/index.html"), "board": board}
 
 
 @flow(name="finalize-challenge")

@@ -153,3 +153,21 @@ def write_error(private: Storage, sub: Submission, exc: BaseException) -> None:
     record = {"submission_id": sub.submission_id, "key": sub.key, "etag": sub.etag, "status": "error",
               "message": f"{type(exc).__name__}: {exc}", "at": datetime.now(timezone.utc).isoformat()}
     private.write_bytes(sub.result_key.replace(".json", ".error.json"), json.dumps(record, indent=2).encode())
+
+
+def rescore(record: dict[str, Any], key: AnswerKey, submissions: Storage) -> dict[str, Any] | None:
+    """Score a scored submission again against the current answer key; the old result goes to history.
+
+    None when the uploaded object is gone or was replaced (its ETag changed).
+    """
+    head = submissions.head(record["key"])
+    if head is None or head.version != record["etag"]:
+        return None
+    sub = Submission(record["key"], record["team"], record["task_id"], record["name"], record["etag"],
+                     record["bytes"], datetime.fromisoformat(record["uploaded_at"]))
+    metrics = evaluate(sub, submissions.read_bytes(sub.key), key)
+    new = result_record(sub, "scored", f"rescored: public {key.metric} {metrics['public'][key.metric]:.4f}",
+                        key.release, key, metrics)
+    previous = {k: v for k, v in record.items() if k != "history"}
+    new["history"] = [*record.get("history", []), previous]
+    return new

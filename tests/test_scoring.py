@@ -251,3 +251,33 @@ def test_crash_midway_then_rerun_gives_exactly_one_result_each(tmp_path: Path, m
     assert sorted(r["key"] for r in records) == sorted(f"team-a/penguins/s{i}.csv" for i in range(10))
     assert not [i for i in private.list("results/") if i.key.endswith(".error.json")]
     assert score_submissions(config=config)["pending"] == 0
+
+
+def test_rescore_after_an_answer_key_fix_keeps_history(tmp_path: Path, backend: str, request: pytest.FixtureRequest,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    import yaml
+
+    from challenge.cli import main
+
+    endpoint = request.getfixturevalue("s3_endpoint") if backend == "s3" else None
+    config = challenge(backend, tmp_path, endpoint)
+    stage(config, EXAMPLES / "penguin-lab" / "penguins", "penguin-lab")
+    publish_release(config=config, release="r1")
+    key = answers(config, "penguins")
+    upload(config, "team-a/penguins/perfect.csv", key.select(["id", "label"]))
+    config_file = tmp_path / "challenge.yaml"
+    config_file.write_text(yaml.safe_dump(config.model_dump(mode="json")))
+    assert main(["--config", str(config_file), "score"]) == 0
+    assert "1 new submission(s): 1 scored" in capsys.readouterr().out
+    # the organizer fixes the answer key: one label changes
+    _, private, _ = stores(config)
+    fixed = key.set_column(1, "label", pa.array(["Chinstrap"] + key["label"].to_pylist()[1:]))
+    out = io.BytesIO()
+    pq.write_table(fixed, out)
+    private.write_bytes("releases/r1/penguins/answers.parquet", out.getvalue())
+    assert main(["--config", str(config_file), "score", "--rescore", "--task", "penguins"]) == 0
+    assert "rescored 1 submission(s)" in capsys.readouterr().out
+    (record,) = results(config)
+    assert len(record["history"]) == 1 and record["history"][0]["metrics"]["public"]["macro_f1"] == 1.0
+    assert min(record["metrics"]["public"]["macro_f1"], record["metrics"]["private"]["macro_f1"]) < 1.0
+    assert main(["--config", str(config_file), "score", "--task", "penguins"]) == 2
