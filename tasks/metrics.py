@@ -28,18 +28,28 @@ class Metric:
     higher_is_better: bool = True
 
 
+def _dictionary(values: Labels) -> pa.DictionaryArray:
+    array = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+    if not isinstance(array, pa.Array):
+        array = pa.array(array)
+    return array if isinstance(array, pa.DictionaryArray) else pc.dictionary_encode(array)
+
+
 def _codes(y_true: Labels, y_pred: Labels) -> tuple[np.ndarray, np.ndarray, int]:
-    """Encode both arrays against one dictionary (the union of their labels)."""
-    true = pa.chunked_array([y_true]) if not isinstance(y_true, pa.ChunkedArray) else y_true
-    pred = pa.chunked_array([y_pred]) if not isinstance(y_pred, pa.ChunkedArray) else y_pred
-    if true.type != pred.type:
-        pred = pc.cast(pred, true.type)
+    """Encode both arrays against one dictionary (the union of their labels).
+
+    Only the (small) dictionaries are compared; rows become integer codes.
+    """
+    true, pred = _dictionary(y_true), _dictionary(y_pred)
     if len(true) != len(pred):
         raise ValueError(f"truth has {len(true)} labels, prediction {len(pred)}")
-    both = pa.chunked_array(true.chunks + pred.chunks, type=true.type).combine_chunks()
-    encoded = pc.dictionary_encode(both)
-    codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
-    return codes[: len(true)], codes[len(true):], len(encoded.dictionary)
+    pred_values = pred.dictionary if pred.dictionary.type == true.dictionary.type else pc.cast(pred.dictionary, true.dictionary.type)
+    union = pc.unique(pa.concat_arrays([true.dictionary, pred_values]))
+    true_map = pc.index_in(true.dictionary, value_set=union).to_numpy(zero_copy_only=False).astype(np.int64)
+    pred_map = pc.index_in(pred_values, value_set=union).to_numpy(zero_copy_only=False).astype(np.int64)
+    true_codes = true_map[true.indices.to_numpy(zero_copy_only=False)]
+    pred_codes = pred_map[pred.indices.to_numpy(zero_copy_only=False)]
+    return true_codes, pred_codes, len(union)
 
 
 def confusion_matrix(y_true: Labels, y_pred: Labels) -> np.ndarray:
@@ -126,3 +136,23 @@ METRICS: dict[str, Metric] = {
 def score(metric: str, y_true: Labels, y_pred: Labels) -> float:
     """The named metric of the registry."""
     return METRICS[metric].fn(y_true, y_pred)
+
+
+_FROM_CONFUSION: dict[str, Callable[[np.ndarray], float]] = {
+    "accuracy": lambda cm: float(np.trace(cm) / cm.sum()) if cm.sum() else 0.0,
+    "macro_f1": lambda cm: float(_per_class_f1(cm).mean()) if cm.size else 0.0,
+    "weighted_f1": lambda cm: float((_per_class_f1(cm) * cm.sum(axis=1)).sum() / cm.sum()) if cm.sum() else 0.0,
+    "balanced_accuracy": lambda cm: float((np.diag(cm)[cm.sum(axis=1) > 0] / cm.sum(axis=1)[cm.sum(axis=1) > 0]).mean())
+    if cm.sum() else 0.0,
+}
+
+
+def score_all(kind: str, y_true: Labels, y_pred: Labels) -> dict[str, float]:
+    """Every metric of `kind` from one pass: one confusion matrix (or one set of binary counts)."""
+    if kind == "classification":
+        cm = confusion_matrix(y_true, y_pred)
+        return {name: fn(cm) for name, fn in _FROM_CONFUSION.items()}
+    tp, fp, fn = _binary_counts(y_true, y_pred)
+    return {"f1": 2 * tp / (2 * tp + fp + fn) if tp else 0.0,
+            "precision": tp / (tp + fp) if tp + fp else 0.0,
+            "recall": tp / (tp + fn) if tp + fn else 0.0}

@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from datetime import datetime, timezone
 from typing import Any
 
@@ -21,9 +22,9 @@ import pyarrow.parquet as pq
 
 import challenge
 from challenge.errors import ChallengeError
-from tasks.metrics import score
+from tasks.metrics import score_all
 from tasks.storage import Storage
-from tasks.submissions import Submission, read_submission, validate
+from tasks.submissions import IdIndex, Submission, read_submission, validate
 
 FINAL_STATUSES = ("scored", "invalid", "rejected", "rejected: late", "rejected: quota")
 
@@ -41,6 +42,14 @@ class AnswerKey:
     labels: pa.Array
     public: pa.Array  # bool mask over ids
     classes: pa.Array
+
+    @cached_property
+    def index(self) -> IdIndex:
+        return IdIndex(self.ids)
+
+    @cached_property
+    def labels_encoded(self) -> pa.DictionaryArray:
+        return pc.dictionary_encode(self.labels)
 
 
 def current_release(public: Storage) -> dict[str, Any]:
@@ -65,21 +74,18 @@ def load_answer_key(public: Storage, private: Storage, release: str, task_id: st
 
 
 def score_predictions(key: AnswerKey, predicted: pa.Array) -> dict[str, dict[str, float]]:
-    """The task's metric (and its siblings) on the public and the private part."""
-    from tasks.metrics import METRICS
-
-    names = [key.metric] + sorted(n for n, m in METRICS.items() if m.kind == key.kind and n != key.metric)
-    truth, pred = key.labels, predicted
+    """Every metric of the task's kind on the public and on the private part."""
+    truth, pred = key.labels_encoded, predicted
     if key.kind == "matching":
-        truth, pred = pc.cast(truth, pa.int8()), pc.cast(pred, pa.int8())
+        truth, pred = pc.cast(key.labels, pa.int8()), pc.cast(pred.dictionary_decode(), pa.int8())
     parts = {"public": key.public, "private": pc.invert(key.public)}
-    return {part: {n: round(score(n, pc.filter(truth, mask), pc.filter(pred, mask)), 6) for n in names}
+    return {part: {n: round(v, 6) for n, v in score_all(key.kind, pc.filter(truth, mask), pc.filter(pred, mask)).items()}
             for part, mask in parts.items()}
 
 
 def evaluate(sub: Submission, data: bytes, key: AnswerKey) -> dict[str, dict[str, float]]:
     """Validate then score; raises ParticipantVisibleError for an invalid file."""
-    predicted = validate(read_submission(data, sub.name), key.ids, key.classes)
+    predicted = validate(read_submission(data, sub.name), key.index, key.classes)
     return score_predictions(key, predicted)
 
 

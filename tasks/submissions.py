@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
@@ -143,36 +145,92 @@ def _as_text(column: pa.ChunkedArray) -> pa.ChunkedArray:
     return column if column.type == pa.string() else pc.cast(column, pa.string())
 
 
-def validate(table: pa.Table, test_ids: pa.Array, classes: pa.Array) -> pa.Array:
-    """The predicted labels aligned with `test_ids`, or a ParticipantVisibleError saying what to fix."""
+class IdIndex:
+    """Where each test id sits, for fast lookups of submitted ids.
+
+    Published ids are `<prefix><zero-padded number>` (tasks/opaque_ids.py), so
+    the fast path parses numbers and looks them up in a numpy array; any
+    other id format falls back to a hash lookup.
+    """
+
+    def __init__(self, test_ids: pa.Array):
+        self.test_ids = test_ids
+        self.lookup: np.ndarray | None = None
+        first = test_ids[0].as_py() if len(test_ids) else None
+        match = re.match(r"^(\D*)(\d+)$", first or "")
+        if match:
+            self.prefix, self.width = match.group(1), len(match.group(2))
+            numbers = self._numbers(test_ids)
+            if numbers is not None and (numbers >= 0).all():
+                self.lookup = np.full(int(numbers.max()) + 1, -1, dtype=np.int64)
+                self.lookup[numbers] = np.arange(len(test_ids))
+
+    def _numbers(self, ids: pa.Array) -> np.ndarray | None:
+        """The number of each id of the published form, -1 for any other (or null) id."""
+        ok = pc.and_(pc.starts_with(ids, self.prefix), pc.equal(pc.utf8_length(ids), len(self.prefix) + self.width))
+        digits = pc.utf8_slice_codeunits(ids, len(self.prefix))
+        ok = pc.fill_null(pc.and_(ok, pc.utf8_is_digit(digits)), False)
+        numbers = pc.cast(pc.if_else(ok, digits, "-1"), pa.int64())
+        return numbers.to_numpy(zero_copy_only=False)
+
+    def positions(self, ids: pa.Array) -> np.ndarray:
+        """Index of each submitted id among the test ids; -1 when it is not one."""
+        if self.lookup is None:
+            return pc.fill_null(pc.index_in(ids, value_set=self.test_ids), -1).to_numpy(zero_copy_only=False).astype(np.int64)
+        numbers = self._numbers(ids)
+        inside = (numbers >= 0) & (numbers < len(self.lookup))
+        out = np.full(len(numbers), -1, dtype=np.int64)
+        out[inside] = self.lookup[numbers[inside]]
+        return out
+
+
+def validate(table: pa.Table, index: IdIndex, classes: pa.Array) -> pa.Array:
+    """The predicted labels aligned with `test_ids`, or a ParticipantVisibleError saying what to fix.
+
+    One hash lookup of the submitted ids in the test ids gives unknown,
+    repeated and missing ids and the alignment; label checks run on the
+    distinct labels only.
+    """
     names = table.column_names
     missing, extra = [c for c in ("id", "label") if c not in names], [c for c in names if c not in ("id", "label")]
     if missing or extra:
         parts = ([f"missing {', '.join(missing)}"] if missing else []) + ([f"unexpected {', '.join(extra)}"] if extra else [])
         raise ParticipantVisibleError(f"columns must be exactly id,label: {'; '.join(parts)} (got {', '.join(names) or 'none'})")
-    ids, labels = _as_text(table["id"]), _as_text(table["label"])
+    test_ids = index.test_ids
+    ids = _as_text(table["id"]).combine_chunks()
+    labels = _as_text(table["label"]).combine_chunks()
     problems = []
     if ids.null_count:
         problems.append(f"{ids.null_count} row(s) have no id")
-    counts = pa.table({"id": ids}).group_by("id").aggregate([("id", "count")])
-    repeated = counts.filter(pc.greater(counts["id_count"], 1))
-    if repeated.num_rows:
-        problems.append(f"{repeated.num_rows} id(s) appear more than once (e.g. {_examples(repeated['id'])})")
-    absent = pc.filter(test_ids, pc.invert(pc.is_in(test_ids, value_set=ids)))
-    if len(absent):
+    position = index.positions(ids)
+    unknown = pc.and_(pa.array(position < 0), pc.is_valid(ids))
+    if pc.any(unknown).as_py():
+        bad = pc.filter(ids, unknown)
+        problems.append(f"{len(bad)} id(s) are not test ids (e.g. {_examples(bad)})")
+    found = position[position >= 0]
+    seen = np.bincount(found, minlength=len(test_ids))
+    if (seen > 1).any():
+        repeated = test_ids.take(pa.array(np.flatnonzero(seen > 1)))
+        problems.append(f"{len(repeated)} id(s) appear more than once (e.g. {_examples(repeated)})")
+    if (seen == 0).any():
+        absent = test_ids.take(pa.array(np.flatnonzero(seen == 0)))
         problems.append(f"{len(absent)} test id(s) are missing (e.g. {_examples(absent)})")
-    unknown = pc.filter(ids, pc.invert(pc.fill_null(pc.is_in(ids, value_set=test_ids), True)))
-    if len(unknown):
-        problems.append(f"{len(unknown)} id(s) are not test ids (e.g. {_examples(unknown)})")
-    empty = pc.or_(pc.is_null(labels), pc.equal(pc.utf8_lower(pc.utf8_trim_whitespace(pc.fill_null(labels, ""))), pa.scalar("")))
-    empty = pc.or_(empty, pc.is_in(pc.utf8_lower(pc.fill_null(labels, "")), value_set=pa.array(["nan", "none", "null"])))
-    if pc.sum(empty).as_py():
-        problems.append(f"{pc.sum(empty).as_py()} row(s) have an empty or NaN label (ids e.g. {_examples(pc.filter(ids, empty))})")
-    outside = pc.and_(pc.invert(empty), pc.invert(pc.is_in(labels, value_set=classes)))
-    if pc.sum(outside).as_py():
-        bad = pc.unique(pc.filter(labels, outside))
-        problems.append(f"{len(bad)} label(s) are not classes of this task (e.g. {_examples(bad)}); "
+    encoded = pc.dictionary_encode(labels)
+    distinct = encoded.dictionary
+    blank = pc.or_(pc.equal(pc.utf8_trim_whitespace(distinct), ""),
+                   pc.is_in(pc.utf8_lower(distinct), value_set=pa.array(["nan", "none", "null"])))
+    empty_codes = pa.array(np.flatnonzero(blank.to_numpy(zero_copy_only=False)), pa.int32())
+    empty = pc.or_(pc.is_null(labels), pc.fill_null(pc.is_in(encoded.indices, value_set=empty_codes), False))
+    n_empty = pc.sum(empty).as_py() or 0
+    if n_empty:
+        problems.append(f"{n_empty} row(s) have an empty or NaN label (ids e.g. {_examples(pc.filter(ids, empty))})")
+    outside = pc.filter(distinct, pc.and_(pc.invert(blank), pc.invert(pc.is_in(distinct, value_set=classes))))
+    if len(outside):
+        problems.append(f"{len(outside)} label(s) are not classes of this task (e.g. {_examples(outside)}); "
                         f"valid: {_examples(classes) if len(classes) > 20 else ', '.join(classes.to_pylist())}")
     if problems:
         raise ParticipantVisibleError("; ".join(problems))
-    return labels.combine_chunks().take(pc.index_in(test_ids, value_set=ids))
+    order = np.empty(len(test_ids), dtype=np.int64)
+    order[position] = np.arange(len(position))
+    # Reorder the small integer codes, not the strings.
+    return pa.DictionaryArray.from_arrays(encoded.indices.take(pa.array(order)), distinct)

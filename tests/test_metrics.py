@@ -85,3 +85,16 @@ def test_confusion_matrix_matches_sklearn_over_the_label_union() -> None:
 def test_lengths_must_agree() -> None:
     with pytest.raises(ValueError, match="truth has 3 labels, prediction 2"):
         score("accuracy", pa.array(list("abc")), pa.array(list("ab")))
+
+
+@pytest.mark.parametrize("kind,cases", [("classification", CLASSIFICATION_CASES), ("matching", MATCHING_CASES)])
+def test_score_all_equals_each_metric(kind: str, cases: dict) -> None:
+    from tasks.metrics import score_all
+
+    for make in cases.values():
+        truth, pred = make(np.random.default_rng(3))
+        t, p = (pa.array(truth), pa.array(pred)) if kind == "classification" else (pa.array(truth, pa.int8()), pa.array(pred, pa.int8()))
+        together = score_all(kind, t, p)
+        assert set(together) == {n for n, m in METRICS.items() if m.kind == kind}
+        for name, value in together.items():
+            assert value == pytest.approx(expected(name, truth, pred), abs=1e-12)

@@ -1,0 +1,47 @@
+"""Submission validation without storage: both id lookups (published numbered ids and any other ids)."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pytest
+
+from tasks.submissions import IdIndex, ParticipantVisibleError, validate
+
+NUMBERED = ["p0003", "p0000", "p0007", "p0005"]
+ARBITRARY = ["zeta", "alpha", "x-1", "Ω"]
+CLASSES = pa.array(["a", "b"])
+
+
+@pytest.mark.parametrize("ids", [NUMBERED, ARBITRARY])
+def test_alignment_follows_the_test_ids_not_the_file_order(ids: list[str]) -> None:
+    index = IdIndex(pa.array(ids))
+    assert (index.lookup is not None) == (ids is NUMBERED)
+    table = pa.table({"id": list(reversed(ids)), "label": ["a", "b", "b", "a"]})
+    aligned = validate(table, index, CLASSES)
+    assert aligned.dictionary_decode().to_pylist() == ["a", "b", "b", "a"][::-1]
+
+
+@pytest.mark.parametrize("ids", [NUMBERED, ARBITRARY])
+@pytest.mark.parametrize(("rows", "message"), [
+    (lambda ids: {"id": ids + [ids[0]], "label": ["a"] * 5}, "1 id(s) appear more than once (e.g. {0})"),
+    (lambda ids: {"id": ids[1:], "label": ["a"] * 3}, "1 test id(s) are missing (e.g. {0})"),
+    (lambda ids: {"id": ids + ["p9999", "nope"], "label": ["a"] * 6}, "2 id(s) are not test ids (e.g. p9999, nope)"),
+    (lambda ids: {"id": ids, "label": ["a", "c", "", None]}, "2 row(s) have an empty or NaN label"),
+    (lambda ids: {"id": ids, "label": ["a", "c", "a", "NaN"]}, "1 label(s) are not classes of this task (e.g. c)"),
+    (lambda ids: {"id": ids[:3] + [None], "label": ["a"] * 4}, "1 row(s) have no id"),
+])
+def test_each_problem_is_named_for_the_participant(ids: list[str], rows, message: str) -> None:  # noqa: ANN001
+    with pytest.raises(ParticipantVisibleError) as info:
+        validate(pa.table(rows(ids)), IdIndex(pa.array(ids)), CLASSES)
+    assert message.format(ids[0]) in str(info.value)
+
+
+def test_columns_must_be_exactly_id_and_label() -> None:
+    with pytest.raises(ParticipantVisibleError, match="missing label; unexpected pred, score"):
+        validate(pa.table({"id": NUMBERED, "pred": ["a"] * 4, "score": [1] * 4}), IdIndex(pa.array(NUMBERED)), CLASSES)
+
+
+def test_numeric_ids_and_labels_are_read_as_text() -> None:
+    ids = ["10", "11", "12"]
+    aligned = validate(pa.table({"id": [12, 10, 11], "label": [1.0, 0.0, 1.0]}), IdIndex(pa.array(ids)), pa.array(["0", "1"]))
+    assert aligned.dictionary_decode().to_pylist() == ["0", "1", "1"]
