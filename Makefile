@@ -39,6 +39,8 @@ chromium:
 
 bench: $(BIN)/challenge
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/scoring.py
+	$(BIN)/python bench/flow_scoring.py
 
 clean:
 	rm -rf $(VENV) build .pytest_cache

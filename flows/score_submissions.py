@@ -18,10 +18,9 @@ from tasks.scoring import (
     current_release,
     load_answer_key,
     load_results,
-    process_submission,
+    process_batch,
     rescore,
     scored_per_day,
-    write_error,
     write_result,
 )
 from tasks.storage import Storage, open_storage
@@ -36,19 +35,13 @@ def _locations(config: ChallengeConfig) -> tuple[Storage, Storage, Storage]:
 
 @task(name="score-batch", task_run_name="score-{task_id}", cache_policy=NO_CACHE)
 def score_batch(config: ChallengeConfig, task_id: str, subs: list[Submission], release: str | None,
-                tasks: set[str], counts: dict[tuple[str, str, str], int]) -> list[dict[str, Any]]:
-    """One task's pending submissions, in upload order (so the daily quota counts right)."""
+                tasks: set[str], counts: dict[tuple[str, str, str], int], had_error: set[str]) -> list[dict[str, Any]]:
+    """One task's pending submissions (threads inside; the daily quota is applied in upload order)."""
     public, private, submissions = _locations(config)
     key: AnswerKey | None = load_answer_key(public, private, release, task_id) if release and task_id in tasks else None
-    records = []
-    for sub in subs:
-        try:
-            record = process_submission(sub, config, key, tasks, counts, submissions)
-            write_result(private, submissions, sub, record)
-            records.append(record)
-        except Exception as exc:  # internal: record it, retry next run, go on with the others
-            get_run_logger().error("%s: internal error, will retry: %s", sub.key, exc)
-            write_error(private, sub, exc)
+    records, errors = process_batch(subs, config, key, tasks, counts, private, submissions, had_error)
+    for failed in errors:
+        get_run_logger().error("%s: internal error, will be retried on the next run", failed)
     return records
 
 
@@ -95,6 +88,7 @@ def score_submissions(config: ChallengeConfig | None = None, config_path: str | 
     tasks = set(latest["tasks"])
     inbox = discover(submissions)
     records = load_results(private)
+    had_error = {i.key.rsplit("/", 1)[-1][: -len(".error.json")] for i in private.list("results/") if i.key.endswith(".error.json")}
     done = {r["submission_id"]: r for r in records}
     for sub in inbox.submissions:  # a crash between record and feedback: write the feedback now
         if sub.submission_id in done and sub.feedback_key not in inbox.feedback:
@@ -106,7 +100,7 @@ def score_submissions(config: ChallengeConfig | None = None, config_path: str | 
     by_task: dict[str, list[Submission]] = {}
     for sub in pending:
         by_task.setdefault(sub.task_id, []).append(sub)
-    futures = [score_batch.submit(config, task_id, subs, latest["release"], tasks, counts)
+    futures = [score_batch.submit(config, task_id, subs, latest["release"], tasks, counts, had_error)
                for task_id, subs in sorted(by_task.items())]
     new = [r for f in futures for r in f.result()]
     board = refresh_leaderboard(config, records + new)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
 from datetime import datetime, timezone
@@ -23,8 +24,8 @@ import pyarrow.parquet as pq
 import challenge
 from challenge.errors import ChallengeError
 from tasks.metrics import score_all
-from tasks.storage import Storage
-from tasks.submissions import IdIndex, Submission, read_submission, validate
+from tasks.storage import TRANSFER_THREADS, Storage
+from tasks.submissions import IdIndex, ParticipantVisibleError, Submission, admit, check_quota, read_submission, validate
 
 FINAL_STATUSES = ("scored", "invalid", "rejected", "rejected: late", "rejected: quota")
 
@@ -129,28 +130,74 @@ def scored_per_day(records: list[dict[str, Any]]) -> dict[tuple[str, str, str], 
     return counts
 
 
-def process_submission(sub: Submission, config: Any, key: AnswerKey | None, tasks: set[str],
-                       counts: dict[tuple[str, str, str], int], submissions: Storage) -> dict[str, Any]:
-    """Admission, validation and scoring of one submission → its final result record."""
-    from tasks.submissions import ParticipantVisibleError, admit
+def _day(sub: Submission) -> tuple[str, str, str]:
+    return (sub.team, sub.task_id, sub.uploaded_at.astimezone(timezone.utc).date().isoformat())
 
-    day = (sub.team, sub.task_id, sub.uploaded_at.astimezone(timezone.utc).date().isoformat())
+
+def _first_pass(sub: Submission, config: Any, key: AnswerKey | None, tasks: set[str],
+                submissions: Storage) -> tuple[str, Any]:
+    """Admission before reading, then validation and scoring: ("final", record) or ("valid", metrics)."""
     release = key.release if key else None
     try:
-        admit(sub, config, tasks, counts.get(day, 0))
+        admit(sub, config, tasks)
         assert key is not None
-        metrics = evaluate(sub, submissions.read_bytes(sub.key), key)
+        return "valid", evaluate(sub, submissions.read_bytes(sub.key), key)
     except ParticipantVisibleError as exc:
-        return result_record(sub, exc.status, str(exc), release, key)
-    counts[day] = counts.get(day, 0) + 1
-    primary = metrics["public"][key.metric]
-    return result_record(sub, "scored", f"scored: public {key.metric} {primary:.4f}", release, key, metrics)
+        return "final", result_record(sub, exc.status, str(exc), release, key)
 
 
-def write_result(private: Storage, submissions: Storage, sub: Submission, record: dict[str, Any]) -> None:
+def process_batch(subs: list[Submission], config: Any, key: AnswerKey | None, tasks: set[str],
+                  counts: dict[tuple[str, str, str], int], private: Storage, submissions: Storage,
+                  had_error: set[str], workers: int = TRANSFER_THREADS) -> tuple[list[dict[str, Any]], list[str]]:
+    """Score one task's pending submissions: read and score in threads, apply the daily quota in
+    upload order (only scored submissions count), then write results and feedback in threads.
+
+    Returns the new final records and the keys that hit an internal error (retried next run).
+    """
+
+    def first(sub: Submission) -> tuple[str, Any]:
+        try:
+            return _first_pass(sub, config, key, tasks, submissions)
+        except Exception as exc:  # internal: retried next run
+            return "error", exc
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        outcomes = list(pool.map(first, subs))
+    finals: list[tuple[Submission, dict[str, Any]]] = []
+    errors: list[tuple[Submission, BaseException]] = []
+    for sub, (kind, value) in sorted(zip(subs, outcomes), key=lambda pair: (pair[0].uploaded_at, pair[0].key)):
+        if kind == "error":
+            errors.append((sub, value))
+            continue
+        if kind == "final":
+            finals.append((sub, value))
+            continue
+        try:
+            check_quota(sub, config, counts.get(_day(sub), 0))
+        except ParticipantVisibleError as exc:
+            finals.append((sub, result_record(sub, exc.status, str(exc), key.release if key else None, key)))
+            continue
+        counts[_day(sub)] = counts.get(_day(sub), 0) + 1
+        primary = value["public"][key.metric] if key else 0.0
+        finals.append((sub, result_record(sub, "scored", f"scored: public {key.metric if key else ''} {primary:.4f}",
+                                          key.release if key else None, key, value)))
+
+    def write(item: tuple[Submission, dict[str, Any]]) -> None:
+        sub, record = item
+        write_result(private, submissions, sub, record, sub.submission_id in had_error)
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        list(pool.map(write, finals))
+        list(pool.map(lambda item: write_error(private, *item), errors))
+    return [record for _, record in finals], [sub.key for sub, _ in errors]
+
+
+def write_result(private: Storage, submissions: Storage, sub: Submission, record: dict[str, Any],
+                 had_error: bool = True) -> None:
     """The result record first (the durable truth), then the team's feedback file."""
     private.write_bytes(sub.result_key, json.dumps(record, indent=2).encode())
-    private.delete(sub.result_key.replace(".json", ".error.json"))
+    if had_error:
+        private.delete(sub.result_key.replace(".json", ".error.json"))
     submissions.write_bytes(sub.feedback_key, json.dumps(feedback(record), indent=2).encode())
 
 

@@ -93,8 +93,8 @@ def _submission(info: ObjectInfo, parts: list[str]) -> Submission:
     return Submission(info.key, parts[0], parts[1], parts[2], info.version, info.size, uploaded)
 
 
-def admit(sub: Submission, config: ChallengeConfig, tasks: set[str], scored_today: int) -> None:
-    """Admission, in order: known team and task, on time, size, daily quota."""
+def admit(sub: Submission, config: ChallengeConfig, tasks: set[str]) -> None:
+    """Admission before reading the file, in order: known team and task, on time, size."""
     policy = config.policy
     if sub.team not in {t.id for t in config.teams}:
         raise ParticipantVisibleError(f"unknown team '{sub.team}': upload under your team's id", "rejected")
@@ -108,11 +108,15 @@ def admit(sub: Submission, config: ChallengeConfig, tasks: set[str], scored_toda
     if sub.size > policy.max_submission_mb * 1024 * 1024:
         raise ParticipantVisibleError(
             f"the file is {sub.size / 1048576:.1f} MB; the limit is {policy.max_submission_mb} MB", "rejected")
-    if scored_today >= policy.max_submissions_per_day:
+
+
+def check_quota(sub: Submission, config: ChallengeConfig, scored_today: int) -> None:
+    """The last admission rule: scored submissions of this team and task on the upload's UTC day."""
+    limit = config.policy.max_submissions_per_day
+    if scored_today >= limit:
         raise ParticipantVisibleError(
             f"quota: {scored_today} submission(s) already scored for {sub.task_id} on "
-            f"{sub.uploaded_at.date().isoformat()} (UTC); the limit is {policy.max_submissions_per_day} a day",
-            "rejected: quota")
+            f"{sub.uploaded_at.date().isoformat()} (UTC); the limit is {limit} a day", "rejected: quota")
 
 
 def read_submission(data: bytes, name: str) -> pa.Table:

@@ -231,16 +231,17 @@ def test_crash_midway_then_rerun_gives_exactly_one_result_each(tmp_path: Path, m
         upload(config, f"team-a/penguins/s{i}.csv", perfect)
     import tasks.scoring as scoring
 
-    original, calls = scoring.process_submission, [0]
+    import itertools
+
+    original, calls = scoring.evaluate, itertools.count(1)  # next() is atomic: batches score in threads
 
     def flaky(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
-        calls[0] += 1
-        if calls[0] > 5:
+        if next(calls) > 5:
             raise ConnectionError("injected: storage went away")
         return original(*args, **kwargs)
 
     with monkeypatch.context() as patch:
-        patch.setattr("flows.score_submissions.process_submission", flaky)
+        patch.setattr(scoring, "evaluate", flaky)
         first = score_submissions(config=config)
     assert first["errors"] == 5
     _, private, _ = stores(config)
