@@ -104,18 +104,22 @@ def _chart(points: dict[str, list[tuple[str, float]]]) -> str:
     colours = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
     lines = []
     for i, (team, series) in enumerate(sorted(points.items())):
-        coords = " ".join(
-            f"{pad + (datetime.fromisoformat(t).timestamp() - lo) / (hi - lo) * (width - 2 * pad):.1f},"
-            f"{height - pad - s * (height - 2 * pad):.1f}" for t, s in series)
+        xy = [(pad + (datetime.fromisoformat(t).timestamp() - lo) / (hi - lo) * (width - 2 * pad),
+               height - pad - s * (height - 2 * pad)) for t, s in series]
         colour = colours[i % len(colours)]
+        coords = " ".join(f"{x:.1f},{y:.1f}" for x, y in xy)
         lines.append(f"<polyline fill='none' stroke='{colour}' stroke-width='2' points='{coords}'>"
                      f"<title>{html.escape(team)}</title></polyline>")
+        lines += [f"<circle cx='{x:.1f}' cy='{y:.1f}' r='3' fill='{colour}'/>" for x, y in xy]
         lines.append(f"<text x='{width - pad}' y='{14 + 14 * i}' fill='{colour}' text-anchor='end' font-size='11'>"
                      f"{html.escape(team)}</text>")
     return (f"<svg class='chart' width='{width}' height='{height}' role='img' aria-label='score over time'>"
             f"<line x1='{pad}' y1='{height - pad}' x2='{width - pad}' y2='{height - pad}' stroke='#999'/>"
             f"<line x1='{pad}' y1='{pad}' x2='{pad}' y2='{height - pad}' stroke='#999'/>"
             f"<text x='4' y='{pad}' font-size='10'>1.0</text><text x='4' y='{height - pad}' font-size='10'>0.0</text>"
+            f"<text x='{pad}' y='{height - 8}' font-size='10'>{html.escape(datetime.fromtimestamp(lo, timezone.utc).strftime('%Y-%m-%d %H:%M'))}</text>"
+            f"<text x='{width - pad}' y='{height - 8}' font-size='10' text-anchor='end'>"
+            f"{html.escape(datetime.fromtimestamp(hi, timezone.utc).strftime('%Y-%m-%d %H:%M'))}</text>"
             + "".join(lines) + "</svg>")
 
 
