@@ -299,3 +299,24 @@ def test_rescore_after_an_answer_key_fix_keeps_history(tmp_path: Path, backend: 
     assert len(record["history"]) == 1 and record["history"][0]["metrics"]["public"]["macro_f1"] == 1.0
     assert min(record["metrics"]["public"]["macro_f1"], record["metrics"]["private"]["macro_f1"]) < 1.0
     assert main(["--config", str(config_file), "score", "--task", "penguins"]) == 2
+
+
+def test_late_and_oversized_submissions_are_rejected(tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> None:
+    from challenge.config import Policy
+
+    endpoint = request.getfixturevalue("s3_endpoint") if backend == "s3" else None
+    config = challenge(backend, tmp_path, endpoint)
+    stage(config, EXAMPLES / "penguin-lab" / "penguins", "penguin-lab")
+    publish_release(config=config, release="r1")
+    perfect = answers(config, "penguins").select(["id", "label"])
+    closed = config.model_copy(update={"policy": Policy(opens_at="2000-01-01T00:00:00Z", closes_at="2000-01-02T00:00:00Z")})
+    upload(config, "team-a/penguins/late.csv", perfect)
+    assert score_submissions(config=closed)["statuses"] == {"rejected: late": 1}
+    note = feedback(config, "team-a/penguins/late.csv")
+    assert note["status"] == "rejected: late" and "outside the submission window" in note["message"]
+    tiny = config.model_copy(update={"policy": Policy(max_submission_mb=0.0001)})
+    upload(config, "team-a/penguins/big.csv", perfect)
+    assert score_submissions(config=tiny)["statuses"] == {"rejected": 1}
+    assert "the limit is 0.0001 MB" in feedback(config, "team-a/penguins/big.csv")["message"]
+    # rejected submissions have a final result: an open challenge does not score them later
+    assert score_submissions(config=config)["pending"] == 0
