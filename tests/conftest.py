@@ -90,20 +90,23 @@ def storage(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Sto
     return S3Storage(f"s3://{new_bucket(endpoint)}/some/prefix", endpoint_url=endpoint)
 
 
-@pytest.fixture
-def config(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> ChallengeConfig:
-    """A challenge whose four locations live on the backend under test."""
+def make_config(backend: str, root: Path, endpoint: str | None, **extra: object) -> ChallengeConfig:
+    """A challenge whose four locations live on `backend` (a new bucket on S3); `extra` adds top-level keys."""
     if backend == "local":
-        locations = {n: str(tmp_path / n) for n in ("intake", "public", "private", "submissions")}
-        s3 = {}
+        locations, s3 = {n: str(root / n) for n in ("intake", "public", "private", "submissions")}, {}
     else:
-        endpoint = request.getfixturevalue("s3_endpoint")
-        bucket = new_bucket(endpoint)
+        bucket = new_bucket(endpoint or "")
         locations = {n: f"s3://{bucket}/{n}" for n in ("intake", "public", "private", "submissions")}
         s3 = {"endpoint_url": endpoint}
     return ChallengeConfig.model_validate(
-        {"name": "test-challenge", "title": "Test", "storage": {**locations, "s3": s3}}
-    )
+        {"name": "test-challenge", "title": "Test", "storage": {**locations, "s3": s3}, **extra})
+
+
+@pytest.fixture
+def config(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> ChallengeConfig:
+    """A challenge whose four locations live on the backend under test."""
+    endpoint = request.getfixturevalue("s3_endpoint") if backend == "s3" else None
+    return make_config(backend, tmp_path, endpoint)
 
 
 def put_drop(config: ChallengeConfig, folder: Path, contributor: str, task_dir: str | None = None) -> None:

@@ -17,7 +17,7 @@ import pytest
 
 from challenge.config import ChallengeConfig
 from challenge.errors import ChallengeError
-from conftest import EXAMPLES, new_bucket, put_drop
+from conftest import EXAMPLES, make_config, put_drop
 from drops import classification_drop, classification_frame, matching_drop
 from flows.publish_release import publish_release
 from tasks.intake import discover_drops, gate_drop, run_time_label
@@ -39,15 +39,6 @@ def stage(config: ChallengeConfig, folder: Path, contributor: str) -> None:
     drop = next(d for d in drops if d.contributor == contributor and d.folder == folder.name)
     outcome, _ = gate_drop(drop, config, run_time_label())
     assert outcome.verdict == "pass", outcome.failures
-
-
-def make_config(backend: str, root: Path, endpoint: str | None) -> ChallengeConfig:
-    if backend == "local":
-        locations, s3 = {n: str(root / n) for n in ("intake", "public", "private", "submissions")}, {}
-    else:
-        bucket = new_bucket(endpoint)
-        locations, s3 = {n: f"s3://{bucket}/{n}" for n in ("intake", "public", "private", "submissions")}, {"endpoint_url": endpoint}
-    return ChallengeConfig.model_validate({"name": "pub-test", "title": "t", "storage": {**locations, "s3": s3}})
 
 
 @pytest.fixture(scope="module", params=["local", "s3"])
@@ -210,7 +201,7 @@ def test_croissant_metadata_validates_with_mlcroissant(staged: ChallengeConfig, 
         dataset = mlc.Dataset(jsonld=str(folder / "croissant.json"))
         assert not dataset.metadata.issues.errors, dataset.metadata.issues.report()
         first = next(iter(dataset.records(record_set="train")))
-        assert f"train/label" in first
+        assert "train/label" in first
         labels = [f for rs in metadata["recordSet"] for f in rs.get("field", []) if f["name"] == "label"]
         assert labels and all("cr:Label" in f["dataType"] for f in labels)
         assert any(rs.get("dataType") == "cr:Split" for rs in metadata["recordSet"])

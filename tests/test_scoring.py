@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from challenge.config import ChallengeConfig
-from conftest import EXAMPLES, new_bucket
+from conftest import EXAMPLES, make_config
 from flows.publish_release import publish_release
 from flows.score_submissions import finalize_challenge, score_submissions
 from tasks.storage import Storage, open_storage
@@ -27,15 +27,8 @@ EVIL = "<script>alert('pwned')</script> & co"
 
 
 def challenge(backend: str, root: Path, endpoint: str | None, **policy: object) -> ChallengeConfig:
-    if backend == "local":
-        locations, s3 = {n: str(root / n) for n in ("intake", "public", "private", "submissions")}, {}
-    else:
-        bucket = new_bucket(endpoint)
-        locations, s3 = {n: f"s3://{bucket}/{n}" for n in ("intake", "public", "private", "submissions")}, {"endpoint_url": endpoint}
-    return ChallengeConfig.model_validate({
-        "name": "score-test", "title": "Score test", "storage": {**locations, "s3": s3}, "policy": policy,
-        "teams": [{"id": "team-a", "name": "Team A"}, {"id": "team-b", "name": EVIL}, {"id": "team-c", "name": "C"}],
-    })
+    return make_config(backend, root, endpoint, policy=policy, teams=[
+        {"id": "team-a", "name": "Team A"}, {"id": "team-b", "name": EVIL}, {"id": "team-c", "name": "C"}])
 
 
 @pytest.fixture(scope="module", params=["local", "s3"])
