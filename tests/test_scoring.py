@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -151,9 +152,15 @@ def test_quota_counts_scored_submissions_only(released: ChallengeConfig) -> None
 
 
 def test_leaderboard_ranks_escapes_and_hides_private_scores(released: ChallengeConfig, tmp_path: Path) -> None:
+    from prefect.artifacts import Artifact
+
     ensure_scored(released)
     public, private, submissions = stores(released)
     board = json.loads(public.read_bytes("leaderboard/leaderboard.json"))
+    for artifact_key in ("leaderboard-penguins", "leaderboard-febrl-people", "leaderboard-classification", "leaderboard-matching"):
+        artifact = Artifact.get(artifact_key)
+        assert artifact is not None and artifact.type == "table", artifact_key
+    assert "team-a" in str(Artifact.get("leaderboard-penguins").data)
     assert board["final"] is False and board["release"] == "r1"
     penguins = board["tasks"]["penguins"]["entries"]
     assert [e["team"] for e in penguins][:1] == ["team-a"] and penguins[0]["score"] == 1.0 and penguins[0]["rank"] == 1
@@ -162,19 +169,17 @@ def test_leaderboard_ranks_escapes_and_hides_private_scores(released: ChallengeC
     matching = {e["team"]: e for e in board["tracks"]["matching"]["entries"]}
     assert "team-b" not in matching or matching["team-b"]["tasks"]["febrl-people"] >= 0
     # no private score anywhere under public, nor in feedback files, before finalize
-    private_values = set()
-    for record in results(released):
-        if record["status"] == "scored":
-            for name, value in record["metrics"]["private"].items():
-                if value not in record["metrics"]["public"].values() and value not in (0.0, 1.0):
-                    private_values.add(json.dumps(value))
+    scored = [r for r in results(released) if r["status"] == "scored"]
+    public_values = {v for r in scored for v in r["metrics"]["public"].values()}
+    private_values = {json.dumps(v) for r in scored for v in r["metrics"]["private"].values()
+                      if v not in public_values and v not in (0.0, 1.0)}  # values only a private score has
     assert private_values
     for storage, keys in ((public, [i.key for i in public.list("")]),
                           (submissions, [i.key for i in submissions.list("") if i.key.endswith(".result.json")])):
         for key in keys:
             if key.endswith((".json", ".csv", ".html", ".md")):
                 text = storage.read_bytes(key).decode()
-                assert not any(v in text for v in private_values), key
+                assert not any(re.search(rf"(?<![\d.]){re.escape(v)}(?!\d)", text) for v in private_values), key
     html = public.read_bytes("leaderboard/index.html").decode()
     assert "<script>alert" not in html and "&lt;script&gt;alert(&#x27;pwned&#x27;)&lt;/script&gt; &amp; co" in html
 
