@@ -16,6 +16,7 @@ from tasks.leaderboard import FINAL_MARKER, build_leaderboard, write_leaderboard
 from tasks.scoring import (
     AnswerKey,
     current_release,
+    feedback,
     load_answer_key,
     load_results,
     process_batch,
@@ -92,8 +93,6 @@ def score_submissions(config: ChallengeConfig | None = None, config_path: str | 
     done = {r["submission_id"]: r for r in records}
     for sub in inbox.submissions:  # a crash between record and feedback: write the feedback now
         if sub.submission_id in done and sub.feedback_key not in inbox.feedback:
-            from tasks.scoring import feedback
-
             submissions.write_bytes(sub.feedback_key, json.dumps(feedback(done[sub.submission_id]), indent=2).encode())
     pending = [s for s in inbox.submissions if s.submission_id not in done]
     counts = scored_per_day(records)

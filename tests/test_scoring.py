@@ -264,7 +264,11 @@ def test_crash_midway_then_rerun_gives_exactly_one_result_each(tmp_path: Path, m
     records = results(config)
     assert sorted(r["key"] for r in records) == sorted(f"team-a/penguins/s{i}.csv" for i in range(10))
     assert not [i for i in private.list("results/") if i.key.endswith(".error.json")]
+    # a crash between the record and the feedback file: the next run writes the feedback, scores nothing
+    _, _, submissions = stores(config)
+    submissions.delete("team-a/penguins/s3.csv.result.json")
     assert score_submissions(config=config)["pending"] == 0
+    assert feedback(config, "team-a/penguins/s3.csv")["status"] == "scored"
 
 
 def test_rescore_after_an_answer_key_fix_keeps_history(tmp_path: Path, backend: str, request: pytest.FixtureRequest,
