@@ -150,10 +150,10 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     import json
 
     from challenge.config import load_config
-    from tasks.storage import open_storage
+    from tasks.storage import open_location
 
     config = load_config(args.config)
-    public = open_storage(config.storage.public, config.storage.s3.endpoint_url, config.storage.s3.region)
+    public = open_location(config, "public")
     if not public.exists("leaderboard/leaderboard.json"):
         print("no leaderboard yet: run `challenge score` first", file=sys.stderr)
         return 2

@@ -19,14 +19,12 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from challenge.config import load_config
-from tasks.storage import open_storage
+from tasks.storage import open_location
 
 
 def main(config_path: str) -> None:
     config = load_config(config_path)
-    s3 = config.storage.s3
-    public, private, submissions = (open_storage(u, s3.endpoint_url, s3.region)
-                                    for u in (config.storage.public, config.storage.private, config.storage.submissions))
+    public, private, submissions = (open_location(config, n) for n in ("public", "private", "submissions"))
     latest = json.loads(public.read_bytes("latest.json"))
     rng = np.random.default_rng(0)
     teams = [t.id for t in config.teams]

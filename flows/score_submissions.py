@@ -21,17 +21,16 @@ from tasks.scoring import (
     load_results,
     process_batch,
     rescore,
+    scan_results,
     scored_per_day,
     write_result,
 )
-from tasks.storage import Storage, open_storage
-from tasks.submissions import Submission, discover
+from tasks.storage import Storage, open_location
+from tasks.submissions import Inbox, Submission, discover
 
 
 def _locations(config: ChallengeConfig) -> tuple[Storage, Storage, Storage]:
-    s3 = config.storage.s3
-    return tuple(open_storage(uri, s3.endpoint_url, s3.region)  # type: ignore[return-value]
-                 for uri in (config.storage.public, config.storage.private, config.storage.submissions))
+    return open_location(config, "public"), open_location(config, "private"), open_location(config, "submissions")
 
 
 @task(name="score-batch", task_run_name="score-{task_id}", cache_policy=NO_CACHE)
@@ -46,17 +45,19 @@ def score_batch(config: ChallengeConfig, task_id: str, subs: list[Submission], r
     return records
 
 
-def refresh_leaderboard(config: ChallengeConfig, records: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    """Rebuild every leaderboard from the result records and publish it."""
+def refresh_leaderboard(config: ChallengeConfig, records: list[dict[str, Any]] | None = None,
+                        inbox: Inbox | None = None) -> dict[str, Any]:
+    """Rebuild every leaderboard from the result records and publish it (`records` and `inbox` when already read)."""
     public, private, submissions = _locations(config)
     latest = current_release(public)
     records = load_results(private) if records is None else records
+    inbox = discover(submissions) if inbox is None else inbox
     tasks = {}
     for task_id in latest["tasks"]:
         manifest = json.loads(public.read_bytes(f"releases/{latest['release']}/{task_id}/manifest.json"))
         tasks[task_id] = (manifest["kind"], manifest["metric"])
     choices = {}
-    for (team, task_id), final_key in discover(submissions).final_choices.items():
+    for (team, task_id), final_key in inbox.final_choices.items():
         choices[(team, task_id)] = submissions.read_bytes(final_key).decode("utf-8", "replace").strip()
     final = private.exists(FINAL_MARKER)
     board = build_leaderboard(config.name, latest["release"], tasks, records, final, choices,
@@ -88,8 +89,7 @@ def score_submissions(config: ChallengeConfig | None = None, config_path: str | 
     latest = current_release(public)
     tasks = set(latest["tasks"])
     inbox = discover(submissions)
-    records = load_results(private)
-    had_error = {i.key.rsplit("/", 1)[-1][: -len(".error.json")] for i in private.list("results/") if i.key.endswith(".error.json")}
+    records, had_error = scan_results(private)
     done = {r["submission_id"]: r for r in records}
     for sub in inbox.submissions:  # a crash between record and feedback: write the feedback now
         if sub.submission_id in done and sub.feedback_key not in inbox.feedback:
@@ -102,7 +102,7 @@ def score_submissions(config: ChallengeConfig | None = None, config_path: str | 
     futures = [score_batch.submit(config, task_id, subs, latest["release"], tasks, counts, had_error)
                for task_id, subs in sorted(by_task.items())]
     new = [r for f in futures for r in f.result()]
-    board = refresh_leaderboard(config, records + new)
+    board = refresh_leaderboard(config, records + new, inbox)
     _artifacts(board)
     statuses: dict[str, int] = {}
     for r in new:
@@ -123,8 +123,7 @@ def rescore_task(config: ChallengeConfig, task_id: str, release: str, records: l
         if new is None:
             get_run_logger().warning("%s: the uploaded file is gone or replaced; result kept as it was", record["key"])
             continue
-        sub = Submission(record["key"], record["team"], record["task_id"], record["name"], record["etag"],
-                         record["bytes"], datetime.fromisoformat(record["uploaded_at"]))
+        sub = Submission.from_record(record)
         write_result(private, submissions, sub, new)
         updated.append(new)
     return updated

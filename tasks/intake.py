@@ -30,7 +30,7 @@ from tasks.quality import rules_fingerprint, run_quality_gate
 from tasks.read_tables import read_table
 from tasks.reports import GateReport, one_line, render_markdown
 from tasks.standardize import check_name_clashes, standardize_pairs, standardize_records
-from tasks.storage import LocalStorage, ObjectInfo, Storage, download_many, open_storage, upload_tree
+from tasks.storage import LocalStorage, ObjectInfo, Storage, download_many, open_location, upload_tree
 from tasks.task_spec import TASK_ID_PATTERN, Modality, TaskSpec, parse_task_spec
 
 TASK_FILE = "task.yaml"
@@ -246,9 +246,7 @@ def gate_drop(
     force: bool = False,
 ) -> tuple[DropOutcome, GateReport | None]:
     """Gate one drop; returns its outcome and, unless unchanged, its report."""
-    s3 = config.storage.s3
-    intake = open_storage(config.storage.intake, s3.endpoint_url, s3.region)
-    private = open_storage(config.storage.private, s3.endpoint_url, s3.region)
+    intake, private = open_location(config, "intake"), open_location(config, "private")
     fingerprint = drop.fingerprint(rules_fingerprint())
     folder = _report_folder(drop.folder)
     latest_key = f"reports/{folder}/latest-{drop.contributor}.json"
@@ -317,8 +315,7 @@ from prefect.logging import get_run_logger  # noqa: E402
 @task(name="discover-drops", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
 def discover_drops_task(config: ChallengeConfig, only: list[str] | None = None) -> list[Drop]:
     """List intake once and group it into drops."""
-    s3 = config.storage.s3
-    drops, stray = discover_drops(open_storage(config.storage.intake, s3.endpoint_url, s3.region), set(only or []) or None)
+    drops, stray = discover_drops(open_location(config, "intake"), set(only or []) or None)
     logger = get_run_logger()
     for key in stray:
         logger.warning("ignoring %s: drops live in <contributor>/<task_id>/ folders", key)

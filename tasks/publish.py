@@ -35,7 +35,7 @@ from tasks.intake import list_staged
 from tasks.leakage import LeakFinding, find_leaks
 from tasks.opaque_ids import load_key, opaque_ids
 from tasks.splitting import SplitResult, split_classification, split_matching
-from tasks.storage import TRANSFER_THREADS, Storage, download_many, file_digest, open_storage, upload_tree
+from tasks.storage import TRANSFER_THREADS, Storage, download_many, file_digest, open_location, upload_tree
 from tasks.task_spec import Modality, TaskSpec, snake_case
 
 RELEASE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -361,9 +361,7 @@ def finish_release(public: Storage, release: str, task_ids: list[str]) -> dict[s
 
 def open_locations(config: ChallengeConfig) -> tuple[Storage, Storage]:
     """The public and private storage locations of the challenge."""
-    s3 = config.storage.s3
-    return (open_storage(config.storage.public, s3.endpoint_url, s3.region),
-            open_storage(config.storage.private, s3.endpoint_url, s3.region))
+    return open_location(config, "public"), open_location(config, "private")
 
 
 def publish_task(config: ChallengeConfig, task_id: str, release: str) -> dict[str, Any]:

@@ -114,10 +114,20 @@ def feedback(record: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def scan_results(private: Storage) -> tuple[list[dict[str, Any]], set[str]]:
+    """One listing of `results/`: every final record, and the ids whose last attempt was an error."""
+    records, had_error = [], set()
+    for info in private.list("results/"):
+        if info.key.endswith(".error.json"):
+            had_error.add(info.key.rsplit("/", 1)[-1][: -len(".error.json")])
+        elif info.key.endswith(".json"):
+            records.append(json.loads(private.read_bytes(info.key)))
+    return records, had_error
+
+
 def load_results(private: Storage) -> list[dict[str, Any]]:
     """Every final result record (error records are not final)."""
-    return [json.loads(private.read_bytes(info.key)) for info in private.list("results/")
-            if info.key.endswith(".json") and not info.key.endswith(".error.json")]
+    return scan_results(private)[0]
 
 
 def scored_per_day(records: list[dict[str, Any]]) -> dict[tuple[str, str, str], int]:
@@ -172,15 +182,16 @@ def process_batch(subs: list[Submission], config: Any, key: AnswerKey | None, ta
         if kind == "final":
             finals.append((sub, value))
             continue
+        assert key is not None  # a valid submission was scored against it
         try:
             check_quota(sub, config, counts.get(_day(sub), 0))
         except ParticipantVisibleError as exc:
-            finals.append((sub, result_record(sub, exc.status, str(exc), key.release if key else None, key)))
+            finals.append((sub, result_record(sub, exc.status, str(exc), key.release, key)))
             continue
         counts[_day(sub)] = counts.get(_day(sub), 0) + 1
-        primary = value["public"][key.metric] if key else 0.0
-        finals.append((sub, result_record(sub, "scored", f"scored: public {key.metric if key else ''} {primary:.4f}",
-                                          key.release if key else None, key, value)))
+        primary = value["public"][key.metric]
+        finals.append((sub, result_record(sub, "scored", f"scored: public {key.metric} {primary:.4f}",
+                                          key.release, key, value)))
 
     def write(item: tuple[Submission, dict[str, Any]]) -> None:
         sub, record = item
@@ -216,8 +227,7 @@ def rescore(record: dict[str, Any], key: AnswerKey, submissions: Storage) -> dic
     head = submissions.head(record["key"])
     if head is None or head.version != record["etag"]:
         return None
-    sub = Submission(record["key"], record["team"], record["task_id"], record["name"], record["etag"],
-                     record["bytes"], datetime.fromisoformat(record["uploaded_at"]))
+    sub = Submission.from_record(record)
     metrics = evaluate(sub, submissions.read_bytes(sub.key), key)
     new = result_record(sub, "scored", f"rescored: public {key.metric} {metrics['public'][key.metric]:.4f}",
                         key.release, key, metrics)

@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 import boto3
 from boto3.s3.transfer import TransferConfig
@@ -25,6 +25,9 @@ from botocore.config import Config as BotoConfig
 from botocore.exceptions import ClientError
 
 from challenge.errors import StorageError
+
+if TYPE_CHECKING:
+    from challenge.config import ChallengeConfig
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 MULTIPART_THRESHOLD = 16 * 1024 * 1024
@@ -282,6 +285,12 @@ def open_storage(uri: str, endpoint_url: str | None = None, region: str | None =
     if uri.startswith("s3://"):
         return S3Storage(uri, endpoint_url=endpoint_url, region=region)
     return LocalStorage(uri)
+
+
+def open_location(config: ChallengeConfig, name: str) -> Storage:
+    """One of the challenge's four locations: intake, public, private or submissions."""
+    s3 = config.storage.s3
+    return open_storage(getattr(config.storage, name), s3.endpoint_url, s3.region)
 
 
 TRANSFER_THREADS = 8

@@ -48,6 +48,12 @@ class Submission:
     size: int
     uploaded_at: datetime
 
+    @classmethod
+    def from_record(cls, record: dict) -> "Submission":
+        """The submission a result record was made for."""
+        return cls(record["key"], record["team"], record["task_id"], record["name"], record["etag"],
+                   record["bytes"], datetime.fromisoformat(record["uploaded_at"]))
+
     @property
     def submission_id(self) -> str:
         return hashlib.sha256(f"{self.key}\n{self.etag}".encode()).hexdigest()[:24]
