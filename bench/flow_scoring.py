@@ -55,7 +55,7 @@ def main() -> None:
     parser.add_argument("--submissions", type=int, default=1000)
     parser.add_argument("--rows", type=int, default=10_000)
     args = parser.parse_args()
-    from challenge.config import ChallengeConfig
+    from challenge.config import ChallengeConfig, write_config
     from flows.publish_release import publish_release
     from flows.score_submissions import score_submissions
     from tasks.intake import discover_drops, gate_drop, run_time_label
@@ -72,6 +72,7 @@ def main() -> None:
             "policy": {"max_submissions_per_day": 1000, "public_fraction": 0.3},
             "release": {"max_duplicate_fraction": 1, "max_text_duplicate_fraction": 1},
         })
+        config_path = str(write_config(config, Path(tempfile.mkdtemp(prefix="bench-config-")) / "challenge.yaml"))
         rng = np.random.default_rng(0)
         total = args.rows * 5  # test_fraction 0.2 → `rows` test rows
         with tempfile.TemporaryDirectory() as tmp:
@@ -88,10 +89,10 @@ def main() -> None:
             upload_tree(open_storage(config.storage.intake, endpoint), drop, "bench-team/bench-task")
         drops, _ = discover_drops(open_storage(config.storage.intake, endpoint))
         assert gate_drop(drops[0], config, run_time_label())[0].verdict == "pass"
-        publish_release(config=config, release="r1")
+        publish_release(config_path=config_path, release="r1")
         private, submissions = (open_storage(u, endpoint) for u in (config.storage.private, config.storage.submissions))
         answers = pq.read_table(io.BytesIO(private.read_bytes("releases/r1/bench-task/answers.parquet")))
-        score_submissions(config=config)  # warm: Prefect's temporary API is up, nothing to score
+        score_submissions(config_path=config_path)  # warm: Prefect's temporary API is up, nothing to score
 
         def upload(i: int) -> None:
             labels = np.array(answers["label"].to_pylist(), dtype=object)
@@ -104,7 +105,7 @@ def main() -> None:
         with ThreadPoolExecutor(8) as pool:
             list(pool.map(upload, range(args.submissions)))
         start = time.perf_counter()
-        result = score_submissions(config=config)
+        result = score_submissions(config_path=config_path)
         seconds = time.perf_counter() - start
         print(f"score_submissions: {args.submissions} submissions of {answers.num_rows:,} rows on moto's S3 server: "
               f"{seconds:.1f} s (target < 60 s); statuses {result['statuses']}, errors {result['errors']}")

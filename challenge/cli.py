@@ -8,7 +8,12 @@ import shutil
 import sys
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from challenge.errors import ChallengeError
+
+if TYPE_CHECKING:
+    from challenge.config import ChallengeConfig
 
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples" / "drops"
 
@@ -49,6 +54,13 @@ teams:
 """
 
 
+def _config(args: argparse.Namespace) -> tuple["ChallengeConfig", str]:
+    """Load challenge.yaml here, so a bad file is reported before any flow starts; the flows get its path."""
+    from challenge.config import find_config_path, load_config
+
+    return load_config(args.config), str(find_config_path(args.config).resolve())
+
+
 def cmd_init(args: argparse.Namespace) -> int:
     folder = Path(args.dir)
     config_path = folder / "challenge.yaml"
@@ -67,11 +79,10 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_collect(args: argparse.Namespace) -> int:
-    from challenge.config import load_config
     from flows.collect_datasets import collect_datasets
 
-    config = load_config(args.config)
-    summary = collect_datasets(config=config, task_ids=args.task or None, force=args.force)
+    config, path = _config(args)
+    summary = collect_datasets(config_path=path, tasks=args.task or None, force=args.force)
     for outcome in summary.outcomes:
         status = "unchanged, " if outcome.status == "unchanged" else ""
         print(f"{outcome.verdict.upper():4}  {outcome.drop}  ({status}report: {outcome.report})")
@@ -87,11 +98,10 @@ def cmd_collect(args: argparse.Namespace) -> int:
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
-    from challenge.config import load_config
     from flows.publish_release import publish_release
 
-    config = load_config(args.config)
-    result = publish_release(config=config, release=args.release, task_ids=args.task or None)
+    _, path = _config(args)
+    result = publish_release(config_path=path, release=args.release, tasks=args.task or None)
     print(f"release {result['release']} published at {result['location']}")
     for s in result["summaries"]:
         counts = ", ".join(f"{k} {v}" for k, v in s["counts"].items())
@@ -101,18 +111,13 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    from challenge.config import load_config
-    from flows.score_submissions import rescore_submissions, score_submissions
+    from flows.score_submissions import score_submissions
 
-    config = load_config(args.config)
+    _, path = _config(args)
+    result = score_submissions(config_path=path, rescore=args.rescore, tasks=args.task or None)
     if args.rescore:
-        result = rescore_submissions(config=config, task_ids=args.task or None)
         print(f"rescored {result['rescored']} submission(s); leaderboard: {result['leaderboard']}")
         return 0
-    if args.task:
-        print("--task only applies with --rescore", file=sys.stderr)
-        return 2
-    result = score_submissions(config=config)
     statuses = ", ".join(f"{n} {s}" for s, n in sorted(result["statuses"].items())) or "nothing new"
     print(f"{result['pending']} new submission(s): {statuses}")
     if result["errors"]:
@@ -132,7 +137,9 @@ def _print_board(board: dict, track: str | None, fmt: str) -> None:
     for name in tracks:
         entries = board["tracks"][name]["entries"]
         tasks = sorted({t for e in entries for t in e["tasks"]})
-        rows = [[e["rank"], e["team"], f"{e['score']:.4f}", *(f"{e['tasks'][t]:.4f}" for t in tasks)] for e in entries]
+        unranked = "" if fmt == "csv" else "-"  # the baseline: shown in score order, not ranked
+        rows = [[unranked if e["rank"] is None else e["rank"], e["team"], f"{e['score']:.4f}",
+                 *(f"{e['tasks'][t]:.4f}" for t in tasks)] for e in entries]
         header = ["rank", "team", "score", *tasks]
         if fmt == "csv":
             writer = csv.writer(sys.stdout)
@@ -166,18 +173,44 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
 
 def cmd_finalize(args: argparse.Namespace) -> int:
-    from challenge.config import load_config
     from flows.score_submissions import finalize_challenge
 
-    result = finalize_challenge(config=load_config(args.config))
+    _, path = _config(args)
+    result = finalize_challenge(config_path=path)
     print(f"finalized: leaderboards now show private scores at {result['leaderboard']}")
     _print_board(result["board"], None, "table")
+    return 0
+
+
+def cmd_baseline(args: argparse.Namespace) -> int:
+    """Train and submit the baselines of the latest release (team `baseline`); one line per task."""
+    from flows.run_baselines import run_baselines
+
+    _, path = _config(args)
+    result = run_baselines(config_path=path, tasks=args.task or None)
+    for s in result["tasks"]:
+        state = "uploaded" if s["uploaded"] else "unchanged"
+        print(f"{s['task_id']:20} {s['metric']} {s['validation_score']:.4f} (validation)  {s['train_seconds']:.1f}s  "
+              f"{s['model']}  {state}: {s['submission']}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from flows.deployments import serve_all
+
+    config, path = _config(args)
+    print(f"serving the deployments of {config.name} (score-submissions every {args.score_every:g} min); "
+          "Ctrl-C stops")
+    serve_all(config, path, args.score_every, args.collect_cron, args.limit)
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="challenge", description=__doc__)
     parser.add_argument("--config", help="path to challenge.yaml (default: $CHALLENGE_CONFIG, else ./challenge.yaml)")
+    parser.add_argument("--task-runner", choices=["threads", "dask"],
+                        help="run the flows' tasks in threads (default) or on Dask ($CHALLENGE_TASK_RUNNER; "
+                             "$CHALLENGE_DASK_ADDRESS names an existing scheduler)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     init = sub.add_parser("init", help="write an example challenge.yaml using local storage under DIR")
@@ -200,7 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     score = sub.add_parser("score", help="score new submissions and rebuild the leaderboards")
     score.add_argument("--rescore", action="store_true", help="recompute every scored result (after an answer-key fix)")
-    score.add_argument("--task", action="append", metavar="ID", help="with --rescore: only this task (repeatable)")
+    score.add_argument("--task", action="append", metavar="ID", help="only this task (repeatable)")
     score.set_defaults(func=cmd_score)
 
     board = sub.add_parser("leaderboard", help="print the current leaderboard")
@@ -210,6 +243,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     finalize = sub.add_parser("finalize", help="switch leaderboards to private scores (end of the challenge)")
     finalize.set_defaults(func=cmd_finalize)
+
+    baseline = sub.add_parser("baseline", help="train a scikit-learn baseline per task and submit it as team 'baseline'")
+    baseline.add_argument("--task", action="append", metavar="ID", help="only this task id (repeatable)")
+    baseline.set_defaults(func=cmd_baseline)
+
+    serve = sub.add_parser("serve", help="serve the four deployments with their schedules from this process "
+                                         "(needs a Prefect server: PREFECT_API_URL)")
+    serve.add_argument("--score-every", type=float, default=5, metavar="MINUTES", help="scoring interval (default 5)")
+    serve.add_argument("--collect-cron", metavar="CRON", help="also collect on this cron, e.g. '0 6 * * *'")
+    serve.add_argument("--limit", type=int, help="at most this many flow runs at once")
+    serve.set_defaults(func=cmd_serve)
+
+    from challenge.iam import add_iam_parser
+
+    add_iam_parser(sub)
     return parser
 
 
@@ -218,6 +266,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     args = build_parser().parse_args(argv)
+    if args.task_runner:  # read when the flows are imported, which happens inside the commands
+        os.environ["CHALLENGE_TASK_RUNNER"] = args.task_runner
     try:
         return args.func(args)
     except ChallengeError as exc:

@@ -98,6 +98,9 @@ class ChallengeConfig(Strict):
     def unique_team_ids(cls, teams: list[Team]) -> list[Team]:
         seen: set[str] = set()
         for team in teams:
+            if team.id == "baseline":  # tasks.submissions.BASELINE_TEAM: the organizers' reference submissions
+                raise ValueError("team id 'baseline' is reserved for the organizers' baseline submissions; "
+                                 "choose another id")
             if team.id in seen:
                 raise ValueError(f"team id {team.id!r} is listed twice")
             seen.add(team.id)
@@ -122,3 +125,14 @@ def load_config(path: str | os.PathLike[str] | None = None) -> ChallengeConfig:
             "or create one with `challenge init DIR`"
         )
     return load_model(ChallengeConfig, config_path, {"base_dir": config_path.resolve().parent})
+
+
+def write_config(config: ChallengeConfig, path: str | os.PathLike[str]) -> Path:
+    """Write `config` as challenge.yaml (locations are absolute, so it loads the same from anywhere)."""
+    import yaml
+
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(yaml.safe_dump(config.model_dump(mode="json", exclude_defaults=True), sort_keys=False),
+                      encoding="utf-8")
+    return target

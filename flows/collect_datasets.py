@@ -5,10 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from prefect import flow
+from prefect import flow, tags
 from prefect.logging import get_run_logger
 
-from challenge.config import ChallengeConfig, load_config
+from challenge.config import load_config
+from challenge.task_runners import task_runner_from_env
+from flows.run_names import run_name, with_tasks
 from tasks.intake import DropOutcome, discover_drops_task, gate_drop_task, run_time_label, task_id_clashes
 
 
@@ -31,24 +33,24 @@ class CollectSummary:
         }
 
 
-def _run_name() -> str:
-    return "collect-" + datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+@flow(name="collect-datasets", flow_run_name=run_name("collect", with_tasks), task_runner=task_runner_from_env())
+def collect_datasets(config_path: str | None = None, tasks: list[str] | None = None, force: bool = False) -> CollectSummary:
+    """Discover drops under intake and gate each independently (one bad drop never stops the others).
 
-
-@flow(name="collect-datasets", flow_run_name=_run_name, log_prints=True)
-def collect_datasets(
-    config: ChallengeConfig | None = None,
-    config_path: str | None = None,
-    task_ids: list[str] | None = None,
-    force: bool = False,
-) -> CollectSummary:
-    """Discover drops under intake and gate each independently (one bad drop never stops the others)."""
+    config_path: challenge.yaml (default: $CHALLENGE_CONFIG, else ./challenge.yaml).
+    tasks: only the drops of these task ids (default: every drop).
+    force: re-gate drops whose files and rules did not change.
+    """
     logger = get_run_logger()
-    config = config or load_config(config_path)
+    config = load_config(config_path)
     run_time = run_time_label(datetime.now(timezone.utc))
-    drops = discover_drops_task(config, task_ids)
+    drops = discover_drops_task(config, tasks)
     clashes = task_id_clashes(drops)
-    futures = [gate_drop_task.submit(d, config, run_time, clashes.get(d.folder), force) for d in drops]
+    logger.info("%d drop(s) found under %s", len(drops), config.storage.intake)
+    futures = []
+    for d in drops:
+        with tags(f"task:{d.folder}", f"contributor:{d.contributor}"):
+            futures.append(gate_drop_task.submit(d, config, run_time, clashes.get(d.folder), force))
     summary = CollectSummary()
     for drop, future in zip(drops, futures):
         try:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from typing import Any
 
-from prefect import flow
+from prefect import flow, tags
 from prefect.artifacts import create_link_artifact, create_table_artifact
 
-from challenge.config import ChallengeConfig, load_config
+from challenge.config import load_config
+from challenge.task_runners import task_runner_from_env
+from flows.run_names import run_name
 from tasks.opaque_ids import load_or_create_key
 from tasks.publish import (
     default_release_name,
@@ -20,24 +21,26 @@ from tasks.publish import (
 )
 
 
-def _run_name() -> str:
-    return "publish-" + datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+@flow(name="publish-release", flow_run_name=run_name("publish", lambda p: p.get("release")),
+      task_runner=task_runner_from_env())
+def publish_release(config_path: str | None = None, release: str | None = None,
+                    tasks: list[str] | None = None) -> dict[str, Any]:
+    """Split, de-identify, upload and verify every task; then point latest.json at the release.
 
-
-@flow(name="publish-release", flow_run_name=_run_name)
-def publish_release(
-    config: ChallengeConfig | None = None,
-    config_path: str | None = None,
-    release: str | None = None,
-    task_ids: list[str] | None = None,
-) -> dict[str, Any]:
-    """Split, de-identify, upload and verify every task; then point latest.json at the release."""
-    config = config or load_config(config_path)
+    config_path: challenge.yaml (default: $CHALLENGE_CONFIG, else ./challenge.yaml).
+    release: the new release's name, e.g. 2026-12 (default: the UTC time); releases are immutable.
+    tasks: only these staged task ids (default: every staged task).
+    """
+    config = load_config(config_path)
     release = release or default_release_name()
-    selected = prepare_release(config, release, task_ids)
+    selected = prepare_release(config, release, tasks)
     public, private = open_locations(config)
     load_or_create_key(private)  # once, before the tasks run concurrently; they read it themselves
-    futures = [publish_task_task.submit(config, task_id, release) for task_id in selected]
+    get_logger().info("publishing release %s: %d task(s): %s", release, len(selected), ", ".join(selected))
+    futures = []
+    for task_id, kind in selected.items():
+        with tags(f"task:{task_id}", *([f"track:{kind}"] if kind else []), f"release:{release}"):
+            futures.append(publish_task_task.submit(config, task_id, release))
     summaries = [f.result() for f in futures]  # any failure raises here: latest.json stays as it was
     marker = finish_release(public, release, [s["task_id"] for s in summaries])
     for s in summaries:

@@ -1,17 +1,29 @@
-"""Flow: score new submissions, then rebuild the leaderboards (SPEC §8–§9)."""
+"""Flow: score new submissions, then rebuild the leaderboards (SPEC §8–§9).
+
+One flow, `score-submissions`, runs every few minutes; `rescore=True` recomputes
+every scored result after an answer-key fix. `finalize-challenge` switches the
+leaderboards to private scores. Only one scoring run per challenge holds the
+Prefect concurrency limit `challenge-<name>-scoring` at a time.
+"""
 
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
 from typing import Any
 
-from prefect import flow, task
-from prefect.artifacts import create_table_artifact
+from prefect import flow, tags, task
+from prefect.artifacts import create_link_artifact, create_progress_artifact, create_table_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+from prefect.concurrency.sync import concurrency
+from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 from prefect.logging import get_run_logger
 
 from challenge.config import ChallengeConfig, load_config
+from challenge.errors import ChallengeError
+from challenge.task_runners import task_runner_from_env
+from flows.run_names import run_name, stamp
 from tasks.leaderboard import FINAL_MARKER, build_leaderboard, write_leaderboard
 from tasks.scoring import (
     AnswerKey,
@@ -20,6 +32,7 @@ from tasks.scoring import (
     load_answer_key,
     load_results,
     process_batch,
+    release_tasks,
     rescore,
     scan_results,
     scored_per_day,
@@ -33,15 +46,53 @@ def _locations(config: ChallengeConfig) -> tuple[Storage, Storage, Storage]:
     return open_location(config, "public"), open_location(config, "private"), open_location(config, "submissions")
 
 
+def scoring_limit_name(config: ChallengeConfig) -> str:
+    return f"challenge-{config.name}-scoring"
+
+
+def ensure_scoring_limit(config: ChallengeConfig) -> str:
+    """Create the one-slot global concurrency limit for this challenge's scoring, if it is not there yet."""
+    name = scoring_limit_name(config)
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_global_concurrency_limit_by_name(name)
+        except ObjectNotFound:
+            try:
+                client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=1))
+            except ObjectAlreadyExists:  # another run created it just now
+                pass
+    return name
+
+
+class _Progress:
+    """A Prefect progress artifact for one batch, updated about every 5 %."""
+
+    def __init__(self, total: int, description: str):
+        self.total, self.step, self.last = total, max(1, total // 20), 0
+        self.artifact_id = create_progress_artifact(progress=0.0, description=description)
+
+    def __call__(self, done: int) -> None:
+        if done - self.last >= self.step or done == self.total:
+            self.last = done
+            update_progress_artifact(self.artifact_id, progress=100.0 * done / self.total)
+
+
 @task(name="score-batch", task_run_name="score-{task_id}", cache_policy=NO_CACHE)
 def score_batch(config: ChallengeConfig, task_id: str, subs: list[Submission], release: str | None,
                 tasks: set[str], counts: dict[tuple[str, str, str], int], had_error: set[str]) -> list[dict[str, Any]]:
     """One task's pending submissions (threads inside; the daily quota is applied in upload order)."""
+    logger = get_run_logger()
     public, private, submissions = _locations(config)
     key: AnswerKey | None = load_answer_key(public, private, release, task_id) if release and task_id in tasks else None
-    records, errors = process_batch(subs, config, key, tasks, counts, private, submissions, had_error)
+    progress = _Progress(len(subs), f"Scoring {len(subs)} submission(s) to {task_id}")
+    records, errors = process_batch(subs, config, key, tasks, counts, private, submissions, had_error,
+                                    progress=progress)
     for failed in errors:
-        get_run_logger().error("%s: internal error, will be retried on the next run", failed)
+        logger.error("%s: internal error, will be retried on the next run", failed)
+    statuses: dict[str, int] = {}
+    for r in records:
+        statuses[r["status"]] = statuses.get(r["status"], 0) + 1
+    logger.info("%s: %d submission(s): %s", task_id, len(subs), statuses)
     return records
 
 
@@ -52,64 +103,77 @@ def refresh_leaderboard(config: ChallengeConfig, records: list[dict[str, Any]] |
     latest = current_release(public)
     records = load_results(private) if records is None else records
     inbox = discover(submissions) if inbox is None else inbox
-    tasks = {}
-    for task_id in latest["tasks"]:
-        manifest = json.loads(public.read_bytes(f"releases/{latest['release']}/{task_id}/manifest.json"))
-        tasks[task_id] = (manifest["kind"], manifest["metric"])
     choices = {}
     for (team, task_id), final_key in inbox.final_choices.items():
         choices[(team, task_id)] = submissions.read_bytes(final_key).decode("utf-8", "replace").strip()
     final = private.exists(FINAL_MARKER)
-    board = build_leaderboard(config.name, latest["release"], tasks, records, final, choices,
+    board = build_leaderboard(config.name, latest["release"], release_tasks(public, latest), records, final, choices,
                               {t.id: t.name for t in config.teams})
     write_leaderboard(public, board, config.title)
     return board
 
 
-def _artifacts(board: dict[str, Any]) -> None:
+def _artifacts(board: dict[str, Any], page: str) -> None:
+    """Leaderboard tables and a link to the published page, in the Prefect UI."""
+    final = " (final, private scores)" if board["final"] else " (public scores)"
     for track, info in board["tracks"].items():
         create_table_artifact(key=f"leaderboard-{track}", table=[
             {"rank": e["rank"], "team": e["team"], "score": e["score"], **e["tasks"]} for e in info["entries"]],
-            description=f"Track {track}{' (final)' if board['final'] else ''}")
+            description=f"Track {track}{final}")
     for task_id, info in board["tasks"].items():
         create_table_artifact(key=f"leaderboard-{task_id}", table=info["entries"] or [{"rank": None, "team": None}],
-                              description=f"{task_id}: {info['metric']}{' (final)' if board['final'] else ''}")
+                              description=f"{task_id}: {info['metric']}{final}")
+    create_link_artifact(key="leaderboard-page", link=page, link_text="Leaderboard page",
+                         description=f"Release {board['release']}{final}")
 
 
-def _run_name() -> str:
-    return "score-" + datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+def _check_tasks(chosen: list[str] | None, known: list[str]) -> set[str]:
+    unknown = sorted(set(chosen or []) - set(known))
+    if unknown:
+        raise ChallengeError(f"unknown task id(s) {', '.join(unknown)}: the current release has {', '.join(known)}")
+    return set(chosen or known)
 
 
-@flow(name="score-submissions", flow_run_name=_run_name)
-def score_submissions(config: ChallengeConfig | None = None, config_path: str | None = None) -> dict[str, Any]:
-    """Find submissions without a final result, score them, rebuild the leaderboards."""
+def score_new(config: ChallengeConfig, only: list[str] | None = None) -> dict[str, Any]:
+    """Score every submission without a final result (of the `only` tasks, if given); rebuild the leaderboards."""
     logger = get_run_logger()
-    config = config or load_config(config_path)
     public, private, submissions = _locations(config)
     latest = current_release(public)
-    tasks = set(latest["tasks"])
+    kinds = {task_id: kind for task_id, (kind, _) in release_tasks(public, latest).items()}
+    chosen = _check_tasks(only, latest["tasks"])
     inbox = discover(submissions)
     records, had_error = scan_results(private)
     done = {r["submission_id"]: r for r in records}
     for sub in inbox.submissions:  # a crash between record and feedback: write the feedback now
         if sub.submission_id in done and sub.feedback_key not in inbox.feedback:
             submissions.write_bytes(sub.feedback_key, json.dumps(feedback(done[sub.submission_id]), indent=2).encode())
-    pending = [s for s in inbox.submissions if s.submission_id not in done]
+    pending = [s for s in inbox.submissions if s.submission_id not in done and (not only or s.task_id in chosen)]
+    logger.info("%d submission(s) in %s, %d already final, %d to score", len(inbox.submissions),
+                config.storage.submissions, len(done), len(pending))
     counts = scored_per_day(records)
     by_task: dict[str, list[Submission]] = {}
     for sub in pending:
         by_task.setdefault(sub.task_id, []).append(sub)
-    futures = [score_batch.submit(config, task_id, subs, latest["release"], tasks, counts, had_error)
-               for task_id, subs in sorted(by_task.items())]
+    futures = []
+    for task_id, subs in sorted(by_task.items()):
+        with tags(f"task:{task_id}", f"track:{kinds.get(task_id, 'unknown')}"):
+            futures.append(score_batch.submit(config, task_id, subs, latest["release"], set(latest["tasks"]),
+                                              counts, had_error))
     new = [r for f in futures for r in f.result()]
     board = refresh_leaderboard(config, records + new, inbox)
-    _artifacts(board)
+    page = public.uri_for("leaderboard/index.html")
+    _artifacts(board, page)
     statuses: dict[str, int] = {}
+    per_task: dict[str, dict[str, int]] = {t: {} for t in by_task}
     for r in new:
         statuses[r["status"]] = statuses.get(r["status"], 0) + 1
-    logger.info("scored run: %d pending, %s", len(pending), statuses)
+        per_task[r["task_id"]][r["status"]] = per_task[r["task_id"]].get(r["status"], 0) + 1
+    create_table_artifact(key="scoring-run", description=f"What this run scored (release {latest['release']})",
+                          table=[{"task": t, "pending": len(by_task[t]), **per_task[t]} for t in sorted(by_task)]
+                          or [{"task": None, "pending": 0}])
+    logger.info("scored %d submission(s): %s; leaderboard %s", len(new), statuses or "nothing new", page)
     return {"pending": len(pending), "statuses": statuses, "errors": len(pending) - len(new),
-            "leaderboard": public.uri_for("leaderboard/index.html"), "board": board}
+            "leaderboard": page, "board": board}
 
 
 @task(name="rescore-task", task_run_name="rescore-{task_id}", cache_policy=NO_CACHE)
@@ -126,35 +190,69 @@ def rescore_task(config: ChallengeConfig, task_id: str, release: str, records: l
         sub = Submission.from_record(record)
         write_result(private, submissions, sub, new)
         updated.append(new)
+    get_run_logger().info("%s: rescored %d of %d submission(s)", task_id, len(updated), len(records))
     return updated
 
 
-@flow(name="rescore-submissions", flow_run_name=lambda: "rescore-" + datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S"))
-def rescore_submissions(config: ChallengeConfig | None = None, config_path: str | None = None,
-                        task_ids: list[str] | None = None) -> dict[str, Any]:
+def rescore_all(config: ChallengeConfig, only: list[str] | None = None) -> dict[str, Any]:
     """After an organizer fixes an answer key: recompute every scored result, keeping the old one as history."""
-    config = config or load_config(config_path)
     public, private, _ = _locations(config)
     latest = current_release(public)
-    records = load_results(private)
-    chosen = set(task_ids or latest["tasks"])
+    kinds = {task_id: kind for task_id, (kind, _) in release_tasks(public, latest).items()}
+    chosen = _check_tasks(only, latest["tasks"])
     by_task: dict[str, list[dict[str, Any]]] = {}
-    for r in records:
-        if r["status"] == "scored" and r["task_id"] in chosen and r["task_id"] in latest["tasks"]:
+    for r in load_results(private):
+        if r["status"] == "scored" and r["task_id"] in chosen:
             by_task.setdefault(r["task_id"], []).append(r)
-    futures = [rescore_task.submit(config, t, latest["release"], rs) for t, rs in sorted(by_task.items())]
+    futures = []
+    for task_id, records in sorted(by_task.items()):
+        with tags(f"task:{task_id}", f"track:{kinds[task_id]}"):
+            futures.append(rescore_task.submit(config, task_id, latest["release"], records))
     updated = [r for f in futures for r in f.result()]
     board = refresh_leaderboard(config)
-    _artifacts(board)
-    return {"rescored": len(updated), "leaderboard": public.uri_for("leaderboard/index.html"), "board": board}
+    page = public.uri_for("leaderboard/index.html")
+    _artifacts(board, page)
+    return {"rescored": len(updated), "leaderboard": page, "board": board}
 
 
-@flow(name="finalize-challenge")
-def finalize_challenge(config: ChallengeConfig | None = None, config_path: str | None = None) -> dict[str, Any]:
-    """Switch the leaderboards to private scores, for good."""
-    config = config or load_config(config_path)
+def _score_run_name(params: dict[str, Any]) -> str:
+    action = "rescore" if params.get("rescore") else "score"
+    return "-".join([action, stamp(), *(params.get("tasks") or [])[:3]])
+
+
+@flow(name="score-submissions", flow_run_name=lambda: _score_run_name(_parameters()),
+      task_runner=task_runner_from_env())
+def score_submissions(config_path: str | None = None, rescore: bool = False,
+                      tasks: list[str] | None = None) -> dict[str, Any]:
+    """Score new submissions and rebuild the leaderboards; one scoring run per challenge at a time.
+
+    config_path: challenge.yaml (default: $CHALLENGE_CONFIG, else ./challenge.yaml).
+    rescore: recompute every scored result against the current answer keys (after a fix).
+    tasks: only these task ids (default: every task of the current release).
+    """
+    config = load_config(config_path)
+    with concurrency(ensure_scoring_limit(config), occupy=1, strict=True):
+        return rescore_all(config, tasks) if rescore else score_new(config, tasks)
+
+
+def _parameters() -> dict[str, Any]:
+    from prefect.runtime import flow_run
+
+    return flow_run.parameters or {}
+
+
+@flow(name="finalize-challenge", flow_run_name=run_name("finalize"))
+def finalize_challenge(config_path: str | None = None) -> dict[str, Any]:
+    """Switch the leaderboards to private scores, for good (the end of the challenge).
+
+    config_path: challenge.yaml (default: $CHALLENGE_CONFIG, else ./challenge.yaml).
+    """
+    config = load_config(config_path)
     public, private, _ = _locations(config)
-    private.write_bytes(FINAL_MARKER, json.dumps({"finalized_at": datetime.now(timezone.utc).isoformat()}).encode())
-    board = refresh_leaderboard(config)
-    _artifacts(board)
-    return {"leaderboard": public.uri_for("leaderboard/index.html"), "board": board}
+    with concurrency(ensure_scoring_limit(config), occupy=1, strict=True):
+        private.write_bytes(FINAL_MARKER, json.dumps({"finalized_at": stamp()}).encode())
+        board = refresh_leaderboard(config)
+    page = public.uri_for("leaderboard/index.html")
+    _artifacts(board, page)
+    get_run_logger().info("finalized: the leaderboards now rank by private scores; %s", page)
+    return {"leaderboard": page, "board": board}

@@ -225,7 +225,7 @@ class DropGate:
         }
         (out / "staged.json").write_text(json.dumps(meta, indent=2, default=str), encoding="utf-8")
         upload_tree(self.private, out, version_prefix)
-        pointer = {"task_id": spec.task_id, "contributor": self.drop.contributor, "version": fingerprint[:16],
+        pointer = {"task_id": spec.task_id, "kind": spec.kind, "contributor": self.drop.contributor, "version": fingerprint[:16],
                    "prefix": version_prefix, "fingerprint": fingerprint, "staged_at": meta["staged_at"]}
         self.private.write_bytes(f"staged/{spec.task_id}/current.json", json.dumps(pointer, indent=2).encode())
         return self.private.uri_for(version_prefix)

@@ -4,6 +4,10 @@ Per task: each team's best public score (earlier upload wins a tie). Per
 track: the mean over the track's tasks of each team's task score, a missing
 task counting as 0. After `challenge finalize` the private score of each
 team's chosen submission (its FINAL file, else its best public one) is shown.
+
+The reserved team `baseline` (tasks/baselines.py) is shown in its score order
+with `"baseline": true`, the name "Baseline" and no rank: teams are ranked
+1..n as if it were not there.
 """
 
 from __future__ import annotations
@@ -16,8 +20,22 @@ from datetime import datetime, timezone
 from typing import Any
 
 from tasks.storage import Storage
+from tasks.submissions import BASELINE_TEAM
 
 FINAL_MARKER = "final.json"
+BASELINE_NAME = "Baseline"
+
+
+def _rank(entries: list[dict[str, Any]]) -> None:
+    """Ranks 1..n over the teams, in list order; the baseline gets none (and `baseline: true`)."""
+    rank = 0
+    for entry in entries:
+        entry["baseline"] = entry["team"] == BASELINE_TEAM
+        if entry["baseline"]:
+            entry["rank"] = None
+        else:
+            rank += 1
+            entry["rank"] = rank
 
 
 def _task_entries(records: list[dict[str, Any]], metric: str, final: bool, choices: dict[str, str]) -> list[dict[str, Any]]:
@@ -38,11 +56,9 @@ def _task_entries(records: list[dict[str, Any]], metric: str, final: bool, choic
             "last_submitted_at": max(r["uploaded_at"] for r in team_records),
             "_tiebreak": chosen["uploaded_at"],
         })
-    entries.sort(key=lambda e: (-e["score"], e["_tiebreak"]))
-    for rank, entry in enumerate(entries, 1):
-        entry.pop("_tiebreak")
-        entry["rank"] = rank
-    return [{k: e[k] for k in ("rank", "team", "score", "submissions", "last_submitted_at")} for e in entries]
+    entries.sort(key=lambda e: (-e["score"], e["team"] == BASELINE_TEAM, e["_tiebreak"]))  # a tie goes to the team
+    _rank(entries)
+    return [{k: e[k] for k in ("rank", "team", "score", "submissions", "last_submitted_at", "baseline")} for e in entries]
 
 
 def _history(records: list[dict[str, Any]], metric: str) -> dict[str, list[tuple[str, float]]]:
@@ -76,9 +92,10 @@ def build_leaderboard(challenge_name: str, release: str, tasks: dict[str, tuple[
         for team in teams:
             scores = {t: next((e["score"] for e in board["tasks"][t]["entries"] if e["team"] == team), 0.0) for t in track_tasks}
             rows.append({"team": team, "score": round(sum(scores.values()) / len(track_tasks), 6), "tasks": scores})
-        rows.sort(key=lambda r: (-r["score"], r["team"]))
-        board["tracks"][track] = {"entries": [{"rank": i, **r} for i, r in enumerate(rows, 1)]}
-    names = team_names or {}
+        rows.sort(key=lambda r: (-r["score"], r["team"] == BASELINE_TEAM, r["team"]))
+        _rank(rows)
+        board["tracks"][track] = {"entries": [{"rank": r.pop("rank"), **r} for r in rows]}
+    names = {**(team_names or {}), BASELINE_TEAM: BASELINE_NAME}
     for info in [*board["tasks"].values(), *board["tracks"].values()]:
         for entry in info["entries"]:
             entry["team_name"] = names.get(entry["team"], entry["team"])
@@ -123,9 +140,26 @@ def _chart(points: dict[str, list[tuple[str, float]]]) -> str:
             + "".join(lines) + "</svg>")
 
 
+class _Markup(str):
+    """A table cell that is already HTML (built from escaped parts): not escaped again."""
+
+
+def _cell(value: Any) -> str:
+    return value if isinstance(value, _Markup) else html.escape(str(value))
+
+
+def _team_cell(entry: dict[str, Any]) -> _Markup:
+    badge = ' <span class="badge">baseline</span>' if entry.get("baseline") else ""  # a reference, not ranked
+    return _Markup(html.escape(entry["team_name"]) + badge)
+
+
+def _rank_cell(entry: dict[str, Any]) -> str:
+    return "–" if entry["rank"] is None else str(entry["rank"])
+
+
 def _table(table_id: str, columns: list[str], rows: list[list[Any]]) -> str:
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>" for row in rows)
+    body = "".join("<tr>" + "".join(f"<td>{_cell(v)}</td>" for v in row) + "</tr>" for row in rows)
     return f"<table id='{html.escape(table_id)}'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
@@ -134,17 +168,24 @@ def render_html(board: dict[str, Any], title: str) -> str:
     state = "Final standings (private scores)" if board["final"] else "Public leaderboard (private scores hidden until the end)"
     parts = [f"<h1>{html.escape(title)}</h1>",
              f"<p>{html.escape(state)} · release {html.escape(board['release'])} · updated {html.escape(board['updated_at'])}</p>"]
+    if any(e.get("baseline") for info in board["tasks"].values() for e in info["entries"]):
+        parts.append("<p class='muted'><span class=\"badge\">baseline</span> the organizers' scikit-learn reference "
+                     "model, shown for comparison and not ranked.</p>")
     for track, info in board["tracks"].items():
         tasks = sorted({t for e in info["entries"] for t in e["tasks"]})
-        rows = [[e["rank"], e["team_name"], f"{e['score']:.4f}"] + [f"{e['tasks'][t]:.4f}" for t in tasks] for e in info["entries"]]
+        rows = [[_rank_cell(e), _team_cell(e), f"{e['score']:.4f}"] + [f"{e['tasks'][t]:.4f}" for t in tasks]
+                for e in info["entries"]]
         parts += [f"<h2>Track: {html.escape(track)}</h2>", _table(f"track-{track}", ["rank", "team", "mean score", *tasks], rows)]
     for task_id, info in board["tasks"].items():
-        rows = [[e["rank"], e["team_name"], f"{e['score']:.4f}", e["submissions"], e["last_submitted_at"]] for e in info["entries"]]
+        rows = [[_rank_cell(e), _team_cell(e), f"{e['score']:.4f}", e["submissions"], e["last_submitted_at"]]
+                for e in info["entries"]]
         parts += [f"<h2>Task: {html.escape(task_id)} <small>({html.escape(info['kind'])}, {html.escape(info['metric'])})</small></h2>",
                   _table(f"task-{task_id}", ["rank", "team", "score", "submissions", "last submission"], rows),
                   _chart(board.get("_history", {}).get(task_id, {}))]
     style = ("body{font-family:system-ui,sans-serif;margin:2em;max-width:70em}table{border-collapse:collapse;margin:.5em 0 1em}"
-             "td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left}th{background:#f3f3f3}.muted{color:#777}")
+             "td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left}th{background:#f3f3f3}.muted{color:#777}"
+             ".badge{display:inline-block;margin-left:.4em;padding:0 .45em;border-radius:.7em;background:#e7eefa;"
+             "color:#1d4f91;font-size:.8em;border:1px solid #b9cbe8}")
     return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
             f"<style>{style}</style></head><body>{''.join(parts)}</body></html>")
 

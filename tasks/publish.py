@@ -400,8 +400,11 @@ def publish_task_task(config: ChallengeConfig, task_id: str, release: str) -> di
     return summary
 
 
-def prepare_release(config: ChallengeConfig, release: str, task_ids: list[str] | None) -> list[str]:
-    """Check the release name and the tasks; clear what an interrupted run of this release left."""
+def prepare_release(config: ChallengeConfig, release: str, task_ids: list[str] | None) -> dict[str, str | None]:
+    """Check the release name and the tasks; clear what an interrupted run of this release left.
+
+    Returns task id → kind (None for tasks staged before kinds were recorded).
+    """
     public, private = open_locations(config)
     check_release_name(release)
     if release_exists(public, release):
@@ -422,7 +425,7 @@ def prepare_release(config: ChallengeConfig, release: str, task_ids: list[str] |
     cleared = clear_incomplete(public, f"releases/{release}") + clear_incomplete(private, f"releases/{release}")
     if cleared:
         get_logger().warning("release %s was left incomplete by an earlier run: removed %d object(s), restarting", release, cleared)
-    return selected
+    return {task_id: staged[task_id].get("kind") for task_id in selected}
 
 
 def get_logger() -> logging.Logger | logging.LoggerAdapter:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
@@ -57,6 +58,15 @@ def current_release(public: Storage) -> dict[str, Any]:
     if not public.exists("latest.json"):
         raise ChallengeError(f"no release yet: {public.uri_for('latest.json')} is missing; run `challenge publish` first")
     return json.loads(public.read_bytes("latest.json"))
+
+
+def release_tasks(public: Storage, latest: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    """task id → (kind, metric) for every task of the release `latest.json` names."""
+    tasks = {}
+    for task_id in latest["tasks"]:
+        manifest = json.loads(public.read_bytes(f"releases/{latest['release']}/{task_id}/manifest.json"))
+        tasks[task_id] = (manifest["kind"], manifest["metric"])
+    return tasks
 
 
 def load_answer_key(public: Storage, private: Storage, release: str, task_id: str) -> AnswerKey:
@@ -158,10 +168,12 @@ def _first_pass(sub: Submission, config: Any, key: AnswerKey | None, tasks: set[
 
 def process_batch(subs: list[Submission], config: Any, key: AnswerKey | None, tasks: set[str],
                   counts: dict[tuple[str, str, str], int], private: Storage, submissions: Storage,
-                  had_error: set[str], workers: int = TRANSFER_THREADS) -> tuple[list[dict[str, Any]], list[str]]:
+                  had_error: set[str], workers: int = TRANSFER_THREADS,
+                  progress: Callable[[int], None] | None = None) -> tuple[list[dict[str, Any]], list[str]]:
     """Score one task's pending submissions: read and score in threads, apply the daily quota in
     upload order (only scored submissions count), then write results and feedback in threads.
 
+    `progress(n)` is called with the number of submissions read and scored so far.
     Returns the new final records and the keys that hit an internal error (retried next run).
     """
 
@@ -171,8 +183,12 @@ def process_batch(subs: list[Submission], config: Any, key: AnswerKey | None, ta
         except Exception as exc:  # internal: retried next run
             return "error", exc
 
+    outcomes = []
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        outcomes = list(pool.map(first, subs))
+        for outcome in pool.map(first, subs):
+            outcomes.append(outcome)
+            if progress:
+                progress(len(outcomes))
     finals: list[tuple[Submission, dict[str, Any]]] = []
     errors: list[tuple[Submission, BaseException]] = []
     for sub, (kind, value) in sorted(zip(subs, outcomes), key=lambda pair: (pair[0].uploaded_at, pair[0].key)):

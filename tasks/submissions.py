@@ -28,6 +28,7 @@ FEEDBACK_SUFFIX = ".result.json"
 FINAL_CHOICE = "FINAL"
 SUBMISSION_SUFFIXES = (".csv", ".parquet")
 MAX_EXAMPLES = 5
+BASELINE_TEAM = "baseline"  # reserved: the organizers' reference submissions (tasks/baselines.py)
 
 
 class ParticipantVisibleError(ChallengeError):
@@ -100,14 +101,21 @@ def _submission(info: ObjectInfo, parts: list[str]) -> Submission:
 
 
 def admit(sub: Submission, config: ChallengeConfig, tasks: set[str]) -> None:
-    """Admission before reading the file, in order: known team and task, on time, size."""
+    """Admission before reading the file, in order: known team and task, on time, size.
+
+    The reserved team `baseline` is admitted though challenge.yaml does not list it (config
+    rejects a team of that id), and at any time: it is the organizers' reference, not a competitor.
+    """
     policy = config.policy
-    if sub.team not in {t.id for t in config.teams}:
+    baseline = sub.team == BASELINE_TEAM
+    if not baseline and sub.team not in {t.id for t in config.teams}:
         raise ParticipantVisibleError(f"unknown team '{sub.team}': upload under your team's id", "rejected")
     if sub.task_id not in tasks:
         raise ParticipantVisibleError(
             f"unknown task '{sub.task_id}': the current release has {', '.join(sorted(tasks))}", "rejected")
-    if (policy.opens_at and sub.uploaded_at < policy.opens_at) or (policy.closes_at and sub.uploaded_at > policy.closes_at):
+    outside = ((policy.opens_at and sub.uploaded_at < policy.opens_at)
+               or (policy.closes_at and sub.uploaded_at > policy.closes_at))
+    if outside and not baseline:
         raise ParticipantVisibleError(
             f"late: uploaded at {sub.uploaded_at.isoformat()}, outside the submission window "
             f"({policy.opens_at or 'open'} to {policy.closes_at or 'open'})", "rejected: late")
@@ -117,9 +125,12 @@ def admit(sub: Submission, config: ChallengeConfig, tasks: set[str]) -> None:
 
 
 def check_quota(sub: Submission, config: ChallengeConfig, scored_today: int) -> None:
-    """The last admission rule: scored submissions of this team and task on the upload's UTC day."""
+    """The last admission rule: scored submissions of this team and task on the upload's UTC day.
+
+    The reserved team `baseline` has no quota (one file per task and release, re-run at will).
+    """
     limit = config.policy.max_submissions_per_day
-    if scored_today >= limit:
+    if scored_today >= limit and sub.team != BASELINE_TEAM:
         raise ParticipantVisibleError(
             f"quota: {scored_today} submission(s) already scored for {sub.task_id} on "
             f"{sub.uploaded_at.date().isoformat()} (UTC); the limit is {limit} a day", "rejected: quota")

@@ -25,7 +25,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from challenge.config import ChallengeConfig
+from challenge.config import ChallengeConfig, write_config
 from tasks.storage import LocalStorage, S3Storage, Storage, upload_tree
 
 BACKENDS = ["local", "s3"]
@@ -107,6 +107,20 @@ def config(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Chal
     """A challenge whose four locations live on the backend under test."""
     endpoint = request.getfixturevalue("s3_endpoint") if backend == "s3" else None
     return make_config(backend, tmp_path, endpoint)
+
+
+_saved: dict[int, tuple[ChallengeConfig, str]] = {}
+
+
+def saved(config: ChallengeConfig) -> str:
+    """`config` written once as a challenge.yaml: the flows take its path, as deployments do."""
+    import tempfile
+
+    hit = _saved.get(id(config))
+    if hit is None or hit[0] is not config:  # the object is kept alive, so its id is never reused
+        path = write_config(config, Path(tempfile.mkdtemp(prefix="challenge-config-")) / "challenge.yaml")
+        hit = _saved[id(config)] = (config, str(path))
+    return hit[1]
 
 
 def put_drop(config: ChallengeConfig, folder: Path, contributor: str, task_dir: str | None = None) -> None:

@@ -9,7 +9,7 @@ import yaml
 
 from challenge.cli import main
 from challenge.config import ChallengeConfig
-from conftest import EXAMPLES, put_drop
+from conftest import EXAMPLES, put_drop, saved
 from drops import classification_drop, classification_frame
 from flows.collect_datasets import collect_datasets
 
@@ -35,7 +35,7 @@ def test_one_bad_drop_never_stops_the_others_and_reruns_do_no_work(config: Chall
     frame.loc[0, "Item ID"] = None
     put_drop(config, classification_drop(tmp_path / "shop-items", frame), "team-x")
 
-    summary = collect_datasets(config=config)
+    summary = collect_datasets(config_path=saved(config))
     verdicts = {o.drop: o.verdict for o in summary.outcomes}
     assert verdicts == {
         "linkage-team/febrl-people": "pass", "penguin-lab/penguins": "pass",
@@ -46,7 +46,7 @@ def test_one_bad_drop_never_stops_the_others_and_reruns_do_no_work(config: Chall
     assert artifact is not None and "pass" in artifact.data and "penguins" in artifact.data
     assert "expect_column_values_to_not_be_null" in Artifact.get("gate-shop-items").data
 
-    again = collect_datasets(config=config)
+    again = collect_datasets(config_path=saved(config))
     assert [o.status for o in again.outcomes] == ["unchanged"] * 4
     assert {o.drop: o.verdict for o in again.outcomes} == verdicts
     assert {o.drop: o.report for o in again.outcomes} == {o.drop: o.report for o in summary.outcomes}

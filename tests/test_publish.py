@@ -17,7 +17,7 @@ import pytest
 
 from challenge.config import ChallengeConfig
 from challenge.errors import ChallengeError
-from conftest import EXAMPLES, make_config, put_drop
+from conftest import EXAMPLES, make_config, put_drop, saved
 from drops import classification_drop, classification_frame, matching_drop
 from flows.publish_release import publish_release
 from tasks.intake import discover_drops, gate_drop, run_time_label
@@ -53,7 +53,7 @@ def staged(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
 
 @pytest.fixture(scope="module")
 def release_a(staged: ChallengeConfig) -> dict:
-    return publish_release(config=staged, release="a")
+    return publish_release(config_path=saved(staged), release="a")
 
 
 def read_parquet(storage: Storage, key: str) -> pa.Table:
@@ -179,7 +179,7 @@ def test_matching_split_keeps_each_group_on_one_side(staged: ChallengeConfig, re
 
 def test_same_seed_gives_identical_files_in_another_release(staged: ChallengeConfig, release_a: dict) -> None:
     public, _ = stores(staged)
-    publish_release(config=staged, release="b")
+    publish_release(config_path=saved(staged), release="b")
     assert json.loads(public.read_bytes("latest.json"))["release"] == "b"
     for task in EXAMPLE_TASKS:
         a = {e["path"]: e["sha256"] for e in json.loads(public.read_bytes(f"releases/a/{task}/manifest.json"))["files"]}
@@ -219,14 +219,14 @@ def test_existing_release_is_never_overwritten(staged: ChallengeConfig, release_
     public, _ = stores(staged)
     before = {i.key: i.version for i in public.list("releases/a/")}
     with pytest.raises(ChallengeError, match="release 'a' already exists"):
-        publish_release(config=staged, release="a")
+        publish_release(config_path=saved(staged), release="a")
     assert {i.key: i.version for i in public.list("releases/a/")} == before
 
 
 @pytest.mark.parametrize("name", ["../evil", "a/b", "x\\y", "", ".hidden", "a" * 65])
 def test_release_name_with_path_characters(staged: ChallengeConfig, name: str) -> None:
     with pytest.raises(ChallengeError, match="not allowed"):
-        publish_release(config=staged, release=name or "/")
+        publish_release(config_path=saved(staged), release=name or "/")
 
 
 def test_unstaged_or_failed_task_cannot_be_published(staged: ChallengeConfig, tmp_path: Path) -> None:
@@ -237,7 +237,7 @@ def test_unstaged_or_failed_task_cannot_be_published(staged: ChallengeConfig, tm
     drop = next(d for d in discover_drops(intake)[0] if d.folder == "shop-items")
     assert gate_drop(drop, staged, run_time_label())[0].verdict == "fail"
     with pytest.raises(ChallengeError, match="cannot publish nope, shop-items: not staged"):
-        publish_release(config=staged, release="never", task_ids=["shop-items", "nope", "penguins"])
+        publish_release(config_path=saved(staged), release="never", tasks=["shop-items", "nope", "penguins"])
     public, _ = stores(staged)
     assert not list(public.list("releases/never/"))
 
@@ -249,7 +249,7 @@ def test_matching_groups_that_make_the_fraction_impossible(config: ChallengeConf
                          columns=["left_id", "right_id", "label"])
     stage(config, matching_drop(tmp_path / "companies", records=records, pairs=pairs), "team-m")
     with pytest.raises(ChallengeError, match=r"test fraction of 0.20 impossible: the closest split achieved"):
-        publish_release(config=config, release="r1")
+        publish_release(config_path=saved(config), release="r1")
 
 
 def _failing_uploads(monkeypatch: pytest.MonkeyPatch, storage_class: type, after: int, action) -> list[int]:
@@ -269,7 +269,7 @@ def _failing_uploads(monkeypatch: pytest.MonkeyPatch, storage_class: type, after
 def test_failure_midway_leaves_latest_untouched_and_rerun_completes(config: ChallengeConfig, monkeypatch: pytest.MonkeyPatch) -> None:
     for task in ("penguins", "digits"):
         stage(config, EXAMPLES / EXAMPLE_TASKS[task] / task, EXAMPLE_TASKS[task])
-    publish_release(config=config, release="first")
+    publish_release(config_path=saved(config), release="first")
     public, _ = stores(config)
     latest = public.read_bytes("latest.json")
 
@@ -280,11 +280,11 @@ def test_failure_midway_leaves_latest_untouched_and_rerun_completes(config: Chal
     with monkeypatch.context() as patch:
         _failing_uploads(patch, storage_class, after=40, action=boom)
         with pytest.raises(Exception):
-            publish_release(config=config, release="second")
+            publish_release(config_path=saved(config), release="second")
     assert public.read_bytes("latest.json") == latest
     assert not public.exists("releases/second/release.json")
     assert list(public.list("releases/second/"))  # it did get midway
-    result = publish_release(config=config, release="second")
+    result = publish_release(config_path=saved(config), release="second")
     assert json.loads(public.read_bytes("latest.json"))["release"] == "second"
     first = {e["path"]: e["sha256"] for e in json.loads(public.read_bytes("releases/first/penguins/manifest.json"))["files"]}
     second = {e["path"]: e["sha256"] for e in json.loads(public.read_bytes("releases/second/penguins/manifest.json"))["files"]}
@@ -305,17 +305,17 @@ def test_s3_server_stopped_during_upload(tmp_path: Path, monkeypatch: pytest.Mon
     try:
         config = make_config("s3", tmp_path, endpoint)
         stage(config, EXAMPLES / "penguin-lab" / "penguins", "penguin-lab")
-        publish_release(config=config, release="one")
+        publish_release(config_path=saved(config), release="one")
         public, _ = stores(config)
         latest = public.read_bytes("latest.json")
         with monkeypatch.context() as patch:
             _failing_uploads(patch, S3Storage, after=3, action=server.stop)
             with pytest.raises(Exception):
-                publish_release(config=config, release="two")
+                publish_release(config_path=saved(config), release="two")
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)  # same process: same data
         server.start()
         assert public.read_bytes("latest.json") == latest
-        publish_release(config=config, release="two")
+        publish_release(config_path=saved(config), release="two")
         assert json.loads(public.read_bytes("latest.json"))["release"] == "two"
     finally:
         server.stop()

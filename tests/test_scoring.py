@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from challenge.config import ChallengeConfig
-from conftest import EXAMPLES, make_config
+from conftest import EXAMPLES, make_config, saved
 from flows.publish_release import publish_release
 from flows.score_submissions import finalize_challenge, score_submissions
 from tasks.storage import Storage, open_storage
@@ -39,7 +39,7 @@ def released(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
     config = challenge(request.param, tmp_path_factory.mktemp(f"score-{request.param}"), endpoint, max_submissions_per_day=3)
     stage(config, EXAMPLES / "penguin-lab" / "penguins", "penguin-lab")
     stage(config, EXAMPLES / "linkage-team" / "febrl-people", "linkage-team")
-    publish_release(config=config, release="r1")
+    publish_release(config_path=saved(config), release="r1")
     return config
 
 
@@ -81,7 +81,7 @@ def ensure_scored(config: ChallengeConfig) -> None:
         upload(config, "team-a/penguins/baseline.csv", key)
         upload(config, "team-b/penguins/baseline.csv", key.set_column(
             1, "label", pa.array(rng.choice(["Adelie", "Gentoo", "Chinstrap"], key.num_rows))))
-    score_submissions(config=config)
+    score_submissions(config_path=saved(config))
 
 
 def test_every_status_and_the_feedback_a_team_reads(released: ChallengeConfig) -> None:
@@ -105,7 +105,7 @@ def test_every_status_and_the_feedback_a_team_reads(released: ChallengeConfig) -
     }
     for name, table in cases.items():
         upload(released, name, table)
-    result = score_submissions(config=released)
+    result = score_submissions(config_path=saved(released))
     assert result["errors"] == 0
     expect = {
         "team-a/penguins/perfect.csv": ("scored", "scored"),
@@ -133,9 +133,9 @@ def test_every_status_and_the_feedback_a_team_reads(released: ChallengeConfig) -
     assert perfect_record["scored_by"]["answers_sha256"] and perfect_record["release"] == "r1"
     assert {"key", "etag", "bytes", "uploaded_at", "team", "task_id", "status", "message", "metrics", "scored_at"} <= set(perfect_record)
     # a rerun scores nothing again; a re-upload under the same key is a new submission
-    assert score_submissions(config=released)["pending"] == 0
+    assert score_submissions(config_path=saved(released))["pending"] == 0
     upload(released, "team-b/penguins/random.csv", perfect)
-    again = score_submissions(config=released)
+    again = score_submissions(config_path=saved(released))
     assert again["pending"] == 1 and again["statuses"] == {"scored": 1}
     assert sum(r["key"] == "team-b/penguins/random.csv" for r in results(released)) == 2
 
@@ -145,7 +145,7 @@ def test_quota_counts_scored_submissions_only(released: ChallengeConfig) -> None
     upload(released, "team-c/febrl-people/broken.csv", perfect.slice(5))  # invalid: does not count
     for i in range(4):
         upload(released, f"team-c/febrl-people/try-{i}.csv", perfect)
-    score_submissions(config=released)
+    score_submissions(config_path=saved(released))
     statuses = [feedback(released, f"team-c/febrl-people/try-{i}.csv")["status"] for i in range(4)]
     assert statuses == ["scored", "scored", "scored", "rejected: quota"]
     assert "limit is 3 a day" in feedback(released, "team-c/febrl-people/try-3.csv")["message"]
@@ -217,9 +217,9 @@ def test_finalize_reveals_private_scores_of_the_chosen_submission(released: Chal
     flipped[pa.compute.equal(key["usage"], "private").to_numpy(zero_copy_only=False)] = "Adelie"  # worse on private
     upload(released, "team-c/penguins/good-public.csv", half.set_column(1, "label", pa.array(flipped.tolist())))
     upload(released, "team-c/penguins/plain.csv", half)
-    score_submissions(config=released)
+    score_submissions(config_path=saved(released))
     upload(released, "team-c/penguins/FINAL", b"plain.csv\n")
-    result = finalize_challenge(config=released)
+    result = finalize_challenge(config_path=saved(released))
     board = json.loads(public.read_bytes("leaderboard/leaderboard.json"))
     assert board["final"] is True and result["board"]["final"] is True
     records = results(released)
@@ -238,7 +238,7 @@ def test_crash_midway_then_rerun_gives_exactly_one_result_each(tmp_path: Path, m
     endpoint = request.getfixturevalue("s3_endpoint") if backend == "s3" else None
     config = challenge(backend, tmp_path, endpoint, max_submissions_per_day=100)
     stage(config, EXAMPLES / "penguin-lab" / "penguins", "penguin-lab")
-    publish_release(config=config, release="r1")
+    publish_release(config_path=saved(config), release="r1")
     perfect = answers(config, "penguins").select(["id", "label"])
     for i in range(10):
         upload(config, f"team-a/penguins/s{i}.csv", perfect)
@@ -255,11 +255,11 @@ def test_crash_midway_then_rerun_gives_exactly_one_result_each(tmp_path: Path, m
 
     with monkeypatch.context() as patch:
         patch.setattr(scoring, "evaluate", flaky)
-        first = score_submissions(config=config)
+        first = score_submissions(config_path=saved(config))
     assert first["errors"] == 5
     _, private, _ = stores(config)
     assert len([i for i in private.list("results/") if i.key.endswith(".error.json")]) == 5
-    second = score_submissions(config=config)
+    second = score_submissions(config_path=saved(config))
     assert second["pending"] == 5 and second["errors"] == 0
     records = results(config)
     assert sorted(r["key"] for r in records) == sorted(f"team-a/penguins/s{i}.csv" for i in range(10))
@@ -267,7 +267,7 @@ def test_crash_midway_then_rerun_gives_exactly_one_result_each(tmp_path: Path, m
     # a crash between the record and the feedback file: the next run writes the feedback, scores nothing
     _, _, submissions = stores(config)
     submissions.delete("team-a/penguins/s3.csv.result.json")
-    assert score_submissions(config=config)["pending"] == 0
+    assert score_submissions(config_path=saved(config))["pending"] == 0
     assert feedback(config, "team-a/penguins/s3.csv")["status"] == "scored"
 
 
@@ -280,7 +280,7 @@ def test_rescore_after_an_answer_key_fix_keeps_history(tmp_path: Path, backend: 
     endpoint = request.getfixturevalue("s3_endpoint") if backend == "s3" else None
     config = challenge(backend, tmp_path, endpoint)
     stage(config, EXAMPLES / "penguin-lab" / "penguins", "penguin-lab")
-    publish_release(config=config, release="r1")
+    publish_release(config_path=saved(config), release="r1")
     key = answers(config, "penguins")
     upload(config, "team-a/penguins/perfect.csv", key.select(["id", "label"]))
     config_file = tmp_path / "challenge.yaml"
@@ -300,7 +300,8 @@ def test_rescore_after_an_answer_key_fix_keeps_history(tmp_path: Path, backend: 
     (record,) = results(config)
     assert len(record["history"]) == 1 and record["history"][0]["metrics"]["public"]["macro_f1"] == 1.0
     assert min(record["metrics"]["public"]["macro_f1"], record["metrics"]["private"]["macro_f1"]) < 1.0
-    assert main(["--config", str(config_file), "score", "--task", "penguins"]) == 2
+    assert main(["--config", str(config_file), "score", "--task", "nope"]) == 2
+    assert "unknown task id(s) nope: the current release has" in capsys.readouterr().err
 
 
 def test_late_and_oversized_submissions_are_rejected(tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> None:
@@ -309,16 +310,16 @@ def test_late_and_oversized_submissions_are_rejected(tmp_path: Path, backend: st
     endpoint = request.getfixturevalue("s3_endpoint") if backend == "s3" else None
     config = challenge(backend, tmp_path, endpoint)
     stage(config, EXAMPLES / "penguin-lab" / "penguins", "penguin-lab")
-    publish_release(config=config, release="r1")
+    publish_release(config_path=saved(config), release="r1")
     perfect = answers(config, "penguins").select(["id", "label"])
     closed = config.model_copy(update={"policy": Policy(opens_at="2000-01-01T00:00:00Z", closes_at="2000-01-02T00:00:00Z")})
     upload(config, "team-a/penguins/late.csv", perfect)
-    assert score_submissions(config=closed)["statuses"] == {"rejected: late": 1}
+    assert score_submissions(config_path=saved(closed))["statuses"] == {"rejected: late": 1}
     note = feedback(config, "team-a/penguins/late.csv")
     assert note["status"] == "rejected: late" and "outside the submission window" in note["message"]
     tiny = config.model_copy(update={"policy": Policy(max_submission_mb=0.0001)})
     upload(config, "team-a/penguins/big.csv", perfect)
-    assert score_submissions(config=tiny)["statuses"] == {"rejected": 1}
+    assert score_submissions(config_path=saved(tiny))["statuses"] == {"rejected": 1}
     assert "the limit is 0.0001 MB" in feedback(config, "team-a/penguins/big.csv")["message"]
     # rejected submissions have a final result: an open challenge does not score them later
-    assert score_submissions(config=config)["pending"] == 0
+    assert score_submissions(config_path=saved(config))["pending"] == 0

@@ -1,0 +1,63 @@
+"""Flow: train a scikit-learn baseline per task of the latest release and submit it as team `baseline`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow, tags
+from prefect.artifacts import create_table_artifact
+from prefect.logging import get_run_logger
+
+from challenge.config import load_config
+from challenge.task_runners import task_runner_from_env
+from flows.run_names import run_name
+from tasks.baselines import BaselineError, baseline_task, latest_release, select_tasks
+from tasks.storage import open_location
+
+
+def _release_label(params: dict[str, Any]) -> str | None:
+    """The latest release's name, for the run name `baselines-<release>` (the time when there is none yet)."""
+    try:
+        return latest_release(open_location(load_config(params.get("config_path")), "public"))["release"]
+    except Exception:  # noqa: BLE001 (any failure: the flow itself reports it)
+        return None
+
+
+@flow(name="run-baselines", flow_run_name=run_name("baselines", _release_label), task_runner=task_runner_from_env())
+def run_baselines(config_path: str | None = None, tasks: list[str] | None = None) -> dict[str, Any]:
+    """Train each task's baseline on the latest public release and upload its predictions as team `baseline`.
+
+    config_path: challenge.yaml (default: $CHALLENGE_CONFIG, else ./challenge.yaml).
+    tasks: only these task ids of the latest release (default: all of them).
+    """
+    logger = get_run_logger()
+    config = load_config(config_path)
+    latest = latest_release(open_location(config, "public"))
+    release = latest["release"]
+    selected = select_tasks(tasks, latest["tasks"])
+    logger.info("baselines for release %s: %d task(s): %s", release, len(selected), ", ".join(selected))
+    futures = []
+    for task_id in selected:
+        with tags(f"task:{task_id}", f"release:{release}", "team:baseline"):
+            futures.append((task_id, baseline_task.submit(config, task_id, release)))
+    summaries, failures = [], []
+    for task_id, future in futures:
+        try:
+            summaries.append(future.result())
+        except Exception as exc:  # noqa: BLE001 (after retries; the other baselines still count)
+            logger.error("%s: no baseline: %s", task_id, exc)
+            failures.append(f"{task_id}: {exc}")
+    if summaries:
+        create_table_artifact(
+            key="baselines", description=f"Baselines trained on release {release} (validation: held-out fifth of train)",
+            table=[{"task": s["task_id"], "kind": s["kind"], "model": s["model"], "metric": s["metric"],
+                    "validation_score": s["validation_score"], "train_rows": s["train_rows"],
+                    "test_rows": s["test_rows"], "train_seconds": s["train_seconds"],
+                    "submission": s["key"], "uploaded": s["uploaded"]} for s in summaries],
+        )
+    uploaded = sum(s["uploaded"] for s in summaries)
+    logger.info("baselines for release %s: %d trained, %d uploaded, %d unchanged, %d failed",
+                release, len(summaries), uploaded, len(summaries) - uploaded, len(failures))
+    if failures:
+        raise BaselineError(f"{len(failures)} baseline(s) failed: " + "; ".join(failures))
+    return {"release": release, "tasks": summaries, "uploaded": uploaded, "unchanged": len(summaries) - uploaded}

@@ -1,0 +1,477 @@
+"""Baselines: what a participant gets from scikit-learn in a few lines, per task.
+
+A baseline is trained like a participant would train one: it reads only the
+`public` location (the latest release's manifest, dataset card, Parquet
+tables, images and sample submission, downloaded into a temporary folder and
+checked against the manifest's SHA-256), never `private`. Its predictions
+go through the normal submission path as the reserved team `baseline`
+(`<submissions>/baseline/<task_id>/baseline-<release>.csv`), so they are
+admitted, validated, scored and shown on the leaderboard like any upload.
+
+- classification: a ColumnTransformer over the declared modalities (TF-IDF
+  of character n-grams for text, one-hot for categorical, impute + scale for
+  numeric, small grayscale pixels for images) feeding a LogisticRegression;
+- matching: per-column similarities of the two records of each pair (token
+  Jaccard and SequenceMatcher ratio on text, absolute and relative
+  difference on numeric, equality on categorical, pixel distance on images)
+  feeding a HistGradientBoostingClassifier.
+
+Everything is seeded: two runs write byte-identical CSVs. The validation
+score is the task's metric on a seeded, held-out fifth of train.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from difflib import SequenceMatcher
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+from PIL import Image
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from prefect.logging import get_run_logger
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import ShuffleSplit, StratifiedShuffleSplit
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+from challenge.config import ChallengeConfig
+from challenge.errors import ChallengeError
+from tasks.metrics import score
+from tasks.storage import Storage, download_many, file_digest, open_location
+from tasks.submissions import BASELINE_TEAM
+from tasks.task_spec import Modality
+
+SEED = 0
+VALIDATION_FRACTION = 0.2
+IMAGE_SIDE = 8  # images become IMAGE_SIDE² grayscale pixels in [0, 1]
+RATIO_CHARS = 200  # SequenceMatcher is quadratic: long texts are compared on their start
+TABLES = {"classification": ("train", "test"), "matching": ("records", "train", "test")}
+NOT_FEATURES = ("id", "label", "left_id", "right_id")
+
+
+class BaselineError(ChallengeError):
+    """A baseline cannot be made; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class ReleasedTask:
+    """One task of a release, downloaded from `public` into `folder` as a participant sees it."""
+
+    release: str
+    task_id: str
+    kind: str
+    metric: str
+    modalities: dict[str, Modality]  # feature column (as published) → modality, in table order
+    folder: Path
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """A trained baseline's predictions (CSV bytes in the sample submission's format) and what made them."""
+
+    task_id: str
+    release: str
+    kind: str
+    metric: str
+    model: str
+    validation_score: float
+    train_rows: int
+    test_rows: int
+    seconds: float
+    csv: bytes
+
+
+# --- download, like a participant -------------------------------------------
+
+
+def latest_release(public: Storage) -> dict[str, Any]:
+    """`<public>/latest.json`: the latest release and its tasks."""
+    if not public.exists("latest.json"):
+        raise BaselineError(f"no release yet: {public.uri_for('latest.json')} is missing; run `challenge publish` first")
+    return json.loads(public.read_bytes("latest.json"))
+
+
+def select_tasks(requested: Sequence[str] | None, known: Sequence[str]) -> list[str]:
+    """The requested task ids (default: every task of the release); an unknown id is an error naming the known ones."""
+    if not requested:
+        return sorted(known)
+    unknown = sorted(set(requested) - set(known))
+    if unknown:
+        raise BaselineError(f"unknown task id(s): {', '.join(unknown)}; the latest release has "
+                            f"{', '.join(sorted(known)) or 'no task'}")
+    return sorted(set(requested))
+
+
+def download_task(public: Storage, release: str, task_id: str, folder: Path) -> ReleasedTask:
+    """Download what a baseline needs of one released task into `folder` (streamed to disk, checked
+    against the manifest's SHA-256): manifest, dataset card, Parquet tables, images, sample submission."""
+    prefix = f"releases/{release}/{task_id}"
+    folder.mkdir(parents=True, exist_ok=True)
+    public.download_file(f"{prefix}/manifest.json", folder / "manifest.json")
+    manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    kind = manifest["kind"]
+    entries = {e["path"]: e for e in manifest["files"]}
+    wanted = [f"{name}.parquet" for name in TABLES[kind]] + ["sample_submission.csv"]
+    missing = [path for path in wanted if path not in entries]
+    if missing:
+        raise BaselineError(f"{public.uri_for(prefix)}: the manifest lists no {', '.join(missing)}; is the release complete?")
+    wanted += [path for path in entries if path == "README.md" or path.startswith("images/")]
+    for path in wanted:
+        if PurePosixPath(path).is_absolute() or ".." in PurePosixPath(path).parts:
+            raise BaselineError(f"{public.uri_for(prefix)}: manifest path {path!r} leaves the task folder")
+    download_many(public, [(f"{prefix}/{path}", folder / path) for path in wanted])
+    for path in wanted:
+        if file_digest(folder / path, "sha256") != entries[path]["sha256"]:
+            raise BaselineError(f"{public.uri_for(f'{prefix}/{path}')}: SHA-256 differs from the manifest's")
+    card = (folder / "README.md").read_text(encoding="utf-8") if "README.md" in entries else ""
+    features = pq.read_table(folder / ("train.parquet" if kind == "classification" else "records.parquet"))
+    return ReleasedTask(release, task_id, kind, manifest["metric"], column_modalities(manifest, card, features), folder)
+
+
+def _declared(manifest: dict[str, Any], card: str) -> dict[str, Modality]:
+    """Column → modality from the manifest's `columns` when it has them, else from the dataset card's table."""
+    values = {m.value for m in Modality}
+    columns = manifest.get("columns")
+    pairs: list[tuple[str, Any]] = []
+    if isinstance(columns, dict):
+        pairs = [(name, spec.get("modality") if isinstance(spec, dict) else spec) for name, spec in columns.items()]
+    elif isinstance(columns, list):
+        pairs = [(c.get("name"), c.get("modality")) for c in columns if isinstance(c, dict)]
+    declared = {str(name): Modality(m) for name, m in pairs if name and m in values}
+    if declared:
+        return declared
+    section = card.split("## Columns", 1)[1].split("\n## ", 1)[0] if "## Columns" in card else ""
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) >= 2 and cells[1] in values:
+            declared[cells[0]] = Modality(cells[1])
+    return declared
+
+
+def _infer(column: pa.ChunkedArray) -> Modality:
+    """A modality for a column nothing declares: numbers are numeric, image paths images, few strings categorical."""
+    if pa.types.is_integer(column.type) or pa.types.is_floating(column.type) or pa.types.is_boolean(column.type):
+        return Modality.numeric
+    if pa.types.is_dictionary(column.type):
+        return Modality.categorical
+    values = pc.drop_null(pc.cast(column, pa.string()))
+    if len(values) and pc.all(pc.starts_with(values, "images/")).as_py():
+        return Modality.image
+    distinct = len(pc.unique(values))
+    return Modality.categorical if distinct <= max(20, len(values) // 20) else Modality.text
+
+
+def column_modalities(manifest: dict[str, Any], card: str, table: pa.Table) -> dict[str, Modality]:
+    """Each feature column of `table` (train or records) → its declared modality (inferred when undeclared)."""
+    declared = _declared(manifest, card)
+    return {name: declared.get(name) or _infer(table[name]) for name in table.column_names if name not in NOT_FEATURES}
+
+
+# --- features -----------------------------------------------------------------
+
+
+def _string_array(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """The column as plain strings (dictionaries decoded, numbers formatted), nulls kept."""
+    if pa.types.is_dictionary(column.type):
+        column = column.cast(column.type.value_type)
+    return column if column.type == pa.string() else pc.cast(column, pa.string())
+
+
+def _strings(column: pa.ChunkedArray) -> list[str | None]:
+    return _string_array(column).to_pylist()
+
+
+def _has_text(column: pa.ChunkedArray) -> bool:
+    return (pc.max(pc.utf8_length(_string_array(column))).as_py() or 0) > 0
+
+
+def _numbers(column: pa.ChunkedArray) -> np.ndarray:
+    return pc.cast(column, pa.float64()).to_numpy().astype(np.float64)  # nulls become NaN
+
+
+def image_pixels(root: Path, paths: Sequence[str | None], side: int = IMAGE_SIDE) -> np.ndarray:
+    """One row of side² grayscale pixels in [0, 1] per image path (relative to `root`); NaN for a missing image."""
+    out = np.full((len(paths), side * side), np.nan)
+    for i, path in enumerate(paths):
+        if isinstance(path, str) and path:  # pandas may hold a missing path as NaN
+            if PurePosixPath(path).is_absolute() or ".." in PurePosixPath(path).parts:
+                raise BaselineError(f"image path {path!r} leaves the task folder")
+            with Image.open(root / path) as image:
+                pixels = image.convert("L").resize((side, side), Image.Resampling.BILINEAR)
+                out[i] = np.asarray(pixels, dtype=np.float64).ravel() / 255.0
+    return out
+
+
+class ImagePixels(TransformerMixin, BaseEstimator):
+    """Image paths (a column) → small grayscale pixel features; a missing image is all zeros."""
+
+    def __init__(self, root: str = ".", side: int = IMAGE_SIDE):
+        self.root = root
+        self.side = side
+
+    def fit(self, X: Any, y: Any = None) -> ImagePixels:
+        return self
+
+    def transform(self, X: Any) -> np.ndarray:
+        paths = np.asarray(X, dtype=object).ravel().tolist()
+        return np.nan_to_num(image_pixels(Path(self.root), paths, self.side), nan=0.0)
+
+
+def feature_frame(table: pa.Table, modalities: dict[str, Modality]) -> pd.DataFrame:
+    """The feature columns as a DataFrame: numeric as float (NaN when missing), the others as strings
+    ("" when missing), image paths as they are."""
+    data: dict[str, Any] = {}
+    for column, modality in modalities.items():
+        if modality is Modality.numeric:
+            data[column] = _numbers(table[column])
+        elif modality is Modality.image:
+            data[column] = _string_array(table[column]).to_numpy()
+        else:
+            data[column] = pc.fill_null(_string_array(table[column]), "").to_numpy()
+    return pd.DataFrame(data, index=pd.RangeIndex(table.num_rows))
+
+
+def classification_model(modalities: dict[str, Modality], root: Path) -> Pipeline:
+    """ColumnTransformer over the modalities → LogisticRegression (lbfgs: deterministic)."""
+    of = {m: [c for c, mod in modalities.items() if mod is m] for m in Modality}
+    parts: list[tuple[str, Any, Any]] = []
+    for column in of[Modality.text]:
+        parts.append((f"text-{column}", TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4), sublinear_tf=True,
+                                                        max_features=50_000), column))
+    if of[Modality.categorical]:
+        parts.append(("categorical", OneHotEncoder(handle_unknown="ignore"), of[Modality.categorical]))
+    if of[Modality.numeric]:
+        parts.append(("numeric", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), of[Modality.numeric]))
+    for column in of[Modality.image]:
+        parts.append((f"image-{column}", make_pipeline(ImagePixels(str(root)), StandardScaler()), column))
+    if not parts:
+        raise BaselineError("no feature column to learn from")
+    return Pipeline([("features", ColumnTransformer(parts)), ("model", LogisticRegression(C=1.0, max_iter=2000))])
+
+
+def _tokens(text: str) -> frozenset[str]:
+    return frozenset(re.findall(r"\w+", text))
+
+
+def _text_similarities(values: list[str | None], left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Token Jaccard and SequenceMatcher ratio of each pair's two values (NaN when either is missing)."""
+    norm = [" ".join(v.lower().split()) or None if v else None for v in values]
+    tokens = [_tokens(v) if v else frozenset() for v in norm]
+    jaccard, ratio = np.full(len(left), np.nan), np.full(len(left), np.nan)
+    for i, (a, b) in enumerate(zip(left.tolist(), right.tolist())):
+        va, vb = norm[a], norm[b]
+        if va is None or vb is None:
+            continue
+        union = len(tokens[a] | tokens[b])
+        jaccard[i] = len(tokens[a] & tokens[b]) / union if union else float(va == vb)
+        ratio[i] = SequenceMatcher(None, va[:RATIO_CHARS], vb[:RATIO_CHARS], autojunk=False).ratio()
+    return jaccard, ratio
+
+
+def pair_features(records: pa.Table, left: np.ndarray, right: np.ndarray, modalities: dict[str, Modality],
+                  root: Path) -> tuple[np.ndarray, list[str]]:
+    """Similarity features of pairs of records (`left`/`right`: row positions in `records`); NaN when a side is missing."""
+    columns: list[np.ndarray] = []
+    names: list[str] = []
+    for column, modality in modalities.items():
+        if modality is Modality.text:
+            jaccard, ratio = _text_similarities(_strings(records[column]), left, right)
+            columns += [jaccard, ratio]
+            names += [f"{column}:jaccard", f"{column}:ratio"]
+        elif modality is Modality.categorical:
+            codes = pc.dictionary_encode(_string_array(records[column])).combine_chunks().indices
+            codes = pc.fill_null(codes, -1).to_numpy(zero_copy_only=False)
+            a, b = codes[left], codes[right]
+            columns.append(np.where((a < 0) | (b < 0), np.nan, (a == b).astype(np.float64)))
+            names.append(f"{column}:equal")
+        elif modality is Modality.numeric:
+            x = _numbers(records[column])
+            a, b = x[left], x[right]
+            diff = np.abs(a - b)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                relative = diff / np.maximum(np.maximum(np.abs(a), np.abs(b)), 1e-12)
+            columns += [diff, relative]
+            names += [f"{column}:abs_diff", f"{column}:rel_diff"]
+        else:
+            pixels = image_pixels(root, _strings(records[column]))
+            columns.append(np.abs(pixels[left] - pixels[right]).mean(axis=1))
+            names.append(f"{column}:pixel_l1")
+    if not columns:
+        raise BaselineError("no feature column to compare records on")
+    return np.column_stack(columns), names
+
+
+def _positions(ids: pa.ChunkedArray, record_ids: pa.ChunkedArray, table: str) -> np.ndarray:
+    found = pc.index_in(ids, value_set=record_ids.combine_chunks())
+    if found.null_count:
+        raise BaselineError(f"{table}: {found.null_count} pair id(s) name no record of records.parquet")
+    return found.to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def matching_model(seed: int) -> HistGradientBoostingClassifier:
+    return HistGradientBoostingClassifier(max_iter=200, learning_rate=0.1, early_stopping=False, random_state=seed)
+
+
+# --- training -----------------------------------------------------------------
+
+
+def _holdout(y: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A seeded split of train into fit and held-out rows, stratified when every class can be."""
+    fraction = VALIDATION_FRACTION
+    try:
+        splitter: Any = StratifiedShuffleSplit(n_splits=1, test_size=fraction, random_state=seed)
+        return next(splitter.split(np.zeros(len(y)), y))
+    except ValueError:  # a class too small to stratify
+        splitter = ShuffleSplit(n_splits=1, test_size=fraction, random_state=seed)
+        return next(splitter.split(np.zeros(len(y))))
+
+
+def _fit_predict(make: Callable[[], Any], X: Any, y: np.ndarray, X_test: Any, metric: str,
+                 seed: int, to_labels: Callable[[np.ndarray], Any]) -> tuple[np.ndarray, float]:
+    """Validation score on a held-out slice of train, then a fit on all of train and the test predictions."""
+    fit_rows, held_out = _holdout(y, seed)
+    take = (lambda rows: X.iloc[rows]) if isinstance(X, pd.DataFrame) else (lambda rows: X[rows])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        validation = make().fit(take(fit_rows), y[fit_rows]).predict(take(held_out))
+        valid_score = score(metric, to_labels(y[held_out]), to_labels(validation))
+        return make().fit(X, y).predict(X_test), round(float(valid_score), 6)
+
+
+def _describe(modalities: dict[str, Modality]) -> str:
+    counts = {m.value: sum(mod is m for mod in modalities.values()) for m in Modality}
+    return ", ".join(f"{n} {name}" for name, n in counts.items() if n)
+
+
+def train_classification(task_: ReleasedTask, seed: int = SEED) -> tuple[pa.Array, pa.Array, str, float, int]:
+    """(test ids, predicted labels, model description, validation score, train rows) for a classification task."""
+    train, test = pq.read_table(task_.folder / "train.parquet"), pq.read_table(task_.folder / "test.parquet")
+    modalities = {c: m for c, m in task_.modalities.items()
+                  if m is not Modality.text or _has_text(train[c])}  # an all-empty text column has no vocabulary
+    X, X_test = feature_frame(train, modalities), feature_frame(test, modalities)
+    y = _string_array(train["label"]).to_numpy()
+    predicted, valid = _fit_predict(lambda: classification_model(modalities, task_.folder), X, y, X_test,
+                                    task_.metric, seed, lambda v: pa.array(v.tolist(), pa.string()))
+    model = f"LogisticRegression on {_describe(modalities)} column(s)"
+    return test["id"].combine_chunks(), pa.array(predicted.tolist(), pa.string()), model, valid, train.num_rows
+
+
+def train_matching(task_: ReleasedTask, seed: int = SEED) -> tuple[pa.Array, pa.Array, str, float, int]:
+    """(test pair ids, predicted 0/1 labels, model description, validation score, train rows) for a matching task."""
+    folder = task_.folder
+    records = pq.read_table(folder / "records.parquet")
+    train, test = pq.read_table(folder / "train.parquet"), pq.read_table(folder / "test.parquet")
+    X, names = pair_features(records, _positions(train["left_id"], records["id"], "train"),
+                             _positions(train["right_id"], records["id"], "train"), task_.modalities, folder)
+    X_test, _ = pair_features(records, _positions(test["left_id"], records["id"], "test"),
+                              _positions(test["right_id"], records["id"], "test"), task_.modalities, folder)
+    y = _numbers(train["label"]).astype(np.int64)
+    predicted, valid = _fit_predict(lambda: matching_model(seed), X, y, X_test, task_.metric, seed, lambda v: v)
+    model = f"HistGradientBoostingClassifier on {len(names)} pair similarities ({_describe(task_.modalities)} column(s))"
+    labels = pc.cast(pa.array(predicted.astype(np.int64)), pa.string())
+    return test["id"].combine_chunks(), labels, model, valid, train.num_rows
+
+
+def predictions_csv(sample: bytes, ids: pa.Array, labels: pa.Array) -> bytes:
+    """The predictions in exactly the format of `sample_submission.csv` (its header, writer and id order)."""
+    options = pa_csv.ConvertOptions(column_types={"id": pa.string(), "label": pa.string()})
+    sample_ids = pa_csv.read_csv(pa.BufferReader(sample), convert_options=options)["id"].combine_chunks()
+    position = pc.index_in(sample_ids, value_set=ids)
+    if position.null_count or len(sample_ids) != len(ids):
+        raise BaselineError("the test ids and the sample submission's ids differ; is the release complete?")
+    table = pa.table({"id": sample_ids, "label": labels.take(position)})
+    out = pa.BufferOutputStream()
+    pa_csv.write_csv(table, out)
+    data = out.getvalue().to_pybytes()
+    if data.split(b"\n", 1)[0] != sample.split(b"\n", 1)[0]:
+        raise BaselineError("the predictions' header differs from sample_submission.csv's")
+    return data
+
+
+def train_baseline(released: ReleasedTask, seed: int = SEED) -> Baseline:
+    """Train the task's baseline on its downloaded files; predictions as sample-submission CSV bytes."""
+    start = time.perf_counter()
+    train = train_classification if released.kind == "classification" else train_matching
+    ids, labels, model, valid, rows = train(released, seed)
+    csv = predictions_csv((released.folder / "sample_submission.csv").read_bytes(), ids, labels)
+    return Baseline(released.task_id, released.release, released.kind, released.metric, model, valid, rows,
+                    len(ids), round(time.perf_counter() - start, 3), csv)
+
+
+# --- submission ---------------------------------------------------------------
+
+
+def submission_key(task_id: str, release: str) -> str:
+    """Where the baseline of `task_id` for `release` is uploaded in `submissions`."""
+    return f"{BASELINE_TEAM}/{task_id}/baseline-{release}.csv"
+
+
+def submit_baseline(submissions: Storage, task_id: str, release: str, csv: bytes) -> tuple[str, bool]:
+    """Upload the predictions as team `baseline`; (key, uploaded). Not uploaded again when the same bytes
+    are already there, so a re-run is not a new submission."""
+    key = submission_key(task_id, release)
+    head = submissions.head(key)
+    if head is not None and head.size == len(csv) and submissions.read_bytes(key) == csv:
+        return key, False
+    submissions.write_bytes(key, csv)
+    return key, True
+
+
+def run_baseline(config: ChallengeConfig, task_id: str, release: str, seed: int = SEED) -> dict[str, Any]:
+    """Download, train and submit one task's baseline; opens `public` and `submissions` only, never `private`."""
+    public, submissions = open_location(config, "public"), open_location(config, "submissions")
+    with tempfile.TemporaryDirectory(prefix="challenge-baseline-") as tmp:
+        started = time.perf_counter()
+        released = download_task(public, release, task_id, Path(tmp) / task_id)
+        downloaded = time.perf_counter() - started
+        result = train_baseline(released, seed)
+    key, uploaded = submit_baseline(submissions, task_id, release, result.csv)
+    return {"task_id": task_id, "kind": result.kind, "release": release, "model": result.model,
+            "metric": result.metric, "validation_score": result.validation_score, "train_rows": result.train_rows,
+            "test_rows": result.test_rows, "download_seconds": round(downloaded, 3), "train_seconds": result.seconds,
+            "submission": submissions.uri_for(key), "key": key, "uploaded": uploaded}
+
+
+# --- Prefect task ---------------------------------------------------------------
+
+
+def _transient(task_: Any, task_run: Any, state: Any) -> bool:
+    """Retry storage hiccups, not data problems (their message already says what to do)."""
+    try:
+        state.result()
+    except ChallengeError:
+        return False
+    except Exception:  # noqa: BLE001 (anything else may be transient)
+        return True
+    return False
+
+
+@task(name="baseline", task_run_name="baseline-{task_id}", cache_policy=NO_CACHE, retries=2,
+      retry_delay_seconds=5, retry_condition_fn=_transient)
+def baseline_task(config: ChallengeConfig, task_id: str, release: str) -> dict[str, Any]:
+    """Prefect wrapper: one task run per challenge task (download, train, submit)."""
+    summary = run_baseline(config, task_id, release)
+    get_run_logger().info("%s: %s, validation %s %.4f on %d train rows; %s %s", task_id, summary["model"],
+                          summary["metric"], summary["validation_score"], summary["train_rows"],
+                          "uploaded" if summary["uploaded"] else "unchanged", summary["key"])
+    return summary

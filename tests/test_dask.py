@@ -1,0 +1,102 @@
+"""Scale-out: publishing and scoring on prefect-dask's DaskTaskRunner, over a real
+distributed.LocalCluster of 2 worker processes, give the same results as the default thread runner."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+import pytest
+
+from challenge.config import ChallengeConfig
+from challenge.errors import ConfigError
+from challenge.task_runners import make_task_runner, task_runner_from_env
+from conftest import EXAMPLES, make_config, saved
+from flows.publish_release import publish_release
+from flows.score_submissions import score_submissions
+from tasks.storage import open_location
+from test_publish import stage
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+
+def dask() -> object:
+    return make_task_runner("dask", workers=2)
+
+
+def _files(config: ChallengeConfig, release: str) -> dict[str, str]:
+    """Every data file of a release with its SHA-256 (cards and Croissant name the release: left out)."""
+    public = open_location(config, "public")
+    digests = {}
+    for task_id in ("penguins", "febrl-people"):
+        manifest = json.loads(public.read_bytes(f"releases/{release}/{task_id}/manifest.json"))
+        digests[f"{task_id}/answers"] = manifest["answers_sha256"]
+        for entry in manifest["files"]:
+            if entry["path"].endswith((".csv", ".parquet")):
+                digests[f"{task_id}/{entry['path']}"] = entry["sha256"]
+    return digests
+
+
+def _scores(config: ChallengeConfig) -> dict[str, object]:
+    private = open_location(config, "private")
+    records = [json.loads(private.read_bytes(i.key)) for i in private.list("results/")]
+    return {r["key"]: (r["status"], r["metrics"], r["message"]) for r in records}
+
+
+def test_dask_runner_publishes_and_scores_like_threads(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    endpoint = request.getfixturevalue("s3_endpoint") if backend == "s3" else None
+    config = make_config(backend, tmp_path, endpoint, teams=[{"id": "team-a", "name": "A"}])
+    stage(config, EXAMPLES / "penguin-lab" / "penguins", "penguin-lab")
+    stage(config, EXAMPLES / "linkage-team" / "febrl-people", "linkage-team")
+    path = saved(config)
+    publish_release(config_path=path, release="threads")
+    on_dask = publish_release.with_options(task_runner=dask())(config_path=path, release="dask")
+    assert on_dask["tasks"] == ["febrl-people", "penguins"]
+    assert _files(config, "dask") == _files(config, "threads")
+
+    private, submissions = open_location(config, "private"), open_location(config, "submissions")
+    rng = np.random.default_rng(11)
+    for task_id in ("penguins", "febrl-people"):
+        key = pq.read_table(io.BytesIO(private.read_bytes(f"releases/dask/{task_id}/answers.parquet")))
+        truth = key.select(["id", "label"])
+        noisy = truth.set_column(1, "label", pa.array(rng.permutation(truth["label"].to_numpy(zero_copy_only=False))))
+        for name, table in (("truth", truth), ("noisy", noisy), ("short", truth.slice(1))):
+            out = io.BytesIO()
+            pa_csv.write_csv(table, out)
+            submissions.write_bytes(f"team-a/{task_id}/{name}.csv", out.getvalue())
+
+    scored = score_submissions.with_options(task_runner=dask())(config_path=path)
+    assert scored["statuses"] == {"scored": 4, "invalid": 2}
+    on_dask_scores = _scores(config)
+    board = open_location(config, "public").read_bytes("leaderboard/leaderboard.json")
+
+    for info in private.list("results/"):  # score the same uploads again, on threads
+        private.delete(info.key)
+    assert score_submissions(config_path=path)["statuses"] == {"scored": 4, "invalid": 2}
+    assert _scores(config) == on_dask_scores
+    assert json.loads(open_location(config, "public").read_bytes("leaderboard/leaderboard.json"))["tasks"] == \
+        json.loads(board)["tasks"]
+
+
+def test_task_runner_is_chosen_by_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from prefect.task_runners import ThreadPoolTaskRunner
+    from prefect_dask import DaskTaskRunner
+
+    monkeypatch.delenv("CHALLENGE_TASK_RUNNER", raising=False)
+    assert isinstance(task_runner_from_env(), ThreadPoolTaskRunner)
+    monkeypatch.setenv("CHALLENGE_TASK_RUNNER", "dask")
+    monkeypatch.setenv("CHALLENGE_DASK_ADDRESS", "tcp://scheduler:8786")
+    runner = task_runner_from_env()
+    assert isinstance(runner, DaskTaskRunner) and runner.address == "tcp://scheduler:8786"
+    monkeypatch.setenv("CHALLENGE_TASK_RUNNER", "ray")
+    with pytest.raises(ConfigError, match="unknown task runner"):
+        task_runner_from_env()
+    monkeypatch.setenv("CHALLENGE_TASK_RUNNER", "dask")
+    monkeypatch.setenv("CHALLENGE_DASK_WORKERS", "two")
+    with pytest.raises(ConfigError, match="CHALLENGE_DASK_WORKERS"):
+        task_runner_from_env()

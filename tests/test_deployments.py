@@ -1,0 +1,325 @@
+"""The deployments on a real Prefect server: `prefect server start` on loopback with its own
+PREFECT_HOME, `challenge serve` in another process, runs triggered through the API."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+import pytest
+from prefect.client.orchestration import SyncPrefectClient, get_client
+from prefect.client.schemas.filters import (
+    ArtifactFilter,
+    ArtifactFilterFlowRunId,
+    DeploymentFilter,
+    DeploymentFilterName,
+    FlowRunFilter,
+    FlowRunFilterId,
+)
+from prefect.client.schemas.objects import FlowRun
+from prefect.deployments import run_deployment
+from prefect.settings import PREFECT_API_URL, temporary_settings
+
+from challenge.config import ChallengeConfig, write_config
+from conftest import EXAMPLES, _free_port, make_config
+from tasks.storage import Storage, open_location
+
+REPO = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+SHOTS = REPO / "build" / "test-artifacts"
+NAME = "test-challenge"
+
+
+def _wait_for(url: str, proc: subprocess.Popen, log: Path, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"{url} did not come up; see {log}:\n{log.read_text()[-3000:]}")
+        time.sleep(0.5)
+
+
+def _env(home: Path, api_url: str | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(PREFECT_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false", DO_NOT_TRACK="1",
+               GX_ANALYTICS_ENABLED="false", PREFECT_LOGGING_LEVEL="INFO")
+    if api_url:
+        env["PREFECT_API_URL"] = api_url
+    return env
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`prefect server start` on a free loopback port, SQLite under a temporary PREFECT_HOME."""
+    home = tmp_path_factory.mktemp("prefect-home")
+    port = _free_port()
+    log = home / "server.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+                                env={**_env(home), "PREFECT_UI_API_URL": f"http://127.0.0.1:{port}/api"},
+                                stdout=out, stderr=subprocess.STDOUT)
+    try:
+        _wait_for(f"http://127.0.0.1:{port}/api/health", proc, log)
+        yield f"http://127.0.0.1:{port}/api"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def challenge(tmp_path_factory: pytest.TempPathFactory) -> tuple[ChallengeConfig, Path]:
+    """A local challenge with two example drops in intake, nothing collected yet."""
+    root = tmp_path_factory.mktemp("served")
+    config = make_config("local", root, None, name=NAME, policy={"max_submissions_per_day": 100},
+                         teams=[{"id": "team-a", "name": "Team A"}, {"id": "team-b", "name": "Team B"}])
+    for contributor, task in (("penguin-lab", "penguins"), ("linkage-team", "febrl-people")):
+        shutil.copytree(EXAMPLES / contributor / task, root / "intake" / contributor / task)
+    return config, write_config(config, root / "challenge.yaml")
+
+
+@pytest.fixture(scope="module")
+def served(server: str, challenge: tuple[ChallengeConfig, Path],
+           tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChallengeConfig]:
+    """`challenge serve` against the server (its runs in subprocesses), until the module's tests are done."""
+    config, path = challenge
+    log = path.parent / "serve.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen([str(BIN / "challenge"), "--config", str(path), "serve", "--score-every", "1440"],
+                                env=_env(tmp_path_factory.mktemp("serve-home"), server), cwd=REPO, stdout=out,
+                                stderr=subprocess.STDOUT)
+    try:
+        with client_for(server) as client:
+            deadline = time.monotonic() + 120
+            while len(client.read_deployments(deployment_filter=DeploymentFilter(
+                    name=DeploymentFilterName(any_=[NAME])))) < 4:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"challenge serve did not register its deployments:\n{log.read_text()[-3000:]}")
+                time.sleep(0.5)
+        yield config
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+
+
+class client_for:
+    """A sync Prefect client on `api_url` (the session's test harness stays untouched)."""
+
+    def __init__(self, api_url: str):
+        self.settings = temporary_settings({PREFECT_API_URL: api_url})
+        self.client: Any = None
+
+    def __enter__(self) -> SyncPrefectClient:
+        self.settings.__enter__()
+        self.client = get_client(sync_client=True)
+        return self.client.__enter__()
+
+    def __exit__(self, *exc: object) -> None:
+        self.client.__exit__(*exc)
+        self.settings.__exit__(*exc)
+
+
+def trigger(api_url: str, deployment: str, timeout: float = 300, **parameters: Any) -> FlowRun:
+    with temporary_settings({PREFECT_API_URL: api_url}):
+        return run_deployment(f"{deployment}/{NAME}", parameters=parameters, timeout=timeout, poll_interval=1,
+                              as_subflow=False)
+
+
+def wait_final(api_url: str, run_ids: list[Any], timeout: float = 300) -> list[FlowRun]:
+    deadline = time.monotonic() + timeout
+    with client_for(api_url) as client:
+        while True:
+            runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=run_ids)))
+            if all(r.state and r.state.is_final() for r in runs) or time.monotonic() > deadline:
+                return sorted(runs, key=lambda r: r.start_time or datetime.max.replace(tzinfo=timezone.utc))
+            time.sleep(1)
+
+
+def artifacts_of(api_url: str, run_id: Any) -> dict[str, Any]:
+    with client_for(api_url) as client:
+        found = client.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run_id])))
+    return {a.key or f"{a.type}-{a.id}": a for a in found}
+
+
+def submit(config: ChallengeConfig, key: str, table: pa.Table) -> None:
+    out = io.BytesIO()
+    pa_csv.write_csv(table, out)
+    open_location(config, "submissions").write_bytes(key, out.getvalue())
+
+
+def penguin_answers(config: ChallengeConfig) -> pa.Table:
+    private: Storage = open_location(config, "private")
+    return pq.read_table(io.BytesIO(private.read_bytes("releases/r1/penguins/answers.parquet"))).select(["id", "label"])
+
+
+def results(config: ChallengeConfig) -> list[dict]:
+    private = open_location(config, "private")
+    return [json.loads(private.read_bytes(i.key)) for i in private.list("results/") if not i.key.endswith(".error.json")]
+
+
+def test_served_deployments_show_typed_forms_and_one_run_at_a_time(server: str, served: ChallengeConfig) -> None:
+    with client_for(server) as client:
+        deployments = {client.read_flow(d.flow_id).name: d for d in client.read_deployments(
+            deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=[NAME])))}
+    assert set(deployments) == {"collect-datasets", "publish-release", "score-submissions", "finalize-challenge"}
+    score = deployments["score-submissions"]
+    props = score.parameter_openapi_schema["properties"]
+    assert props["rescore"]["type"] == "boolean" and props["tasks"]["anyOf"][0]["type"] == "array"
+    assert "release" in deployments["publish-release"].parameter_openapi_schema["properties"]
+    assert score.parameters["config_path"].endswith("challenge.yaml")
+    assert [s.schedule.interval for s in score.schedules] == [timedelta(minutes=1440)]
+    assert all(d.global_concurrency_limit and d.global_concurrency_limit.limit == 1 for d in deployments.values())
+    assert not deployments["publish-release"].schedules and not deployments["finalize-challenge"].schedules
+
+
+def test_default_schedule_scores_every_five_minutes(challenge: tuple[ChallengeConfig, Path]) -> None:
+    from flows.deployments import build_deployments
+
+    config, path = challenge
+    by_flow = {d.flow_name: d for d in build_deployments(config, str(path), collect_cron="0 6 * * *")}
+    assert [s.schedule.interval for s in by_flow["score-submissions"].schedules] == [timedelta(minutes=5)]
+    assert [s.schedule.cron for s in by_flow["collect-datasets"].schedules] == ["0 6 * * *"]
+
+
+def test_runs_triggered_by_the_api_collect_publish_score_and_leave_artifacts(server: str, served: ChallengeConfig) -> None:
+    config = served
+    collect = trigger(server, "collect-datasets")
+    assert collect.state.is_completed(), collect.state.message
+    publish = trigger(server, "publish-release", release="r1")
+    assert publish.state.is_completed(), publish.state.message
+    assert publish.name == "publish-r1"
+    key = penguin_answers(config)
+    submit(config, "team-a/penguins/perfect.csv", key)
+    rng = np.random.default_rng(3)
+    submit(config, "team-b/penguins/random.csv", key.set_column(
+        1, "label", pa.array(rng.choice(["Adelie", "Gentoo", "Chinstrap"], key.num_rows))))
+
+    run = trigger(server, "score-submissions", rescore=False, tasks=["penguins"])
+    assert run.state.is_completed(), run.state.message
+    assert run.name.startswith("score-") and run.name.endswith("-penguins")
+    board = json.loads(open_location(config, "public").read_bytes("leaderboard/leaderboard.json"))
+    entries = board["tasks"]["penguins"]["entries"]
+    assert [(e["rank"], e["team"]) for e in entries[:2]] == [(1, "team-a"), (2, "team-b")]
+
+    found = artifacts_of(server, run.id)
+    assert {"leaderboard-penguins", "leaderboard-classification", "leaderboard-page", "scoring-run"} <= set(found)
+    assert found["leaderboard-page"].type == "markdown" and "index.html" in found["leaderboard-page"].data
+    assert json.loads(found["scoring-run"].data) == [{"task": "penguins", "pending": 2, "scored": 2}]
+    progress = [a for a in found.values() if a.type == "progress"]
+    assert progress and progress[0].data == 100.0
+    with client_for(server) as client:
+        task_runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run.id])))
+    batch = next(t for t in task_runs if t.name == "score-penguins")
+    assert {"task:penguins", "track:classification"} <= set(batch.tags)
+
+    _screenshot_ui(server, run.id, found["leaderboard-penguins"].id)
+
+
+def _screenshot_ui(api_url: str, run_id: Any, artifact_id: Any) -> None:
+    """The Prefect UI in headless Chromium: the completed scoring run, and its leaderboard artifact
+    (PNGs kept in build/test-artifacts/ for the record)."""
+    import tempfile
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert chromium, "Debian's chromium is required (make test installs it)"
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    ui = api_url.removesuffix("/api")
+    pages = {"prefect-ui-score-run.png": f"{ui}/runs/flow-run/{run_id}",
+             "prefect-ui-leaderboard-artifact.png": f"{ui}/artifacts/artifact/{artifact_id}"}
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             "--hide-scrollbars", "--virtual-time-budget=20000", "--window-size=1400,1100"]
+    with tempfile.TemporaryDirectory() as profile:
+        for name, page in pages.items():
+            subprocess.run([chromium, *flags, f"--user-data-dir={profile}", f"--screenshot={SHOTS / name}", page],
+                           capture_output=True, timeout=180)
+            assert (SHOTS / name).stat().st_size > 20_000
+        for _ in range(3):  # the page is a single-page app: its DOM fills in once the API answers
+            dom = subprocess.run([chromium, *flags, f"--user-data-dir={profile}", "--dump-dom",
+                                  pages["prefect-ui-leaderboard-artifact.png"]],
+                                 capture_output=True, text=True, timeout=180).stdout
+            if "team-a" in dom:
+                break
+    assert "leaderboard-penguins" in dom and "team-a" in dom and "team-b" in dom, "the UI did not show the artifact"
+
+
+def test_overlapping_score_triggers_score_each_submission_once(server: str, served: ChallengeConfig) -> None:
+    config = served
+    if not open_location(config, "public").exists("latest.json"):
+        pytest.skip("needs the release published by the previous test")
+    key = penguin_answers(config)
+    before = {r["submission_id"] for r in results(config)}
+    names = [f"team-{'ab'[i % 2]}/penguins/overlap-{i}.csv" for i in range(6)]
+    for i, name in enumerate(names):
+        submit(config, name, key.slice(0, key.num_rows - i))  # distinct files: some rows missing → invalid
+
+    first = trigger(server, "score-submissions", timeout=0)
+    second = trigger(server, "score-submissions", timeout=0)
+    runs = wait_final(server, [first.id, second.id])
+    assert all(r.state.is_completed() for r in runs), [r.state for r in runs]
+    assert runs[0].end_time <= runs[1].start_time, "the two scoring runs overlapped"
+
+    new = [r for r in results(config) if r["submission_id"] not in before]
+    assert sorted(r["key"] for r in new) == sorted(names)
+    scored_by_run = [json.loads(artifacts_of(server, r.id)["scoring-run"].data) for r in runs]
+    pending = [sum(row["pending"] for row in table) for table in scored_by_run]
+    assert sorted(pending) == [0, len(names)], f"each submission scored once, by one run: {scored_by_run}"
+
+
+def test_prefect_yaml_deploys_onto_a_process_pool_and_a_worker_runs_it(
+        server: str, served: ChallengeConfig, challenge: tuple[ChallengeConfig, Path],
+        tmp_path: Path) -> None:
+    """`prefect deploy --all` with deploy/prefect.yaml, then `prefect worker start` scores an upload."""
+    config, path = challenge
+    if not open_location(config, "public").exists("latest.json"):
+        pytest.skip("needs the release published by an earlier test")
+    env = {**_env(tmp_path / "home", server), "CHALLENGE_NAME": "pooled", "CHALLENGE_CONFIG": str(path),
+           "CHALLENGE_CODE_DIR": str(REPO)}
+    prefect = [str(BIN / "prefect"), "--no-prompt"]
+
+    def run(*args: str) -> str:
+        done = subprocess.run([*prefect, *args], env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        return done.stdout
+
+    run("work-pool", "create", "challenge-pool", "--type", "process")
+    run("deploy", "--all", "--prefect-file", "deploy/prefect.yaml")
+    with client_for(server) as client:
+        deployments = {client.read_flow(d.flow_id).name: d for d in client.read_deployments(
+            deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=["pooled"])))}
+    assert set(deployments) == {"collect-datasets", "publish-release", "score-submissions", "finalize-challenge"}
+    score = deployments["score-submissions"]
+    assert [(s.schedule.interval, s.active) for s in score.schedules] == [(timedelta(minutes=5), True)]
+    assert [(s.schedule.cron, s.active) for s in deployments["collect-datasets"].schedules] == [("0 6 * * *", False)]
+    assert all(d.work_pool_name == "challenge-pool" and d.global_concurrency_limit.limit == 1
+               for d in deployments.values())
+    assert score.parameter_openapi_schema["properties"].keys() == {"config_path", "rescore", "tasks"}
+
+    submit(config, "team-a/penguins/pooled.csv", penguin_answers(config))
+    out = run("deployment", "run", "score-submissions/pooled", "--param", 'tasks=["penguins"]')
+    assert "score-submissions/pooled" in out
+    worker = subprocess.run([*prefect, "worker", "start", "--pool", "challenge-pool", "--run-once"], env=env,
+                            cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert worker.returncode == 0, worker.stdout[-3000:] + worker.stderr[-3000:]
+    with client_for(server) as client:
+        runs = client.read_flow_runs(deployment_filter=DeploymentFilter(id={"any_": [score.id]}))
+    assert runs and all(r.state.is_completed() for r in runs if r.state.is_final()), [r.state for r in runs]
+    assert any(r["key"] == "team-a/penguins/pooled.csv" and r["status"] == "scored" for r in results(config))
