@@ -19,13 +19,7 @@ $(BIN)/challenge: pyproject.toml
 	touch $@
 
 demo: $(BIN)/challenge
-	rm -rf $(DEMO)
-	$(BIN)/challenge init $(DEMO) --with-examples
-	$(BIN)/challenge --config $(DEMO)/challenge.yaml collect
-	$(BIN)/challenge --config $(DEMO)/challenge.yaml publish --release demo-1
-	$(BIN)/python examples/demo_submissions.py $(DEMO)/challenge.yaml
-	$(BIN)/challenge --config $(DEMO)/challenge.yaml score
-	$(BIN)/challenge --config $(DEMO)/challenge.yaml leaderboard
+	$(BIN)/challenge demo $(DEMO)
 
 test: $(BIN)/challenge chromium
 	$(BIN)/pytest -q

@@ -61,20 +61,33 @@ def _config(args: argparse.Namespace) -> tuple["ChallengeConfig", str]:
     return load_config(args.config), str(find_config_path(args.config).resolve())
 
 
+def init_challenge(folder: Path, name: str = "demo-challenge", title: str = "Demo challenge") -> Path:
+    """Write challenge.yaml (local storage under `folder`) and the four location folders."""
+    folder.mkdir(parents=True, exist_ok=True)
+    config_path = folder / "challenge.yaml"
+    config_path.write_text(EXAMPLE_CONFIG.format(name=name, title=title), encoding="utf-8")
+    for location in ("intake", "public", "private", "submissions"):
+        (folder / location).mkdir(exist_ok=True)
+    return config_path
+
+
 def cmd_init(args: argparse.Namespace) -> int:
     folder = Path(args.dir)
     config_path = folder / "challenge.yaml"
     if config_path.exists() and not args.force:
         print(f"{config_path} already exists; use --force to overwrite it", file=sys.stderr)
         return 2
-    folder.mkdir(parents=True, exist_ok=True)
-    name = args.name or "demo-challenge"
-    config_path.write_text(EXAMPLE_CONFIG.format(name=name, title=args.title or "Demo challenge"), encoding="utf-8")
-    for location in ("intake", "public", "private", "submissions"):
-        (folder / location).mkdir(exist_ok=True)
+    init_challenge(folder, args.name or "demo-challenge", args.title or "Demo challenge")
     if args.with_examples:
         shutil.copytree(EXAMPLES_DIR, folder / "intake", dirs_exist_ok=True)
     print(f"wrote {config_path}" + (f" and the example drops under {folder / 'intake'}" if args.with_examples else ""))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from challenge.demo import run_demo
+
+    run_demo(args.dir)
     return 0
 
 
@@ -126,31 +139,10 @@ def cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_board(board: dict, track: str | None, fmt: str) -> None:
-    import csv
-    import json
+def _print_board(board: dict, track: str | None, fmt: str, tasks: bool = False) -> None:
+    from challenge.board_text import print_board
 
-    if fmt == "json":
-        print(json.dumps(board if not track else board["tracks"][track], indent=2))
-        return
-    tracks = [track] if track else sorted(board["tracks"])
-    for name in tracks:
-        entries = board["tracks"][name]["entries"]
-        tasks = sorted({t for e in entries for t in e["tasks"]})
-        unranked = "" if fmt == "csv" else "-"  # the baseline: shown in score order, not ranked
-        rows = [[unranked if e["rank"] is None else e["rank"], e["team"], f"{e['score']:.4f}",
-                 *(f"{e['tasks'][t]:.4f}" for t in tasks)] for e in entries]
-        header = ["rank", "team", "score", *tasks]
-        if fmt == "csv":
-            writer = csv.writer(sys.stdout)
-            writer.writerow(["track", *header])
-            writer.writerows([name, *row] for row in rows)
-            continue
-        title = f"track {name}" + (" (final, private scores)" if board["final"] else " (public scores)")
-        widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
-        print(title)
-        for row in [header, *rows]:
-            print("  " + "  ".join(str(x).ljust(w) for x, w in zip(row, widths)))
+    print_board(board, track, fmt, tasks)
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
@@ -168,7 +160,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     if args.track and args.track not in board["tracks"]:
         print(f"unknown track {args.track!r}; tracks: {', '.join(sorted(board['tracks']))}", file=sys.stderr)
         return 2
-    _print_board(board, args.track, args.format)
+    _print_board(board, args.track, args.format, args.tasks)
     return 0
 
 
@@ -221,6 +213,10 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--force", action="store_true")
     init.set_defaults(func=cmd_init)
 
+    demo = sub.add_parser("demo", help="run the whole lifecycle on example data in DIR (reuses DIR when run again)")
+    demo.add_argument("dir", nargs="?", default="build/demo")
+    demo.set_defaults(func=cmd_demo)
+
     collect = sub.add_parser("collect", help="gate contributors' drops (exit 1 when any drop fails)")
     collect.add_argument("--task", action="append", metavar="ID", help="only this task id (repeatable)")
     collect.add_argument("--force", action="store_true", help="re-gate drops even when unchanged")
@@ -239,6 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     board = sub.add_parser("leaderboard", help="print the current leaderboard")
     board.add_argument("--track", help="one track only (classification, matching)")
     board.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    board.add_argument("--tasks", action="store_true", help="also one table per task (table format)")
     board.set_defaults(func=cmd_leaderboard)
 
     finalize = sub.add_parser("finalize", help="switch leaderboards to private scores (end of the challenge)")
@@ -248,7 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
     baseline.add_argument("--task", action="append", metavar="ID", help="only this task id (repeatable)")
     baseline.set_defaults(func=cmd_baseline)
 
-    serve = sub.add_parser("serve", help="serve the four deployments with their schedules from this process "
+    serve = sub.add_parser("serve", help="serve the five deployments with their schedules from this process "
                                          "(needs a Prefect server: PREFECT_API_URL)")
     serve.add_argument("--score-every", type=float, default=5, metavar="MINUTES", help="scoring interval (default 5)")
     serve.add_argument("--collect-cron", metavar="CRON", help="also collect on this cron, e.g. '0 6 * * *'")

@@ -15,3 +15,7 @@ class StorageError(ChallengeError):
 
 class DataReadError(ChallengeError):
     """A contributor's data file cannot be read (format, quoting, encoding)."""
+
+
+class BaselineError(ChallengeError):
+    """A baseline cannot be made (no feature column, a bad release file); the message says why."""

@@ -1,6 +1,6 @@
 """The challenge's Prefect deployments, served from one process by `challenge serve`.
 
-`deploy/prefect.yaml` declares the same four deployments for `prefect deploy --all`
+`deploy/prefect.yaml` declares the same five deployments for `prefect deploy --all`
 onto a work pool; keep the two in step (a test compares them).
 """
 
@@ -23,10 +23,11 @@ def one_at_a_time() -> ConcurrencyLimitConfig:
 
 def build_deployments(config: ChallengeConfig, config_path: str, score_every_minutes: float = SCORE_EVERY_MINUTES,
                       collect_cron: str | None = None, paused: bool = False) -> list[Any]:
-    """collect-datasets, publish-release, score-submissions (on an interval) and finalize-challenge,
+    """collect-datasets, publish-release, score-submissions (on an interval), run-baselines and finalize-challenge,
     each named after the challenge, e.g. `score-submissions/<challenge name>`."""
     from flows.collect_datasets import collect_datasets
     from flows.publish_release import publish_release
+    from flows.run_baselines import run_baselines
     from flows.score_submissions import finalize_challenge, score_submissions
 
     common: dict[str, Any] = {"name": config.name, "parameters": {"config_path": config_path},
@@ -40,6 +41,9 @@ def build_deployments(config: ChallengeConfig, config_path: str, score_every_min
         score_submissions.to_deployment(**common, interval=timedelta(minutes=score_every_minutes), tags=[tag, "scoring"],
                                         description=f"Score new submissions every {score_every_minutes:g} min; "
                                                     "rescore=true after an answer-key fix."),
+        run_baselines.to_deployment(**common, tags=[tag, "baseline"],
+                                    description="Train a baseline per task of the latest release and submit it "
+                                                "as team baseline (manual, after each release)."),
         finalize_challenge.to_deployment(**common, tags=[tag, "scoring"],
                                          description="Switch the leaderboards to private scores (manual, final)."),
     ]

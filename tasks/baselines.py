@@ -1,7 +1,7 @@
 """Baselines: what a participant gets from scikit-learn in a few lines, per task.
 
 A baseline is trained like a participant would train one: it reads only the
-`public` location (the latest release's manifest, dataset card, Parquet
+`public` location (the latest release's manifest, Parquet
 tables, images and sample submission, downloaded into a temporary folder and
 checked against the manifest's SHA-256), never `private`. Its predictions
 go through the normal submission path as the reserved team `baseline`
@@ -23,13 +23,11 @@ score is the task's metric on a seeded, held-out fifth of train.
 from __future__ import annotations
 
 import json
-import re
 import tempfile
 import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from difflib import SequenceMatcher
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -39,23 +37,24 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
-from PIL import Image
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
-from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.compose import ColumnTransformer
-from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import ShuffleSplit, StratifiedShuffleSplit
-from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from challenge.config import ChallengeConfig
-from challenge.errors import ChallengeError
+from challenge.errors import BaselineError, ChallengeError
+from tasks.baseline_features import (
+    _has_text,
+    _numbers,
+    _positions,
+    _string_array,
+    classification_model,
+    feature_frame,
+    matching_model,
+    pair_features,
+)
 from tasks.metrics import score
 from tasks.storage import Storage, download_many, file_digest, open_location
 from tasks.submissions import BASELINE_TEAM
@@ -63,14 +62,8 @@ from tasks.task_spec import Modality
 
 SEED = 0
 VALIDATION_FRACTION = 0.2
-IMAGE_SIDE = 8  # images become IMAGE_SIDE² grayscale pixels in [0, 1]
-RATIO_CHARS = 200  # SequenceMatcher is quadratic: long texts are compared on their start
 TABLES = {"classification": ("train", "test"), "matching": ("records", "train", "test")}
 NOT_FEATURES = ("id", "label", "left_id", "right_id")
-
-
-class BaselineError(ChallengeError):
-    """A baseline cannot be made; the message says why and what to do."""
 
 
 @dataclass(frozen=True)
@@ -124,7 +117,7 @@ def select_tasks(requested: Sequence[str] | None, known: Sequence[str]) -> list[
 
 def download_task(public: Storage, release: str, task_id: str, folder: Path) -> ReleasedTask:
     """Download what a baseline needs of one released task into `folder` (streamed to disk, checked
-    against the manifest's SHA-256): manifest, dataset card, Parquet tables, images, sample submission."""
+    against the manifest's SHA-256): manifest, Parquet tables, images, sample submission."""
     prefix = f"releases/{release}/{task_id}"
     folder.mkdir(parents=True, exist_ok=True)
     public.download_file(f"{prefix}/manifest.json", folder / "manifest.json")
@@ -135,7 +128,7 @@ def download_task(public: Storage, release: str, task_id: str, folder: Path) -> 
     missing = [path for path in wanted if path not in entries]
     if missing:
         raise BaselineError(f"{public.uri_for(prefix)}: the manifest lists no {', '.join(missing)}; is the release complete?")
-    wanted += [path for path in entries if path == "README.md" or path.startswith("images/")]
+    wanted += [path for path in entries if path.startswith("images/")]
     for path in wanted:
         if PurePosixPath(path).is_absolute() or ".." in PurePosixPath(path).parts:
             raise BaselineError(f"{public.uri_for(prefix)}: manifest path {path!r} leaves the task folder")
@@ -143,29 +136,16 @@ def download_task(public: Storage, release: str, task_id: str, folder: Path) -> 
     for path in wanted:
         if file_digest(folder / path, "sha256") != entries[path]["sha256"]:
             raise BaselineError(f"{public.uri_for(f'{prefix}/{path}')}: SHA-256 differs from the manifest's")
-    card = (folder / "README.md").read_text(encoding="utf-8") if "README.md" in entries else ""
     features = pq.read_table(folder / ("train.parquet" if kind == "classification" else "records.parquet"))
-    return ReleasedTask(release, task_id, kind, manifest["metric"], column_modalities(manifest, card, features), folder)
+    return ReleasedTask(release, task_id, kind, manifest["metric"], column_modalities(manifest, features), folder)
 
 
-def _declared(manifest: dict[str, Any], card: str) -> dict[str, Modality]:
-    """Column → modality from the manifest's `columns` when it has them, else from the dataset card's table."""
+def _declared(manifest: dict[str, Any]) -> dict[str, Modality]:
+    """Column → modality as the manifest's `columns` declare them (releases before it had none: {})."""
     values = {m.value for m in Modality}
-    columns = manifest.get("columns")
-    pairs: list[tuple[str, Any]] = []
-    if isinstance(columns, dict):
-        pairs = [(name, spec.get("modality") if isinstance(spec, dict) else spec) for name, spec in columns.items()]
-    elif isinstance(columns, list):
-        pairs = [(c.get("name"), c.get("modality")) for c in columns if isinstance(c, dict)]
-    declared = {str(name): Modality(m) for name, m in pairs if name and m in values}
-    if declared:
-        return declared
-    section = card.split("## Columns", 1)[1].split("\n## ", 1)[0] if "## Columns" in card else ""
-    for line in section.splitlines():
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) >= 2 and cells[1] in values:
-            declared[cells[0]] = Modality(cells[1])
-    return declared
+    columns = manifest.get("columns") or {}
+    return {name: Modality(spec["modality"]) for name, spec in columns.items()
+            if isinstance(spec, dict) and spec.get("modality") in values}
 
 
 def _infer(column: pa.ChunkedArray) -> Modality:
@@ -181,155 +161,10 @@ def _infer(column: pa.ChunkedArray) -> Modality:
     return Modality.categorical if distinct <= max(20, len(values) // 20) else Modality.text
 
 
-def column_modalities(manifest: dict[str, Any], card: str, table: pa.Table) -> dict[str, Modality]:
+def column_modalities(manifest: dict[str, Any], table: pa.Table) -> dict[str, Modality]:
     """Each feature column of `table` (train or records) → its declared modality (inferred when undeclared)."""
-    declared = _declared(manifest, card)
+    declared = _declared(manifest)
     return {name: declared.get(name) or _infer(table[name]) for name in table.column_names if name not in NOT_FEATURES}
-
-
-# --- features -----------------------------------------------------------------
-
-
-def _string_array(column: pa.ChunkedArray) -> pa.ChunkedArray:
-    """The column as plain strings (dictionaries decoded, numbers formatted), nulls kept."""
-    if pa.types.is_dictionary(column.type):
-        column = column.cast(column.type.value_type)
-    return column if column.type == pa.string() else pc.cast(column, pa.string())
-
-
-def _strings(column: pa.ChunkedArray) -> list[str | None]:
-    return _string_array(column).to_pylist()
-
-
-def _has_text(column: pa.ChunkedArray) -> bool:
-    return (pc.max(pc.utf8_length(_string_array(column))).as_py() or 0) > 0
-
-
-def _numbers(column: pa.ChunkedArray) -> np.ndarray:
-    return pc.cast(column, pa.float64()).to_numpy().astype(np.float64)  # nulls become NaN
-
-
-def image_pixels(root: Path, paths: Sequence[str | None], side: int = IMAGE_SIDE) -> np.ndarray:
-    """One row of side² grayscale pixels in [0, 1] per image path (relative to `root`); NaN for a missing image."""
-    out = np.full((len(paths), side * side), np.nan)
-    for i, path in enumerate(paths):
-        if isinstance(path, str) and path:  # pandas may hold a missing path as NaN
-            if PurePosixPath(path).is_absolute() or ".." in PurePosixPath(path).parts:
-                raise BaselineError(f"image path {path!r} leaves the task folder")
-            with Image.open(root / path) as image:
-                pixels = image.convert("L").resize((side, side), Image.Resampling.BILINEAR)
-                out[i] = np.asarray(pixels, dtype=np.float64).ravel() / 255.0
-    return out
-
-
-class ImagePixels(TransformerMixin, BaseEstimator):
-    """Image paths (a column) → small grayscale pixel features; a missing image is all zeros."""
-
-    def __init__(self, root: str = ".", side: int = IMAGE_SIDE):
-        self.root = root
-        self.side = side
-
-    def fit(self, X: Any, y: Any = None) -> ImagePixels:
-        return self
-
-    def transform(self, X: Any) -> np.ndarray:
-        paths = np.asarray(X, dtype=object).ravel().tolist()
-        return np.nan_to_num(image_pixels(Path(self.root), paths, self.side), nan=0.0)
-
-
-def feature_frame(table: pa.Table, modalities: dict[str, Modality]) -> pd.DataFrame:
-    """The feature columns as a DataFrame: numeric as float (NaN when missing), the others as strings
-    ("" when missing), image paths as they are."""
-    data: dict[str, Any] = {}
-    for column, modality in modalities.items():
-        if modality is Modality.numeric:
-            data[column] = _numbers(table[column])
-        elif modality is Modality.image:
-            data[column] = _string_array(table[column]).to_numpy()
-        else:
-            data[column] = pc.fill_null(_string_array(table[column]), "").to_numpy()
-    return pd.DataFrame(data, index=pd.RangeIndex(table.num_rows))
-
-
-def classification_model(modalities: dict[str, Modality], root: Path) -> Pipeline:
-    """ColumnTransformer over the modalities → LogisticRegression (lbfgs: deterministic)."""
-    of = {m: [c for c, mod in modalities.items() if mod is m] for m in Modality}
-    parts: list[tuple[str, Any, Any]] = []
-    for column in of[Modality.text]:
-        parts.append((f"text-{column}", TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4), sublinear_tf=True,
-                                                        max_features=50_000), column))
-    if of[Modality.categorical]:
-        parts.append(("categorical", OneHotEncoder(handle_unknown="ignore"), of[Modality.categorical]))
-    if of[Modality.numeric]:
-        parts.append(("numeric", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), of[Modality.numeric]))
-    for column in of[Modality.image]:
-        parts.append((f"image-{column}", make_pipeline(ImagePixels(str(root)), StandardScaler()), column))
-    if not parts:
-        raise BaselineError("no feature column to learn from")
-    return Pipeline([("features", ColumnTransformer(parts)), ("model", LogisticRegression(C=1.0, max_iter=2000))])
-
-
-def _tokens(text: str) -> frozenset[str]:
-    return frozenset(re.findall(r"\w+", text))
-
-
-def _text_similarities(values: list[str | None], left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Token Jaccard and SequenceMatcher ratio of each pair's two values (NaN when either is missing)."""
-    norm = [" ".join(v.lower().split()) or None if v else None for v in values]
-    tokens = [_tokens(v) if v else frozenset() for v in norm]
-    jaccard, ratio = np.full(len(left), np.nan), np.full(len(left), np.nan)
-    for i, (a, b) in enumerate(zip(left.tolist(), right.tolist())):
-        va, vb = norm[a], norm[b]
-        if va is None or vb is None:
-            continue
-        union = len(tokens[a] | tokens[b])
-        jaccard[i] = len(tokens[a] & tokens[b]) / union if union else float(va == vb)
-        ratio[i] = SequenceMatcher(None, va[:RATIO_CHARS], vb[:RATIO_CHARS], autojunk=False).ratio()
-    return jaccard, ratio
-
-
-def pair_features(records: pa.Table, left: np.ndarray, right: np.ndarray, modalities: dict[str, Modality],
-                  root: Path) -> tuple[np.ndarray, list[str]]:
-    """Similarity features of pairs of records (`left`/`right`: row positions in `records`); NaN when a side is missing."""
-    columns: list[np.ndarray] = []
-    names: list[str] = []
-    for column, modality in modalities.items():
-        if modality is Modality.text:
-            jaccard, ratio = _text_similarities(_strings(records[column]), left, right)
-            columns += [jaccard, ratio]
-            names += [f"{column}:jaccard", f"{column}:ratio"]
-        elif modality is Modality.categorical:
-            codes = pc.dictionary_encode(_string_array(records[column])).combine_chunks().indices
-            codes = pc.fill_null(codes, -1).to_numpy(zero_copy_only=False)
-            a, b = codes[left], codes[right]
-            columns.append(np.where((a < 0) | (b < 0), np.nan, (a == b).astype(np.float64)))
-            names.append(f"{column}:equal")
-        elif modality is Modality.numeric:
-            x = _numbers(records[column])
-            a, b = x[left], x[right]
-            diff = np.abs(a - b)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                relative = diff / np.maximum(np.maximum(np.abs(a), np.abs(b)), 1e-12)
-            columns += [diff, relative]
-            names += [f"{column}:abs_diff", f"{column}:rel_diff"]
-        else:
-            pixels = image_pixels(root, _strings(records[column]))
-            columns.append(np.abs(pixels[left] - pixels[right]).mean(axis=1))
-            names.append(f"{column}:pixel_l1")
-    if not columns:
-        raise BaselineError("no feature column to compare records on")
-    return np.column_stack(columns), names
-
-
-def _positions(ids: pa.ChunkedArray, record_ids: pa.ChunkedArray, table: str) -> np.ndarray:
-    found = pc.index_in(ids, value_set=record_ids.combine_chunks())
-    if found.null_count:
-        raise BaselineError(f"{table}: {found.null_count} pair id(s) name no record of records.parquet")
-    return found.to_numpy(zero_copy_only=False).astype(np.int64)
-
-
-def matching_model(seed: int) -> HistGradientBoostingClassifier:
-    return HistGradientBoostingClassifier(max_iter=200, learning_rate=0.1, early_stopping=False, random_state=seed)
 
 
 # --- training -----------------------------------------------------------------

@@ -99,7 +99,10 @@ def build_leaderboard(challenge_name: str, release: str, tasks: dict[str, tuple[
     for info in [*board["tasks"].values(), *board["tracks"].values()]:
         for entry in info["entries"]:
             entry["team_name"] = names.get(entry["team"], entry["team"])
-    board["_history"] = history
+    shown = list(names.values())
+    label = {team: name if shown.count(name) == 1 else f"{name} ({team})" for team, name in names.items()}
+    board["_history"] = {task_id: {label.get(team, team): points for team, points in teams.items()}
+                         for task_id, teams in history.items()}  # the chart's legend shows display names
     return board
 
 

@@ -283,6 +283,8 @@ def build_task_release(
     (public_dir / "croissant.json").write_text(json.dumps(croissant, indent=2), encoding="utf-8")
     manifest = {
         "task_id": spec.task_id, "kind": spec.kind, "release": release, "metric": spec.metric,
+        "columns": {snake_case(name): {"modality": column.modality.value, "description": column.description}
+                    for name, column in spec.columns.items()},
         "staged_fingerprint": staged.fingerprint,
         "split": {"method": split.notes.get("method"), "seed": spec.split.seed, "test_fraction": spec.split.test_fraction,
                   "public_fraction": config.policy.public_fraction, "counts": counts, "notes": split.notes},

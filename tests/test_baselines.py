@@ -27,6 +27,7 @@ from tasks import storage as storage_module
 from tasks.baselines import (
     BaselineError,
     _declared,
+    column_modalities,
     download_task,
     pair_features,
     submission_key,
@@ -193,7 +194,8 @@ def test_leaderboard_marks_the_baseline_and_ranks_teams_without_it(world: World,
     assert any(line.startswith(",baseline,") for line in rows)  # no rank
     _print_board(board, "classification", "table")
     lines = capsys.readouterr().out.splitlines()
-    assert any(line.split()[:2] == ["-", "baseline"] for line in lines) and "None" not in "\n".join(lines)
+    assert any(line.split()[:2] == ["-", "Baseline"] and "unranked" in line for line in lines)
+    assert "None" not in "\n".join(lines)
     # the baseline is exempt from the daily quota (1 here): its second file that day was scored
     again = json.loads(stores(world.config)[2].read_bytes("baseline/penguins/again.csv.result.json"))
     assert again["status"] == "scored"
@@ -236,13 +238,12 @@ def test_admission_and_quota_let_the_baseline_in(tmp_path: Path) -> None:
         admit(mine, config, {"digits"})
 
 
-def test_modalities_come_from_the_manifest_else_the_card() -> None:
-    card = ("# T\n\n## Columns\n\n| column | modality | description |\n|---|---|---|\n"
-            "| id | identifier | opaque |\n| title | text | a title |\n| colour | categorical |  |\n"
-            "| label | target | the class |\n\n## Counts\n\n| table | rows |\n|---|---|\n| train | 3 |\n")
-    assert _declared({}, card) == {"title": Modality.text, "colour": Modality.categorical}
-    assert _declared({"columns": {"x": "numeric", "y": {"modality": "image"}}}, card) == {
-        "x": Modality.numeric, "y": Modality.image}
+def test_modalities_come_from_the_manifest_else_from_the_data() -> None:
+    manifest = {"columns": {"title": {"modality": "text", "description": ""}, "y": {"modality": "image"}}}
+    assert _declared(manifest) == {"title": Modality.text, "y": Modality.image}
+    table = pa.table({"id": ["1", "2"], "title": ["a b", "c d"], "mass": [1.5, 2.0], "label": ["x", "y"]})
+    assert column_modalities(manifest, table) == {"title": Modality.text, "mass": Modality.numeric}
+    assert _declared({}) == {}
 
 
 def test_pair_features_are_similarities(tmp_path: Path) -> None:

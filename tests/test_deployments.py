@@ -110,7 +110,7 @@ def served(server: str, challenge: tuple[ChallengeConfig, Path],
         with client_for(server) as client:
             deadline = time.monotonic() + 120
             while len(client.read_deployments(deployment_filter=DeploymentFilter(
-                    name=DeploymentFilterName(any_=[NAME])))) < 4:
+                    name=DeploymentFilterName(any_=[NAME])))) < 5:
                 if proc.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"challenge serve did not register its deployments:\n{log.read_text()[-3000:]}")
                 time.sleep(0.5)
@@ -179,7 +179,8 @@ def test_served_deployments_show_typed_forms_and_one_run_at_a_time(server: str, 
     with client_for(server) as client:
         deployments = {client.read_flow(d.flow_id).name: d for d in client.read_deployments(
             deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=[NAME])))}
-    assert set(deployments) == {"collect-datasets", "publish-release", "score-submissions", "finalize-challenge"}
+    assert set(deployments) == {"collect-datasets", "publish-release", "score-submissions", "run-baselines",
+                               "finalize-challenge"}
     score = deployments["score-submissions"]
     props = score.parameter_openapi_schema["properties"]
     assert props["rescore"]["type"] == "boolean" and props["tasks"]["anyOf"][0]["type"] == "array"
@@ -284,6 +285,14 @@ def test_overlapping_score_triggers_score_each_submission_once(server: str, serv
     assert sorted(pending) == [0, len(names)], f"each submission scored once, by one run: {scored_by_run}"
 
 
+def test_a_bad_parameter_fails_the_run_with_the_reason(server: str, served: ChallengeConfig) -> None:
+    if not open_location(served, "public").exists("latest.json"):
+        pytest.skip("needs the release published by an earlier test")
+    run = trigger(server, "score-submissions", tasks=["no-such-task"])
+    assert run.state.is_failed()
+    assert "unknown task id(s) no-such-task: the current release has" in run.state.message
+
+
 def test_prefect_yaml_deploys_onto_a_process_pool_and_a_worker_runs_it(
         server: str, served: ChallengeConfig, challenge: tuple[ChallengeConfig, Path],
         tmp_path: Path) -> None:
@@ -305,7 +314,8 @@ def test_prefect_yaml_deploys_onto_a_process_pool_and_a_worker_runs_it(
     with client_for(server) as client:
         deployments = {client.read_flow(d.flow_id).name: d for d in client.read_deployments(
             deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=["pooled"])))}
-    assert set(deployments) == {"collect-datasets", "publish-release", "score-submissions", "finalize-challenge"}
+    assert set(deployments) == {"collect-datasets", "publish-release", "score-submissions", "run-baselines",
+                               "finalize-challenge"}
     score = deployments["score-submissions"]
     assert [(s.schedule.interval, s.active) for s in score.schedules] == [(timedelta(minutes=5), True)]
     assert [(s.schedule.cron, s.active) for s in deployments["collect-datasets"].schedules] == [("0 6 * * *", False)]

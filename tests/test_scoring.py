@@ -271,6 +271,37 @@ def test_crash_midway_then_rerun_gives_exactly_one_result_each(tmp_path: Path, m
     assert feedback(config, "team-a/penguins/s3.csv")["status"] == "scored"
 
 
+def test_two_scoring_runs_at_once_take_turns_on_the_concurrency_limit(tmp_path: Path, backend: str,
+                                                                      request: pytest.FixtureRequest,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two flows started together in one process (no deployment around them): the global concurrency
+    limit challenge-<name>-scoring makes the second wait, so it finds nothing left to score."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    endpoint = request.getfixturevalue("s3_endpoint") if backend == "s3" else None
+    config = challenge(backend, tmp_path, endpoint, max_submissions_per_day=100)
+    stage(config, EXAMPLES / "penguin-lab" / "penguins", "penguin-lab")
+    publish_release(config_path=saved(config), release="r1")
+    perfect = answers(config, "penguins").select(["id", "label"])
+    for i in range(8):
+        upload(config, f"team-a/penguins/s{i}.csv", perfect.slice(0, perfect.num_rows - i % 2))
+    import time
+
+    import tasks.scoring as scoring
+
+    original = scoring.evaluate
+
+    def slow(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        time.sleep(0.5)  # long enough for the second run to start while the first scores
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(scoring, "evaluate", slow)
+    with ThreadPoolExecutor(2) as pool:
+        runs = list(pool.map(lambda _: score_submissions(config_path=saved(config)), range(2)))
+    assert sorted(r["pending"] for r in runs) == [0, 8]
+    assert sorted(r["key"] for r in results(config)) == sorted(f"team-a/penguins/s{i}.csv" for i in range(8))
+
+
 def test_rescore_after_an_answer_key_fix_keeps_history(tmp_path: Path, backend: str, request: pytest.FixtureRequest,
                                                        capsys: pytest.CaptureFixture[str]) -> None:
     import yaml

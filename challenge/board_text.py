@@ -1,0 +1,55 @@
+"""The leaderboard as text for the terminal: tables (or CSV/JSON) of tracks and tasks."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from typing import Any, TextIO
+
+
+def _rank(entry: dict[str, Any], blank: str) -> Any:
+    return blank if entry["rank"] is None else entry["rank"]  # the baseline: in score order, not ranked
+
+
+def _who(entry: dict[str, Any]) -> str:
+    name = entry.get("team_name") or entry["team"]
+    return f"{name} (reference, unranked)" if entry.get("baseline") else name
+
+
+def _table(title: str, header: list[str], rows: list[list[Any]], out: TextIO) -> None:
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
+    print(title, file=out)
+    for row in [header, *rows]:
+        print("  " + "  ".join(str(x).ljust(w) for x, w in zip(row, widths)).rstrip(), file=out)
+    if not rows:
+        print("  (no scored submission yet)", file=out)
+
+
+def print_board(board: dict[str, Any], track: str | None = None, fmt: str = "table", tasks: bool = False,
+                out: TextIO | None = None) -> None:
+    """Track tables (one track or all), then with `tasks` one table per task; or the JSON document."""
+    out = out or sys.stdout
+    if fmt == "json":
+        print(json.dumps(board if not track else board["tracks"][track], indent=2), file=out)
+        return
+    scores = " (final, private scores)" if board["final"] else " (public scores)"
+    writer = csv.writer(out) if fmt == "csv" else None
+    for name in [track] if track else sorted(board["tracks"]):
+        entries = board["tracks"][name]["entries"]
+        task_ids = sorted({t for e in entries for t in e["tasks"]})
+        header = ["rank", "team", "score", *task_ids]
+        rows = [[_rank(e, "" if writer else "-"), e["team"] if writer else _who(e), f"{e['score']:.4f}",
+                 *(f"{e['tasks'][t]:.4f}" if t in e["tasks"] else "" for t in task_ids)] for e in entries]
+        if writer:
+            writer.writerow(["track", *header])
+            writer.writerows([name, *row] for row in rows)
+        else:
+            _table(f"track {name}{scores}", header, rows, out)
+    if not tasks or writer:
+        return
+    for task_id, info in sorted(board["tasks"].items()):
+        if track and info.get("kind", track) != track:
+            continue
+        rows = [[_rank(e, "-"), _who(e), f"{e['score']:.4f}", e.get("submissions", "")] for e in info["entries"]]
+        _table(f"task {task_id}: {info['metric']}{scores}", ["rank", "team", "score", "entries"], rows, out)

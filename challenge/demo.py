@@ -1,0 +1,150 @@
+"""`challenge demo DIR`: the whole lifecycle on the embedded default (local folders, Prefect's
+temporary API), one progress line per step. Run it again on the same folder and every step
+reuses what is there: unchanged drops are not re-gated, the release and the uploads exist."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+
+from challenge.config import ChallengeConfig, load_config
+from tasks.storage import Storage, open_location
+
+RELEASE = "demo-1"
+STEPS = 7
+
+
+def sample_submissions(config: ChallengeConfig) -> dict[str, bytes]:
+    """Per task of the latest release: a good (team-a), a random (team-b) and an invalid (team-a) CSV.
+
+    Only an organizer can make these: they start from the hidden answer key. Seeded, so a
+    second demo produces the same bytes.
+    """
+    public, private = open_location(config, "public"), open_location(config, "private")
+    latest = json.loads(public.read_bytes("latest.json"))
+    teams = [t.id for t in config.teams] or ["team-a"]
+    good_team, random_team = teams[0], teams[1 % len(teams)]
+    files: dict[str, bytes] = {}
+    for task_id in sorted(latest["tasks"]):
+        rng = np.random.default_rng(sum(task_id.encode()))
+        answers = pq.read_table(io.BytesIO(private.read_bytes(f"releases/{latest['release']}/{task_id}/answers.parquet")))
+        truth = answers.select(["id", "label"])
+        classes = np.array(sorted(set(truth["label"].to_pylist())))
+        labels = truth["label"].to_numpy(zero_copy_only=False).copy()
+        flip = rng.random(len(labels)) < 0.15  # good, not perfect: 15 % of the labels guessed
+        labels[flip] = rng.choice(classes, int(flip.sum()))
+        samples = {
+            f"{good_team}/{task_id}/good.csv": truth.set_column(1, "label", pa.array(labels)),
+            f"{random_team}/{task_id}/random.csv": truth.set_column(
+                1, "label", pa.array(rng.choice(classes, truth.num_rows))),
+            f"{good_team}/{task_id}/invalid.csv": truth.slice(1),  # one id missing
+        }
+        for key, table in samples.items():
+            out = io.BytesIO()
+            pa_csv.write_csv(table, out)
+            files[key] = out.getvalue()
+    return files
+
+
+def upload_new(submissions: Storage, files: dict[str, bytes]) -> int:
+    """Upload the files not there yet (an upload is a submission: never replace one)."""
+    new = [key for key in files if not submissions.exists(key)]
+    for key in new:
+        submissions.write_bytes(key, files[key])
+    return len(new)
+
+
+class Progress:
+    """`[n/7] step  what happened  (seconds)` lines."""
+
+    def __init__(self, out: TextIO):
+        self.out, self.step, self.started = out, 0, time.monotonic()
+
+    def run(self, name: str, action: Callable[[], str]) -> None:
+        self.step += 1
+        line = f"[{self.step}/{STEPS}] {name:<9}"
+        tty = self.out.isatty()
+        if tty:
+            print(f"{line} ...", end="", file=self.out, flush=True)
+        t0 = time.monotonic()
+        summary = action()
+        print(f"{chr(13) if tty else ''}{line} {summary}  ({time.monotonic() - t0:.1f} s)", file=self.out, flush=True)
+
+
+def run_demo(folder: str | Path, out: TextIO | None = None) -> dict[str, Any]:
+    """Init (or reuse) a challenge in `folder`, then collect, publish, baselines, samples, score, leaderboard."""
+    out = out or sys.stdout
+    from challenge.board_text import print_board
+    from challenge.cli import EXAMPLES_DIR, init_challenge
+    from flows.collect_datasets import collect_datasets
+    from flows.publish_release import publish_release
+    from flows.run_baselines import run_baselines
+    from flows.score_submissions import score_submissions
+
+    folder = Path(folder)
+    config_path = folder / "challenge.yaml"
+    progress = Progress(out)
+    state: dict[str, Any] = {}
+
+    def init() -> str:
+        if config_path.exists():
+            return f"reusing {config_path}"
+        init_challenge(folder, name="demo-challenge", title="Demo challenge")
+        shutil.copytree(EXAMPLES_DIR, folder / "intake", dirs_exist_ok=True)
+        return f"wrote {config_path} and the example drops under {folder / 'intake'}"
+
+    def collect() -> str:
+        summary = collect_datasets(config_path=str(config_path))
+        counts = summary.counts()
+        failed = "".join(f"\n      FAIL {o.drop}: {'; '.join(o.failures)}" for o in summary.failed)
+        return (f"{counts['drops']} drop(s): {counts['passed']} passed, {counts['failed']} failed, "
+                f"{counts['unchanged']} unchanged{failed}")
+
+    def publish() -> str:
+        public = open_location(state["config"], "public")
+        if public.exists("latest.json"):
+            latest = json.loads(public.read_bytes("latest.json"))
+            return f"release {latest['release']} already published ({', '.join(latest['tasks'])})"
+        result = publish_release(config_path=str(config_path), release=RELEASE)
+        return f"release {RELEASE}: {', '.join(result['tasks'])} at {result['location']}"
+
+    def baselines() -> str:
+        result = run_baselines(config_path=str(config_path))
+        scores = ", ".join(f"{s['task_id']} {s['metric']} {s['validation_score']:.3f}" for s in result["tasks"])
+        return f"{len(result['tasks'])} trained (validation: {scores}); {result['uploaded']} uploaded as team baseline"
+
+    def samples() -> str:
+        files = sample_submissions(state["config"])
+        new = upload_new(open_location(state["config"], "submissions"), files)
+        return f"{len(files)} sample submissions (good, random, invalid per task), {new} new"
+
+    def score() -> str:
+        result = score_submissions(config_path=str(config_path))
+        state["board"] = result["board"]
+        statuses = ", ".join(f"{n} {s}" for s, n in sorted(result["statuses"].items())) or "nothing new"
+        return f"{result['pending']} new submission(s): {statuses}"
+
+    progress.run("init", init)
+    state["config"] = load_config(config_path)
+    progress.run("collect", collect)
+    progress.run("publish", publish)
+    progress.run("baseline", baselines)
+    progress.run("submit", samples)
+    progress.run("score", score)
+    page = open_location(state["config"], "public").uri_for("leaderboard/index.html")
+    progress.run("board", lambda: f"written to {page}")
+    print(file=out)
+    print_board(state["board"], tasks=True, out=out)
+    print(f"\nleaderboard page: {page}\ndone in {time.monotonic() - progress.started:.0f} s", file=out)
+    return {"config": str(config_path), "board": state["board"], "page": page}

@@ -1,0 +1,40 @@
+"""`challenge demo` end to end in a temporary folder, twice: the second run reuses everything."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from challenge.demo import run_demo
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+
+def test_demo_runs_the_whole_lifecycle_and_reuses_its_folder(tmp_path: Path) -> None:
+    out = io.StringIO()
+    result = run_demo(tmp_path / "demo", out=out)
+    text = out.getvalue()
+    assert [int(n) for n in re.findall(r"^\[(\d)/7\]", text, re.M)] == [1, 2, 3, 4, 5, 6, 7]
+    assert "3 drop(s): 3 passed, 0 failed" in text and "12 new submission(s): 3 invalid, 9 scored" in text
+
+    board = json.loads((tmp_path / "demo" / "public" / "leaderboard" / "leaderboard.json").read_text())
+    assert board == result["board"]
+    for task_id in ("digits", "penguins", "febrl-people"):
+        entries = board["tasks"][task_id]["entries"]
+        assert {e["team"] for e in entries} == {"baseline", "team-a", "team-b"}
+        assert [e["rank"] for e in entries if not e["baseline"]] == [1, 2]
+        assert [e["rank"] for e in entries if e["baseline"]] == [None]
+    assert {e["team"] for e in board["tracks"]["classification"]["entries"]} == {"baseline", "team-a", "team-b"}
+    assert Path(result["page"]).is_file() and "leaderboard page: " + result["page"] in text
+
+    again = io.StringIO()
+    run_demo(tmp_path / "demo", out=again)
+    second = again.getvalue()
+    assert "reusing" in second and "3 unchanged" in second and "already published" in second
+    assert "0 uploaded as team baseline" in second and "0 new submission(s): nothing new" in second
+    assert json.loads((tmp_path / "demo" / "public" / "leaderboard" / "leaderboard.json").read_text())["tasks"] == \
+        board["tasks"]
