@@ -29,7 +29,7 @@ from tasks.task_spec import Modality
 IMAGE_SIDE = 8  # images become IMAGE_SIDE² grayscale pixels in [0, 1]
 RATIO_CHARS = 200  # SequenceMatcher is quadratic: long texts are compared on their start
 
-def _string_array(column: pa.ChunkedArray) -> pa.ChunkedArray:
+def as_strings(column: pa.ChunkedArray) -> pa.ChunkedArray:
     """The column as plain strings (dictionaries decoded, numbers formatted), nulls kept."""
     if pa.types.is_dictionary(column.type):
         column = column.cast(column.type.value_type)
@@ -37,14 +37,14 @@ def _string_array(column: pa.ChunkedArray) -> pa.ChunkedArray:
 
 
 def _strings(column: pa.ChunkedArray) -> list[str | None]:
-    return _string_array(column).to_pylist()
+    return as_strings(column).to_pylist()
 
 
-def _has_text(column: pa.ChunkedArray) -> bool:
-    return (pc.max(pc.utf8_length(_string_array(column))).as_py() or 0) > 0
+def has_text(column: pa.ChunkedArray) -> bool:
+    return (pc.max(pc.utf8_length(as_strings(column))).as_py() or 0) > 0
 
 
-def _numbers(column: pa.ChunkedArray) -> np.ndarray:
+def as_numbers(column: pa.ChunkedArray) -> np.ndarray:
     return pc.cast(column, pa.float64()).to_numpy().astype(np.float64)  # nulls become NaN
 
 
@@ -82,11 +82,11 @@ def feature_frame(table: pa.Table, modalities: dict[str, Modality]) -> pd.DataFr
     data: dict[str, Any] = {}
     for column, modality in modalities.items():
         if modality is Modality.numeric:
-            data[column] = _numbers(table[column])
+            data[column] = as_numbers(table[column])
         elif modality is Modality.image:
-            data[column] = _string_array(table[column]).to_numpy()
+            data[column] = as_strings(table[column]).to_numpy()
         else:
-            data[column] = pc.fill_null(_string_array(table[column]), "").to_numpy()
+            data[column] = pc.fill_null(as_strings(table[column]), "").to_numpy()
     return pd.DataFrame(data, index=pd.RangeIndex(table.num_rows))
 
 
@@ -138,13 +138,13 @@ def pair_features(records: pa.Table, left: np.ndarray, right: np.ndarray, modali
             columns += [jaccard, ratio]
             names += [f"{column}:jaccard", f"{column}:ratio"]
         elif modality is Modality.categorical:
-            codes = pc.dictionary_encode(_string_array(records[column])).combine_chunks().indices
+            codes = pc.dictionary_encode(as_strings(records[column])).combine_chunks().indices
             codes = pc.fill_null(codes, -1).to_numpy(zero_copy_only=False)
             a, b = codes[left], codes[right]
             columns.append(np.where((a < 0) | (b < 0), np.nan, (a == b).astype(np.float64)))
             names.append(f"{column}:equal")
         elif modality is Modality.numeric:
-            x = _numbers(records[column])
+            x = as_numbers(records[column])
             a, b = x[left], x[right]
             diff = np.abs(a - b)
             with np.errstate(invalid="ignore", divide="ignore"):
@@ -160,7 +160,7 @@ def pair_features(records: pa.Table, left: np.ndarray, right: np.ndarray, modali
     return np.column_stack(columns), names
 
 
-def _positions(ids: pa.ChunkedArray, record_ids: pa.ChunkedArray, table: str) -> np.ndarray:
+def positions_of(ids: pa.ChunkedArray, record_ids: pa.ChunkedArray, table: str) -> np.ndarray:
     found = pc.index_in(ids, value_set=record_ids.combine_chunks())
     if found.null_count:
         raise BaselineError(f"{table}: {found.null_count} pair id(s) name no record of records.parquet")

@@ -44,18 +44,19 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import ShuffleSplit, StratifiedShuffleSplit
 
 from challenge.config import ChallengeConfig
-from challenge.errors import BaselineError, ChallengeError
+from challenge.errors import BaselineError
 from tasks.baseline_features import (
-    _has_text,
-    _numbers,
-    _positions,
-    _string_array,
+    as_numbers,
+    as_strings,
     classification_model,
     feature_frame,
+    has_text,
     matching_model,
     pair_features,
+    positions_of,
 )
 from tasks.metrics import score
+from tasks.retry import transient
 from tasks.storage import Storage, download_many, file_digest, open_location
 from tasks.submissions import BASELINE_TEAM
 from tasks.task_spec import Modality
@@ -202,9 +203,9 @@ def train_classification(task_: ReleasedTask, seed: int = SEED) -> tuple[pa.Arra
     """(test ids, predicted labels, model description, validation score, train rows) for a classification task."""
     train, test = pq.read_table(task_.folder / "train.parquet"), pq.read_table(task_.folder / "test.parquet")
     modalities = {c: m for c, m in task_.modalities.items()
-                  if m is not Modality.text or _has_text(train[c])}  # an all-empty text column has no vocabulary
+                  if m is not Modality.text or has_text(train[c])}  # an all-empty text column has no vocabulary
     X, X_test = feature_frame(train, modalities), feature_frame(test, modalities)
-    y = _string_array(train["label"]).to_numpy()
+    y = as_strings(train["label"]).to_numpy()
     predicted, valid = _fit_predict(lambda: classification_model(modalities, task_.folder), X, y, X_test,
                                     task_.metric, seed, lambda v: pa.array(v.tolist(), pa.string()))
     model = f"LogisticRegression on {_describe(modalities)} column(s)"
@@ -216,11 +217,11 @@ def train_matching(task_: ReleasedTask, seed: int = SEED) -> tuple[pa.Array, pa.
     folder = task_.folder
     records = pq.read_table(folder / "records.parquet")
     train, test = pq.read_table(folder / "train.parquet"), pq.read_table(folder / "test.parquet")
-    X, names = pair_features(records, _positions(train["left_id"], records["id"], "train"),
-                             _positions(train["right_id"], records["id"], "train"), task_.modalities, folder)
-    X_test, _ = pair_features(records, _positions(test["left_id"], records["id"], "test"),
-                              _positions(test["right_id"], records["id"], "test"), task_.modalities, folder)
-    y = _numbers(train["label"]).astype(np.int64)
+    X, names = pair_features(records, positions_of(train["left_id"], records["id"], "train"),
+                             positions_of(train["right_id"], records["id"], "train"), task_.modalities, folder)
+    X_test, _ = pair_features(records, positions_of(test["left_id"], records["id"], "test"),
+                              positions_of(test["right_id"], records["id"], "test"), task_.modalities, folder)
+    y = as_numbers(train["label"]).astype(np.int64)
     predicted, valid = _fit_predict(lambda: matching_model(seed), X, y, X_test, task_.metric, seed, lambda v: v)
     model = f"HistGradientBoostingClassifier on {len(names)} pair similarities ({_describe(task_.modalities)} column(s))"
     labels = pc.cast(pa.array(predicted.astype(np.int64)), pa.string())
@@ -290,19 +291,8 @@ def run_baseline(config: ChallengeConfig, task_id: str, release: str, seed: int 
 # --- Prefect task ---------------------------------------------------------------
 
 
-def _transient(task_: Any, task_run: Any, state: Any) -> bool:
-    """Retry storage hiccups, not data problems (their message already says what to do)."""
-    try:
-        state.result()
-    except ChallengeError:
-        return False
-    except Exception:  # noqa: BLE001 (anything else may be transient)
-        return True
-    return False
-
-
 @task(name="baseline", task_run_name="baseline-{task_id}", cache_policy=NO_CACHE, retries=2,
-      retry_delay_seconds=5, retry_condition_fn=_transient)
+      retry_delay_seconds=5, retry_condition_fn=transient)
 def baseline_task(config: ChallengeConfig, task_id: str, release: str) -> dict[str, Any]:
     """Prefect wrapper: one task run per challenge task (download, train, submit)."""
     summary = run_baseline(config, task_id, release)

@@ -34,6 +34,7 @@ from tasks.cards import croissant_metadata, dataset_card
 from tasks.intake import list_staged
 from tasks.leakage import LeakFinding, find_leaks
 from tasks.opaque_ids import load_key, opaque_ids
+from tasks.retry import transient
 from tasks.splitting import SplitResult, split_classification, split_matching
 from tasks.storage import TRANSFER_THREADS, Storage, download_many, file_digest, open_location, upload_tree
 from tasks.task_spec import Modality, TaskSpec, snake_case
@@ -382,19 +383,8 @@ def publish_task(config: ChallengeConfig, task_id: str, release: str) -> dict[st
         }
 
 
-def _transient(task: Any, task_run: Any, state: Any) -> bool:
-    """Retry storage hiccups, not data problems (their message already says what to do)."""
-    try:
-        state.result()
-    except ChallengeError:
-        return False
-    except Exception:
-        return True
-    return False
-
-
 @task(name="publish-task", task_run_name="publish-{task_id}", cache_policy=NO_CACHE, retries=1,
-      retry_delay_seconds=5, retry_condition_fn=_transient)
+      retry_delay_seconds=5, retry_condition_fn=transient)
 def publish_task_task(config: ChallengeConfig, task_id: str, release: str) -> dict[str, Any]:
     """Prefect wrapper: one task run per challenge task (uploads run in threads inside it)."""
     summary = publish_task(config, task_id, release)

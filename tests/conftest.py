@@ -38,27 +38,31 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """moto's standalone S3 server in its own process, reached over HTTP on loopback."""
+def start_moto(log_path: Path, **env: str) -> tuple[subprocess.Popen, str]:
+    """moto's standalone server in its own process on a free loopback port; returns it and its URL."""
     port = _free_port()
-    log = open(tmp_path_factory.mktemp("moto") / "moto.log", "w")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=subprocess.STDOUT
-    )
+    with open(log_path, "w") as log:
+        server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                                  env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 30
     while True:
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
+            return server, f"http://127.0.0.1:{port}"
         except OSError:
             if server.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"moto server did not start; see {log.name}") from None
+                server.kill()
+                raise RuntimeError(f"moto server did not start; see {log_path}") from None
             time.sleep(0.1)
-    yield f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """moto's standalone S3 server in its own process, reached over HTTP on loopback."""
+    server, endpoint = start_moto(tmp_path_factory.mktemp("moto") / "moto.log")
+    yield endpoint
     server.terminate()
     server.wait(timeout=10)
-    log.close()
 
 
 def new_bucket(endpoint: str) -> str:

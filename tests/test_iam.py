@@ -5,12 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
@@ -24,6 +19,7 @@ from botocore.exceptions import ClientError
 from challenge.config import ChallengeConfig, write_config
 from challenge.errors import ConfigError
 from challenge.iam import add_iam_parser, cmd_iam, team_policies, team_policy
+from conftest import start_moto
 
 LOCATIONS = ("intake", "public", "private", "submissions")
 TEAMS = [{"id": "team-a", "name": "Team A", "members": ["alice@example.com"]},
@@ -240,31 +236,12 @@ class Moto:
         return self.client("s3", iam.create_access_key(UserName=name)["AccessKey"])
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def moto_iam(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Moto]:
     """Its own moto server process, enforcing IAM after FREE_ACTIONS unauthenticated requests."""
-    port = _free_port()
-    with open(tmp_path_factory.mktemp("moto-iam") / "moto.log", "w") as log:
-        server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                                  env={**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": str(FREE_ACTIONS)},
-                                  stdout=log, stderr=subprocess.STDOUT)
+    server, endpoint = start_moto(tmp_path_factory.mktemp("moto-iam") / "moto.log",
+                                  INITIAL_NO_AUTH_ACTION_COUNT=str(FREE_ACTIONS))
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"moto server did not start; see {log.name}") from None
-                time.sleep(0.1)
-        endpoint = f"http://127.0.0.1:{port}"
         iam = boto3.client("iam", endpoint_url=endpoint, region_name="us-east-1")  # conftest's dummy keys
         iam.create_user(UserName="admin")
         iam.put_user_policy(UserName="admin", PolicyName="admin", PolicyDocument=json.dumps(ADMIN_POLICY))

@@ -233,13 +233,18 @@ def test_finalize_reveals_private_scores_of_the_chosen_submission(released: Chal
     private.delete("final.json")  # leave the module's challenge running for other tests
 
 
-def test_crash_midway_then_rerun_gives_exactly_one_result_each(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                              backend: str, request: pytest.FixtureRequest) -> None:
+def penguins_released(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> tuple[ChallengeConfig, pa.Table]:
+    """A fresh challenge (quota 100) with penguins released as r1, and its answer key as a perfect submission."""
     endpoint = request.getfixturevalue("s3_endpoint") if backend == "s3" else None
     config = challenge(backend, tmp_path, endpoint, max_submissions_per_day=100)
     stage(config, EXAMPLES / "penguin-lab" / "penguins", "penguin-lab")
     publish_release(config_path=saved(config), release="r1")
-    perfect = answers(config, "penguins").select(["id", "label"])
+    return config, answers(config, "penguins").select(["id", "label"])
+
+
+def test_crash_midway_then_rerun_gives_exactly_one_result_each(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                              backend: str, request: pytest.FixtureRequest) -> None:
+    config, perfect = penguins_released(backend, tmp_path, request)
     for i in range(10):
         upload(config, f"team-a/penguins/s{i}.csv", perfect)
     import tasks.scoring as scoring
@@ -278,11 +283,7 @@ def test_two_scoring_runs_at_once_take_turns_on_the_concurrency_limit(tmp_path: 
     limit challenge-<name>-scoring makes the second wait, so it finds nothing left to score."""
     from concurrent.futures import ThreadPoolExecutor
 
-    endpoint = request.getfixturevalue("s3_endpoint") if backend == "s3" else None
-    config = challenge(backend, tmp_path, endpoint, max_submissions_per_day=100)
-    stage(config, EXAMPLES / "penguin-lab" / "penguins", "penguin-lab")
-    publish_release(config_path=saved(config), release="r1")
-    perfect = answers(config, "penguins").select(["id", "label"])
+    config, perfect = penguins_released(backend, tmp_path, request)
     for i in range(8):
         upload(config, f"team-a/penguins/s{i}.csv", perfect.slice(0, perfect.num_rows - i % 2))
     import time
