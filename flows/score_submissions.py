@@ -30,14 +30,13 @@ from tasks.scoring import (
     current_release,
     feedback,
     load_answer_key,
-    load_results,
     process_batch,
     release_tasks,
     rescore,
-    scan_results,
     scored_per_day,
     write_result,
 )
+from tasks.result_records import load_results, scan_results
 from tasks.storage import Storage, open_location
 from tasks.submissions import Inbox, Submission, discover
 

@@ -124,22 +124,6 @@ def feedback(record: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def scan_results(private: Storage) -> tuple[list[dict[str, Any]], set[str]]:
-    """One listing of `results/`: every final record, and the ids whose last attempt was an error."""
-    records, had_error = [], set()
-    for info in private.list("results/"):
-        if info.key.endswith(".error.json"):
-            had_error.add(info.key.rsplit("/", 1)[-1][: -len(".error.json")])
-        elif info.key.endswith(".json"):
-            records.append(json.loads(private.read_bytes(info.key)))
-    return records, had_error
-
-
-def load_results(private: Storage) -> list[dict[str, Any]]:
-    """Every final result record (error records are not final)."""
-    return scan_results(private)[0]
-
-
 def scored_per_day(records: list[dict[str, Any]]) -> dict[tuple[str, str, str], int]:
     """(team, task, UTC day) → scored submissions, for the daily quota."""
     counts: dict[tuple[str, str, str], int] = {}

@@ -1,0 +1,58 @@
+"""Result records are read once: later scoring runs take unchanged ones from the index."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tasks.result_records import INDEX_KEY, scan_results
+from tasks.storage import Storage
+
+
+def record(i: int, status: str = "scored") -> bytes:
+    return json.dumps({"submission_id": f"s{i}", "status": status, "key": f"team-a/t/s{i}.csv"}).encode()
+
+
+def counting_reads(storage: Storage, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    reads: list[str] = []
+    original = storage.read_bytes
+
+    def read_bytes(key: str) -> bytes:
+        reads.append(key)
+        return original(key)
+
+    monkeypatch.setattr(storage, "read_bytes", read_bytes)
+    return reads
+
+
+def test_unchanged_records_come_from_the_index(storage: Storage, monkeypatch: pytest.MonkeyPatch) -> None:
+    for i in range(5):
+        storage.write_bytes(f"results/team-a/t/s{i}.json", record(i))
+    storage.write_bytes("results/team-a/t/s9.error.json", b"{}")
+    reads = counting_reads(storage, monkeypatch)
+
+    records, had_error = scan_results(storage)
+    assert sorted(r["submission_id"] for r in records) == [f"s{i}" for i in range(5)] and had_error == {"s9"}
+    assert len([k for k in reads if k.startswith("results/")]) == 5
+
+    reads.clear()
+    again, _ = scan_results(storage)
+    assert again == records and reads == [INDEX_KEY]  # nothing but the index was read
+
+    reads.clear()
+    storage.write_bytes("results/team-a/t/s2.json", record(2, "invalid"))  # a rescore rewrites one
+    storage.write_bytes("results/team-a/t/s5.json", record(5))  # a new one
+    storage.delete("results/team-a/t/s0.json")
+    changed = {r["submission_id"]: r["status"] for r in scan_results(storage)[0]}
+    assert changed == {"s1": "scored", "s2": "invalid", "s3": "scored", "s4": "scored", "s5": "scored"}
+    assert sorted(k for k in reads if k.startswith("results/")) == ["results/team-a/t/s2.json",
+                                                                    "results/team-a/t/s5.json"]
+
+
+def test_a_damaged_index_is_rebuilt_from_the_records(storage: Storage) -> None:
+    for i in range(3):
+        storage.write_bytes(f"results/team-a/t/s{i}.json", record(i))
+    storage.write_bytes(INDEX_KEY, b"not gzip")
+    assert sorted(r["submission_id"] for r in scan_results(storage)[0]) == ["s0", "s1", "s2"]
+    assert len(scan_results(storage)[0]) == 3  # the rewritten index is readable
