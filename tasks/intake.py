@@ -251,7 +251,8 @@ def gate_drop(
     folder = _report_folder(drop.folder)
     latest_key = f"reports/{folder}/latest-{drop.contributor}.json"
     previous = _read_json(private, latest_key)
-    if previous and previous.get("fingerprint") == fingerprint and not force and not clash:
+    reusable = previous and previous.get("fingerprint") == fingerprint and not previous.get("ownership_failed")
+    if reusable and not force and not clash:
         return DropOutcome(**{**previous["outcome"], "status": "unchanged"}), None
 
     report = GateReport(contributor=drop.contributor, task_id=drop.folder,
@@ -290,7 +291,11 @@ def gate_drop(
         drop=drop.name, task_id=report.task_id, verdict=report.verdict, status="gated",
         report=report_uri, staged=staged_uri, failures=[one_line(c) for c in report.failures],
     )
-    private.write_bytes(latest_key, json.dumps({"fingerprint": fingerprint, "outcome": outcome.as_dict()}, indent=2).encode())
+    # A failure because another contributor owns the task id depends on more than this drop's files:
+    # it is checked again on the next run (the owner may have withdrawn, the organizer reassigned it).
+    ownership_failed = any(c.check == "task_id_unique" for c in report.failures)
+    private.write_bytes(latest_key, json.dumps({"fingerprint": fingerprint, "outcome": outcome.as_dict(),
+                                                "ownership_failed": ownership_failed}, indent=2).encode())
     return outcome, report
 
 

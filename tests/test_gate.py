@@ -295,6 +295,22 @@ def test_task_id_must_match_folder(config: ChallengeConfig, tmp_path: Path) -> N
     assert_fails(config, folder, "task_id_matches_folder", "other-name", "shop-items")
 
 
+def test_a_drop_refused_for_ownership_passes_once_the_task_is_released(config: ChallengeConfig,
+                                                                       tmp_path: Path) -> None:
+    folder = classification_drop(tmp_path / "shop-items")
+    assert gate(config, folder, "team-x")[0].verdict == "pass"
+    intake, private = storages(config)
+    for info in list(intake.list("team-x/")):
+        intake.delete(info.key)
+    assert gate(config, folder, "team-y")[0].verdict == "fail"
+    for info in list(private.list("staged/shop-items/")):  # the organizer withdraws team-x's task
+        private.delete(info.key)
+    outcome, _ = gate(config, folder, "team-y")
+    assert outcome.verdict == "pass" and outcome.status == "gated"
+    unchanged, report = gate(config, folder, "team-y")  # a pass is cached as before
+    assert unchanged.status == "unchanged" and report is None
+
+
 def test_task_id_clash_between_contributors(config: ChallengeConfig, tmp_path: Path) -> None:
     folder = classification_drop(tmp_path / "shop-items")
     put_drop(config, folder, "team-y")
@@ -315,6 +331,9 @@ def test_task_id_owned_by_another_contributor_and_staged_data_untouched(config: 
         intake.delete(info.key)
     outcome, report = gate(config, good, "team-y")
     assert outcome.verdict == "fail" and "already belongs to contributor 'team-x'" in " ".join(outcome.failures)
+    # unchanged files, but the verdict hung on ownership: it is checked again, not taken from the cache
+    again, report = gate(config, good, "team-y")
+    assert again.status == "gated" and report is not None and again.verdict == "fail"
     # the owner sends a broken update: it fails and leaves the staged version as it was
     frame = classification_frame()
     frame.loc[1, "Item ID"] = None
