@@ -128,6 +128,9 @@ def cmd_score(args: argparse.Namespace) -> int:
 
     _, path = _config(args)
     result = score_submissions(config_path=path, rescore=args.rescore, tasks=args.task or None)
+    if result.get("message"):
+        print(f"{result['message']}; run `challenge publish` first")
+        return 0
     if args.rescore:
         print(f"rescored {result['rescored']} submission(s); leaderboard: {result['leaderboard']}")
         return 0

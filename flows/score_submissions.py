@@ -137,6 +137,10 @@ def score_new(config: ChallengeConfig, only: list[str] | None = None) -> dict[st
     """Score every submission without a final result (of the `only` tasks, if given); rebuild the leaderboards."""
     logger = get_run_logger()
     public, private, submissions = _locations(config)
+    if not public.exists("latest.json"):  # a schedule started before the first release: not a failure
+        message = f"no release yet ({public.uri_for('latest.json')} is missing): nothing to score"
+        logger.warning(message)
+        return {"pending": 0, "statuses": {}, "errors": 0, "leaderboard": None, "board": None, "message": message}
     latest = current_release(public)
     kinds = {task_id: kind for task_id, (kind, _) in release_tasks(public, latest).items()}
     chosen = _check_tasks(only, latest["tasks"])

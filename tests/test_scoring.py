@@ -355,3 +355,17 @@ def test_late_and_oversized_submissions_are_rejected(tmp_path: Path, backend: st
     assert "the limit is 0.0001 MB" in feedback(config, "team-a/penguins/big.csv")["message"]
     # rejected submissions have a final result: an open challenge does not score them later
     assert score_submissions(config_path=saved(config))["pending"] == 0
+
+
+def test_scheduled_scoring_before_the_first_release_completes_with_nothing_to_do(
+        config: ChallengeConfig, capsys: pytest.CaptureFixture[str]) -> None:
+    """A schedule may start before anything is published: the run completes and says so."""
+    from challenge.cli import main
+    from challenge.errors import ChallengeError
+
+    result = score_submissions(config_path=saved(config))
+    assert result["pending"] == 0 and "no release yet" in result["message"]
+    assert main(["--config", saved(config), "score"]) == 0
+    assert "no release yet" in capsys.readouterr().out
+    with pytest.raises(ChallengeError, match="no release yet"):  # a manual rescore has nothing to rescore
+        score_submissions(config_path=saved(config), rescore=True)
