@@ -65,6 +65,28 @@ def _text_duplicates(train: pa.Table, test: pa.Table, column: str) -> list[LeakF
     )]
 
 
+def duplicate_records(records: pa.Table, train_side: pa.Array, test_side: pa.Array,
+                      features: list[str]) -> list[LeakFinding]:
+    """Matching: records of test pairs whose features equal those of a record in train pairs (another id).
+
+    The grouped split keeps every matching group on one side; an identical copy under another id
+    still lets a model look a test pair's answer up in train.
+    """
+    if not (features and len(train_side) and len(test_side)):
+        return []
+    hashes = _row_hashes(records, features)
+    on_train = pc.is_in(records["id"], value_set=train_side).to_numpy(zero_copy_only=False)
+    on_test = pc.is_in(records["id"], value_set=test_side).to_numpy(zero_copy_only=False) & ~on_train
+    copied = on_test & pc.is_in(pa.array(hashes), value_set=pa.array(hashes[on_train])).to_numpy(zero_copy_only=False)
+    n = int(copied.sum())
+    if not n:
+        return []
+    return [LeakFinding(
+        "exact_duplicate_rows", None, n, n / int(on_test.sum()),
+        f"{n} record(s) of test pairs have the same features as a record of train pairs (another id)",
+    )]
+
+
 def find_leaks(train: pa.Table, test: pa.Table, features: list[str], text_columns: list[str]) -> list[LeakFinding]:
     """Exact duplicate feature rows across train/test, and normalized-text duplicates per text column.
 

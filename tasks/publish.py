@@ -32,7 +32,7 @@ from challenge.config import ChallengeConfig
 from challenge.errors import ChallengeError
 from tasks.cards import croissant_metadata, dataset_card
 from tasks.intake import list_staged
-from tasks.leakage import LeakFinding, find_leaks
+from tasks.leakage import LeakFinding, duplicate_records, find_leaks
 from tasks.opaque_ids import load_key, opaque_ids
 from tasks.retry import transient
 from tasks.splitting import SplitResult, split_classification, split_matching
@@ -252,6 +252,10 @@ def _matching_files(staged: StagedTask, config: ChallengeConfig, key: bytes, pri
     train_records = pc.unique(pa.chunked_array([train["left_id"], train["right_id"]]))
     seen = pc.sum(pc.is_in(test_records, value_set=train_records)).as_py() or 0
     split.notes["test_records_seen_in_train_pairs"] = round(seen / max(len(test_records), 1), 4)
+    features = [c for c in table.column_names if c != "id"]
+    images = [snake_case(c) for c in spec.columns_of(Modality.image)]
+    leaks = duplicate_records(_image_digests(table, images, public_dir), train_records, test_records, features)
+    _leak_gate(leaks, config, spec.task_id)  # before anything is uploaded
     files = {"records": write_table_files(table, public_dir, "records"),
              "train": write_table_files(train, public_dir, "train"),
              "test": write_table_files(test.drop_columns(["label"]), public_dir, "test")}
@@ -263,7 +267,7 @@ def _matching_files(staged: StagedTask, config: ChallengeConfig, key: bytes, pri
               "test_public": int(split.public.sum()), "test_private": int(split.test.sum() - split.public.sum()),
               "dropped_across_groups": int(split.dropped.sum())}
     class_counts = {str(r["values"]): r["counts"] for r in pc.value_counts(pairs["label"]).to_pylist()}
-    return _Built(split, counts, 2, class_counts, files, [], answers_sha)
+    return _Built(split, counts, 2, class_counts, files, leaks, answers_sha)
 
 
 def build_task_release(

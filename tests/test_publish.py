@@ -18,7 +18,7 @@ import pytest
 from challenge.config import ChallengeConfig
 from challenge.errors import ChallengeError
 from conftest import EXAMPLES, make_config, put_drop, saved
-from drops import classification_drop, classification_frame, matching_drop
+from drops import classification_drop, classification_frame, matching_drop, matching_tables
 from flows.publish_release import publish_release
 from tasks.intake import discover_drops, gate_drop, run_time_label
 from tasks.storage import S3Storage, Storage, open_storage
@@ -250,6 +250,28 @@ def test_matching_groups_that_make_the_fraction_impossible(config: ChallengeConf
     stage(config, matching_drop(tmp_path / "companies", records=records, pairs=pairs), "team-m")
     with pytest.raises(ChallengeError, match=r"test fraction of 0.20 impossible: the closest split achieved"):
         publish_release(config_path=saved(config), release="r1")
+
+
+def test_matching_records_copied_across_train_and_test_fail_the_release(backend: str, tmp_path: Path,
+                                                                        request: pytest.FixtureRequest) -> None:
+    """A record copied under another id, its copy in pairs on the other side: a lookup leak."""
+    endpoint = request.getfixturevalue("s3_endpoint") if backend == "s3" else None
+    records, pairs = matching_tables(entities=20)
+    copies = records[records["rid"].str.endswith("-a")].assign(rid=lambda f: "copy-" + f["rid"])
+    extra = pd.DataFrame([(f"copy-e{i}-a", f"e{(i + 7) % 20}-b", 0) for i in range(20)],
+                         columns=["left_id", "right_id", "label"])
+    drop = matching_drop(tmp_path / "companies", records=pd.concat([records, copies]), pairs=pd.concat([pairs, extra]))
+    strict = make_config(backend, tmp_path / "strict", endpoint)
+    stage(strict, drop, "team-m")
+    with pytest.raises(ChallengeError, match=r"record\(s\) of test pairs have the same features as a record of train"):
+        publish_release(config_path=saved(strict), release="r1")
+    lenient = make_config(backend, tmp_path / "lenient", endpoint, release={"max_duplicate_fraction": 1})
+    stage(lenient, drop, "team-m")
+    publish_release(config_path=saved(lenient), release="r1")
+    public, _ = stores(lenient)
+    manifest = json.loads(public.read_bytes("releases/r1/companies/manifest.json"))
+    (finding,) = manifest["leak_checks"]
+    assert finding["check"] == "exact_duplicate_rows" and finding["test_rows"] > 0
 
 
 def _failing_uploads(monkeypatch: pytest.MonkeyPatch, storage_class: type, after: int, action) -> list[int]:
