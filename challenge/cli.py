@@ -193,7 +193,12 @@ def cmd_baseline(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from flows.deployments import serve_all
 
+    from prefect.settings import PREFECT_API_URL
+
     config, path = _config(args)
+    if not PREFECT_API_URL.value():
+        print("warning: PREFECT_API_URL is not set, so runs go to a temporary API without a UI. Start "
+              "`prefect server start` and export PREFECT_API_URL=http://127.0.0.1:4200/api", file=sys.stderr)
     print(f"serving the deployments of {config.name} (score-submissions every {args.score_every:g} min); "
           "Ctrl-C stops")
     serve_all(config, path, args.score_every, args.collect_cron, args.limit)

@@ -9,6 +9,7 @@ import re
 import tomllib
 from pathlib import Path
 
+import pytest
 import yaml
 
 from challenge.config import ChallengeConfig
@@ -72,3 +73,22 @@ def test_compose_runs_server_on_postgres_a_worker_and_s3() -> None:
     merged = worker["environment"]  # YAML merge keys (<<) already applied
     assert merged["PREFECT_API_URL"] == "http://prefect-server:4200/api" and "AWS_ACCESS_KEY_ID" in merged
     assert "prefect.yaml" in services["deployer"]["command"]
+
+
+def test_serve_warns_without_a_prefect_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    import flows.deployments
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from challenge.cli import main
+    from challenge.config import write_config
+
+    served: list[tuple] = []
+    monkeypatch.setattr(flows.deployments, "serve_all", lambda *args: served.append(args))  # not the server here
+    config = ChallengeConfig.model_validate({"name": "x-challenge", "title": "x", "storage": {
+        n: str(tmp_path / n) for n in ("intake", "public", "private", "submissions")}})
+    path = write_config(config, tmp_path / "challenge.yaml")
+    with temporary_settings(restore_defaults={PREFECT_API_URL}):
+        assert main(["--config", str(path), "serve", "--score-every", "2"]) == 0
+    assert "PREFECT_API_URL is not set" in capsys.readouterr().err
+    assert served == [(config, str(path.resolve()), 2.0, None, None)]
