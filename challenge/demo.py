@@ -5,7 +5,6 @@ reuses what is there: unchanged drops are not re-gated, the release and the uplo
 from __future__ import annotations
 
 import io
-import json
 import shutil
 import sys
 import time
@@ -19,6 +18,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from challenge.config import ChallengeConfig, load_config
+from tasks.releases import current_release, read_latest
 from tasks.storage import Storage, open_location
 
 RELEASE = "demo-1"
@@ -32,7 +32,7 @@ def sample_submissions(config: ChallengeConfig) -> dict[str, bytes]:
     second demo produces the same bytes.
     """
     public, private = open_location(config, "public"), open_location(config, "private")
-    latest = json.loads(public.read_bytes("latest.json"))
+    latest = current_release(public)
     teams = [t.id for t in config.teams] or ["team-a"]
     good_team, random_team = teams[0], teams[1 % len(teams)]
     files: dict[str, bytes] = {}
@@ -113,8 +113,8 @@ def run_demo(folder: str | Path, out: TextIO | None = None) -> dict[str, Any]:
 
     def publish() -> str:
         public = open_location(state["config"], "public")
-        if public.exists("latest.json"):
-            latest = json.loads(public.read_bytes("latest.json"))
+        latest = read_latest(public)
+        if latest is not None:
             return f"release {latest['release']} already published ({', '.join(latest['tasks'])})"
         result = publish_release(config_path=str(config_path), release=RELEASE)
         return f"release {RELEASE}: {', '.join(result['tasks'])} at {result['location']}"

@@ -11,14 +11,15 @@ from prefect.logging import get_run_logger
 from challenge.config import load_config
 from challenge.task_runners import task_runner_from_env
 from flows.run_names import run_name
-from tasks.baselines import BaselineError, baseline_task, latest_release, select_tasks
+from tasks.baselines import BaselineError, baseline_task, select_tasks
+from tasks.releases import current_release
 from tasks.storage import open_location
 
 
 def _release_label(params: dict[str, Any]) -> str | None:
     """The latest release's name, for the run name `baselines-<release>` (the time when there is none yet)."""
     try:
-        return latest_release(open_location(load_config(params.get("config_path")), "public"))["release"]
+        return current_release(open_location(load_config(params.get("config_path")), "public"))["release"]
     except Exception:  # noqa: BLE001 (any failure: the flow itself reports it)
         return None
 
@@ -32,7 +33,7 @@ def run_baselines(config_path: str | None = None, tasks: list[str] | None = None
     """
     logger = get_run_logger()
     config = load_config(config_path)
-    latest = latest_release(open_location(config, "public"))
+    latest = current_release(open_location(config, "public"))
     release = latest["release"]
     selected = select_tasks(tasks, latest["tasks"])
     logger.info("baselines for release %s: %d task(s): %s", release, len(selected), ", ".join(selected))

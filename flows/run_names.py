@@ -12,13 +12,16 @@ def stamp(now: datetime | None = None) -> str:
     return (now or datetime.now(timezone.utc)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def run_name(action: str, label: Callable[[dict], str | None] | None = None) -> Callable[[], str]:
-    """`<action>-<label from the run's parameters>`, or `<action>-<UTC time>` when there is none."""
+def run_name(action: str | Callable[[dict], str],
+             label: Callable[[dict], str | None] | None = None) -> Callable[[], str]:
+    """`<action>-<label from the run's parameters>`, or `<action>-<UTC time>` when there is none;
+    `action` may itself depend on the parameters (score or rescore)."""
 
     def name() -> str:
         params = flow_run.parameters or {}
+        verb = action(params) if callable(action) else action
         text = label(params) if label else None
-        return f"{action}-{text}" if text else f"{action}-{stamp()}"
+        return f"{verb}-{text}" if text else f"{verb}-{stamp()}"
 
     return name
 

@@ -23,19 +23,18 @@ from prefect.logging import get_run_logger
 from challenge.config import ChallengeConfig, load_config
 from challenge.errors import ChallengeError
 from challenge.task_runners import task_runner_from_env
-from flows.run_names import run_name, stamp
+from flows.run_names import run_name, stamp, with_tasks
 from tasks.leaderboard import FINAL_MARKER, build_leaderboard, write_leaderboard
 from tasks.scoring import (
     AnswerKey,
-    current_release,
     feedback,
     load_answer_key,
     process_batch,
-    release_tasks,
     rescore,
     scored_per_day,
     write_result,
 )
+from tasks.releases import LATEST_KEY, current_release, read_latest, release_tasks
 from tasks.result_records import load_results, scan_results
 from tasks.storage import Storage, open_location
 from tasks.submissions import Inbox, Submission, discover
@@ -96,20 +95,25 @@ def score_batch(config: ChallengeConfig, task_id: str, subs: list[Submission], r
 
 
 def refresh_leaderboard(config: ChallengeConfig, records: list[dict[str, Any]] | None = None,
-                        inbox: Inbox | None = None) -> dict[str, Any]:
-    """Rebuild every leaderboard from the result records and publish it (`records` and `inbox` when already read)."""
+                        inbox: Inbox | None = None, latest: dict[str, Any] | None = None,
+                        tasks: dict[str, tuple[str, str]] | None = None) -> tuple[dict[str, Any], str]:
+    """Rebuild every leaderboard from the result records, publish it and show it as artifacts; returns the
+    board and the page's address. `records`, `inbox`, `latest` and `tasks` are passed when already read."""
     public, private, submissions = _locations(config)
-    latest = current_release(public)
+    latest = current_release(public) if latest is None else latest
+    tasks = release_tasks(public, latest) if tasks is None else tasks
     records = load_results(private) if records is None else records
     inbox = discover(submissions) if inbox is None else inbox
     choices = {}
     for (team, task_id), final_key in inbox.final_choices.items():
         choices[(team, task_id)] = submissions.read_bytes(final_key).decode("utf-8", "replace").strip()
     final = private.exists(FINAL_MARKER)
-    board = build_leaderboard(config.name, latest["release"], release_tasks(public, latest), records, final, choices,
+    board = build_leaderboard(config.name, latest["release"], tasks, records, final, choices,
                               {t.id: t.name for t in config.teams})
     write_leaderboard(public, board, config.title)
-    return board
+    page = public.uri_for("leaderboard/index.html")
+    _artifacts(board, page)
+    return board, page
 
 
 def _artifacts(board: dict[str, Any], page: str) -> None:
@@ -137,12 +141,13 @@ def score_new(config: ChallengeConfig, only: list[str] | None = None) -> dict[st
     """Score every submission without a final result (of the `only` tasks, if given); rebuild the leaderboards."""
     logger = get_run_logger()
     public, private, submissions = _locations(config)
-    if not public.exists("latest.json"):  # a schedule started before the first release: not a failure
-        message = f"no release yet ({public.uri_for('latest.json')} is missing): nothing to score"
+    latest = read_latest(public)
+    if latest is None:  # a schedule started before the first release: not a failure
+        message = f"no release yet ({public.uri_for(LATEST_KEY)} is missing): nothing to score"
         logger.warning(message)
         return {"pending": 0, "statuses": {}, "errors": 0, "leaderboard": None, "board": None, "message": message}
-    latest = current_release(public)
-    kinds = {task_id: kind for task_id, (kind, _) in release_tasks(public, latest).items()}
+    tasks = release_tasks(public, latest)
+    kinds = {task_id: kind for task_id, (kind, _) in tasks.items()}
     chosen = _check_tasks(only, latest["tasks"])
     inbox = discover(submissions)
     records, had_error = scan_results(private)
@@ -163,9 +168,7 @@ def score_new(config: ChallengeConfig, only: list[str] | None = None) -> dict[st
             futures.append(score_batch.submit(config, task_id, subs, latest["release"], set(latest["tasks"]),
                                               counts, had_error))
     new = [r for f in futures for r in f.result()]
-    board = refresh_leaderboard(config, records + new, inbox)
-    page = public.uri_for("leaderboard/index.html")
-    _artifacts(board, page)
+    board, page = refresh_leaderboard(config, records + new, inbox, latest, tasks)
     statuses: dict[str, int] = {}
     per_task: dict[str, dict[str, int]] = {t: {} for t in by_task}
     for r in new:
@@ -201,7 +204,7 @@ def rescore_all(config: ChallengeConfig, only: list[str] | None = None) -> dict[
     """After an organizer fixes an answer key: recompute every scored result, keeping the old one as history."""
     public, private, _ = _locations(config)
     latest = current_release(public)
-    kinds = {task_id: kind for task_id, (kind, _) in release_tasks(public, latest).items()}
+    tasks = release_tasks(public, latest)
     chosen = _check_tasks(only, latest["tasks"])
     by_task: dict[str, list[dict[str, Any]]] = {}
     for r in load_results(private):
@@ -209,21 +212,14 @@ def rescore_all(config: ChallengeConfig, only: list[str] | None = None) -> dict[
             by_task.setdefault(r["task_id"], []).append(r)
     futures = []
     for task_id, records in sorted(by_task.items()):
-        with tags(f"task:{task_id}", f"track:{kinds[task_id]}"):
+        with tags(f"task:{task_id}", f"track:{tasks[task_id][0]}"):
             futures.append(rescore_task.submit(config, task_id, latest["release"], records))
     updated = [r for f in futures for r in f.result()]
-    board = refresh_leaderboard(config)
-    page = public.uri_for("leaderboard/index.html")
-    _artifacts(board, page)
+    board, page = refresh_leaderboard(config, latest=latest, tasks=tasks)
     return {"rescored": len(updated), "leaderboard": page, "board": board}
 
 
-def _score_run_name(params: dict[str, Any]) -> str:
-    action = "rescore" if params.get("rescore") else "score"
-    return "-".join([action, stamp(), *(params.get("tasks") or [])[:3]])
-
-
-@flow(name="score-submissions", flow_run_name=lambda: _score_run_name(_parameters()),
+@flow(name="score-submissions", flow_run_name=run_name(lambda p: "rescore" if p.get("rescore") else "score", with_tasks),
       task_runner=task_runner_from_env())
 def score_submissions(config_path: str | None = None, rescore: bool = False,
                       tasks: list[str] | None = None) -> dict[str, Any]:
@@ -238,12 +234,6 @@ def score_submissions(config_path: str | None = None, rescore: bool = False,
         return rescore_all(config, tasks) if rescore else score_new(config, tasks)
 
 
-def _parameters() -> dict[str, Any]:
-    from prefect.runtime import flow_run
-
-    return flow_run.parameters or {}
-
-
 @flow(name="finalize-challenge", flow_run_name=run_name("finalize"))
 def finalize_challenge(config_path: str | None = None) -> dict[str, Any]:
     """Switch the leaderboards to private scores, for good (the end of the challenge).
@@ -251,11 +241,9 @@ def finalize_challenge(config_path: str | None = None) -> dict[str, Any]:
     config_path: challenge.yaml (default: $CHALLENGE_CONFIG, else ./challenge.yaml).
     """
     config = load_config(config_path)
-    public, private, _ = _locations(config)
+    private = open_location(config, "private")
     with concurrency(ensure_scoring_limit(config), occupy=1, strict=True):
         private.write_bytes(FINAL_MARKER, json.dumps({"finalized_at": stamp()}).encode())
-        board = refresh_leaderboard(config)
-    page = public.uri_for("leaderboard/index.html")
-    _artifacts(board, page)
+        board, page = refresh_leaderboard(config)
     get_run_logger().info("finalized: the leaderboards now rank by private scores; %s", page)
     return {"leaderboard": page, "board": board}

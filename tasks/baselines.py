@@ -98,13 +98,6 @@ class Baseline:
 # --- download, like a participant -------------------------------------------
 
 
-def latest_release(public: Storage) -> dict[str, Any]:
-    """`<public>/latest.json`: the latest release and its tasks."""
-    if not public.exists("latest.json"):
-        raise BaselineError(f"no release yet: {public.uri_for('latest.json')} is missing; run `challenge publish` first")
-    return json.loads(public.read_bytes("latest.json"))
-
-
 def select_tasks(requested: Sequence[str] | None, known: Sequence[str]) -> list[str]:
     """The requested task ids (default: every task of the release); an unknown id is an error naming the known ones."""
     if not requested:

@@ -34,6 +34,7 @@ from tasks.cards import croissant_metadata, dataset_card
 from tasks.intake import list_staged
 from tasks.leakage import LeakFinding, duplicate_records, find_leaks
 from tasks.opaque_ids import load_key, opaque_ids
+from tasks.releases import LATEST_KEY
 from tasks.retry import transient
 from tasks.splitting import SplitResult, split_classification, split_matching
 from tasks.storage import TRANSFER_THREADS, Storage, download_many, file_digest, open_location, upload_tree
@@ -359,7 +360,7 @@ def finish_release(public: Storage, release: str, task_ids: list[str]) -> dict[s
     published_at = datetime.now(timezone.utc).isoformat()
     marker = {"release": release, "published_at": published_at, "tasks": sorted(task_ids)}
     public.write_bytes(f"releases/{release}/{COMPLETE_MARKER}", json.dumps(marker, indent=2).encode())
-    public.write_bytes("latest.json", json.dumps(marker, indent=2).encode())
+    public.write_bytes(LATEST_KEY, json.dumps(marker, indent=2).encode())
     return marker
 
 

@@ -23,7 +23,6 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 import challenge
-from challenge.errors import ChallengeError
 from tasks.metrics import score_all
 from tasks.storage import TRANSFER_THREADS, Storage
 from tasks.submissions import IdIndex, ParticipantVisibleError, Submission, admit, check_quota, read_submission, validate
@@ -52,21 +51,6 @@ class AnswerKey:
     @cached_property
     def labels_encoded(self) -> pa.DictionaryArray:
         return pc.dictionary_encode(self.labels)
-
-
-def current_release(public: Storage) -> dict[str, Any]:
-    if not public.exists("latest.json"):
-        raise ChallengeError(f"no release yet: {public.uri_for('latest.json')} is missing; run `challenge publish` first")
-    return json.loads(public.read_bytes("latest.json"))
-
-
-def release_tasks(public: Storage, latest: dict[str, Any]) -> dict[str, tuple[str, str]]:
-    """task id → (kind, metric) for every task of the release `latest.json` names."""
-    tasks = {}
-    for task_id in latest["tasks"]:
-        manifest = json.loads(public.read_bytes(f"releases/{latest['release']}/{task_id}/manifest.json"))
-        tasks[task_id] = (manifest["kind"], manifest["metric"])
-    return tasks
 
 
 def load_answer_key(public: Storage, private: Storage, release: str, task_id: str) -> AnswerKey:

@@ -26,7 +26,7 @@ import boto3
 import pytest
 
 from challenge.config import ChallengeConfig, write_config
-from tasks.storage import LocalStorage, S3Storage, Storage, upload_tree
+from tasks.storage import LocalStorage, S3Storage, Storage, open_location, upload_tree
 
 BACKENDS = ["local", "s3"]
 _bucket_ids = itertools.count()
@@ -129,10 +129,12 @@ def saved(config: ChallengeConfig) -> str:
 
 def put_drop(config: ChallengeConfig, folder: Path, contributor: str, task_dir: str | None = None) -> None:
     """Upload a local drop folder to intake as <contributor>/<task_dir>/."""
-    from tasks.storage import open_storage
+    upload_tree(open_location(config, "intake"), folder, f"{contributor}/{task_dir or folder.name}")
 
-    intake = open_storage(config.storage.intake, config.storage.s3.endpoint_url)
-    upload_tree(intake, folder, f"{contributor}/{task_dir or folder.name}")
+
+def stores(config: ChallengeConfig) -> tuple[Storage, Storage, Storage]:
+    """The challenge's public, private and submissions locations."""
+    return open_location(config, "public"), open_location(config, "private"), open_location(config, "submissions")
 
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "drops"

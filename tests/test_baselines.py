@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 import pytest
-from conftest import EXAMPLES, make_config
+from conftest import EXAMPLES, make_config, stores
 from test_publish import EXAMPLE_TASKS, stage
 
 from challenge.config import ChallengeConfig, load_config, write_config
@@ -34,7 +34,6 @@ from tasks.baselines import (
     train_baseline,
 )
 from tasks.metrics import score
-from tasks.storage import Storage, open_storage
 from tasks.submissions import (
     BASELINE_TEAM,
     ParticipantVisibleError,
@@ -56,12 +55,6 @@ class World:
     config: ChallengeConfig
     path: str
     run: dict
-
-
-def stores(config: ChallengeConfig) -> tuple[Storage, Storage, Storage]:
-    s3 = config.storage.s3
-    return tuple(open_storage(u, s3.endpoint_url) for u in  # type: ignore[return-value]
-                 (config.storage.public, config.storage.private, config.storage.submissions))
 
 
 def read_csv(data: bytes) -> pa.Table:

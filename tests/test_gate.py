@@ -16,12 +16,11 @@ from conftest import EXAMPLES, put_drop
 from drops import classification_drop, classification_frame, image_drop, matching_drop, matching_tables
 from tasks.intake import DropOutcome, discover_drops, gate_drop, list_staged, run_time_label, task_id_clashes
 from tasks.reports import GateReport
-from tasks.storage import open_storage
+from tasks.storage import open_location
 
 
 def storages(config: ChallengeConfig):
-    s3 = config.storage.s3
-    return open_storage(config.storage.intake, s3.endpoint_url), open_storage(config.storage.private, s3.endpoint_url)
+    return open_location(config, "intake"), open_location(config, "private")
 
 
 def gate(config: ChallengeConfig, folder: Path, contributor: str = "team-x", task_dir: str | None = None,

@@ -21,21 +21,19 @@ from conftest import EXAMPLES, make_config, put_drop, saved
 from drops import classification_drop, classification_frame, matching_drop, matching_tables
 from flows.publish_release import publish_release
 from tasks.intake import discover_drops, gate_drop, run_time_label
-from tasks.storage import S3Storage, Storage, open_storage
+from tasks.storage import S3Storage, Storage, open_location
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 EXAMPLE_TASKS = {"penguins": "penguin-lab", "digits": "vision-team", "febrl-people": "linkage-team"}
 
 
 def stores(config: ChallengeConfig) -> tuple[Storage, Storage]:
-    s3 = config.storage.s3
-    return open_storage(config.storage.public, s3.endpoint_url), open_storage(config.storage.private, s3.endpoint_url)
+    return open_location(config, "public"), open_location(config, "private")
 
 
 def stage(config: ChallengeConfig, folder: Path, contributor: str) -> None:
     put_drop(config, folder, contributor)
-    intake = open_storage(config.storage.intake, config.storage.s3.endpoint_url)
-    drops, _ = discover_drops(intake)
+    drops, _ = discover_drops(open_location(config, "intake"))
     drop = next(d for d in drops if d.contributor == contributor and d.folder == folder.name)
     outcome, _ = gate_drop(drop, config, run_time_label())
     assert outcome.verdict == "pass", outcome.failures
@@ -233,8 +231,7 @@ def test_unstaged_or_failed_task_cannot_be_published(staged: ChallengeConfig, tm
     frame = classification_frame()
     frame.loc[0, "Item ID"] = None
     put_drop(staged, classification_drop(tmp_path / "shop-items", frame), "team-x")
-    intake = open_storage(staged.storage.intake, staged.storage.s3.endpoint_url)
-    drop = next(d for d in discover_drops(intake)[0] if d.folder == "shop-items")
+    drop = next(d for d in discover_drops(open_location(staged, "intake"))[0] if d.folder == "shop-items")
     assert gate_drop(drop, staged, run_time_label())[0].verdict == "fail"
     with pytest.raises(ChallengeError, match="cannot publish nope, shop-items: not staged"):
         publish_release(config_path=saved(staged), release="never", tasks=["shop-items", "nope", "penguins"])

@@ -17,10 +17,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from challenge.config import ChallengeConfig
-from conftest import EXAMPLES, make_config, saved
+from conftest import EXAMPLES, make_config, saved, stores
 from flows.publish_release import publish_release
 from flows.score_submissions import finalize_challenge, score_submissions
-from tasks.storage import Storage, open_storage
 from test_publish import stage
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
@@ -41,12 +40,6 @@ def released(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
     stage(config, EXAMPLES / "linkage-team" / "febrl-people", "linkage-team")
     publish_release(config_path=saved(config), release="r1")
     return config
-
-
-def stores(config: ChallengeConfig) -> tuple[Storage, Storage, Storage]:
-    s3 = config.storage.s3
-    return tuple(open_storage(u, s3.endpoint_url) for u in  # type: ignore[return-value]
-                 (config.storage.public, config.storage.private, config.storage.submissions))
 
 
 def answers(config: ChallengeConfig, task: str) -> pa.Table:
