@@ -17,6 +17,10 @@ def _who(entry: dict[str, Any]) -> str:
     return f"{name} (reference, unranked)" if entry.get("baseline") else name
 
 
+def _score(value: float | None, missing: str) -> str:
+    return missing if value is None else f"{value:.4f}"
+
+
 def _table(title: str, header: list[str], rows: list[list[Any]], out: TextIO) -> None:
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
     print(title, file=out)
@@ -37,15 +41,17 @@ def print_board(board: dict[str, Any], track: str | None = None, fmt: str = "tab
     writer = csv.writer(out) if fmt == "csv" else None
     for name in [track] if track else sorted(board["tracks"]):
         entries = board["tracks"][name]["entries"]
-        task_ids = sorted({t for e in entries for t in e["tasks"]})
+        task_ids = board["tracks"][name].get("tasks") or sorted({t for e in entries for t in e["tasks"]})
         header = ["rank", "team", "score", *task_ids]
         rows = [[_rank(e, "" if writer else "-"), e["team"] if writer else _who(e), f"{e['score']:.4f}",
-                 *(f"{e['tasks'][t]:.4f}" if t in e["tasks"] else "" for t in task_ids)] for e in entries]
+                 *(_score(e["tasks"].get(t), "" if writer else "–") for t in task_ids)] for e in entries]
         if writer:
             writer.writerow(["track", *header])
             writer.writerows([name, *row] for row in rows)
         else:
             _table(f"track {name}{scores}", header, rows, out)
+            if any(e["tasks"].get(t) is None for e in entries for t in task_ids):
+                print("  –: no scored submission to that task yet; it counts as 0 in the mean", file=out)
     if not tasks or writer:
         return
     for task_id, info in sorted(board["tasks"].items()):

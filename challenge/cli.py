@@ -4,55 +4,18 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
+import traceback
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
-from challenge.errors import ChallengeError
+from challenge.errors import ChallengeError, DropsFailed, ScoringErrors
+from challenge.prefect_setup import prepare_local_api, set_defaults
+from challenge.scaffold import init_challenge
+from challenge.terminal import error_line, hide_tracebacks_on_console
 
 if TYPE_CHECKING:
     from challenge.config import ChallengeConfig
-
-EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples" / "drops"
-
-EXAMPLE_CONFIG = """\
-# challenge.yaml: the organizer's configuration (SPEC §4).
-# Relative paths are resolved against this file's folder; any location may
-# instead be an S3 URI such as s3://my-bucket/challenge/intake.
-name: {name}                      # short id: lowercase letters, digits, dashes
-title: {title}
-
-storage:
-  intake: intake                  # contributors' drops: <contributor>/<task_id>/task.yaml + data
-  public: public                  # releases and leaderboards (participants read this)
-  private: private                # answer keys, reports, staged data (never public)
-  submissions: submissions        # participants' uploads: <team>/<task_id>/<file>.csv
-  s3:
-    endpoint_url: null            # e.g. http://127.0.0.1:9000 for an S3-compatible server
-    region: null
-
-policy:
-  max_submissions_per_day: 5      # per team, per task, per UTC day
-  max_submission_mb: 50
-  opens_at: null                  # ISO 8601 UTC, e.g. 2026-12-01T00:00:00Z
-  closes_at: null
-  public_fraction: 0.3            # share of each test set scored on the public leaderboard
-
-release:                          # leak limits checked when publishing (fractions of test rows)
-  max_duplicate_fraction: 0.01    # test rows whose features equal a train row's
-  max_text_duplicate_fraction: 0.05  # test rows whose text equals a train row's after normalization
-
-teams:
-  - id: team-a
-    name: Team A
-    members: [alice@example.com]
-  - id: team-b
-    name: Team B
-    members: [bob@example.com]
-"""
-
 
 def _config(args: argparse.Namespace) -> tuple["ChallengeConfig", str]:
     """Load challenge.yaml here, so a bad file is reported before any flow starts; the flows get its path."""
@@ -61,25 +24,13 @@ def _config(args: argparse.Namespace) -> tuple["ChallengeConfig", str]:
     return load_config(args.config), str(find_config_path(args.config).resolve())
 
 
-def init_challenge(folder: Path, name: str = "demo-challenge", title: str = "Demo challenge") -> Path:
-    """Write challenge.yaml (local storage under `folder`) and the four location folders."""
-    folder.mkdir(parents=True, exist_ok=True)
-    config_path = folder / "challenge.yaml"
-    config_path.write_text(EXAMPLE_CONFIG.format(name=name, title=title), encoding="utf-8")
-    for location in ("intake", "public", "private", "submissions"):
-        (folder / location).mkdir(exist_ok=True)
-    return config_path
-
-
 def cmd_init(args: argparse.Namespace) -> int:
     folder = Path(args.dir)
     config_path = folder / "challenge.yaml"
     if config_path.exists() and not args.force:
         print(f"{config_path} already exists; use --force to overwrite it", file=sys.stderr)
         return 2
-    init_challenge(folder, args.name or "demo-challenge", args.title or "Demo challenge")
-    if args.with_examples:
-        shutil.copytree(EXAMPLES_DIR, folder / "intake", dirs_exist_ok=True)
+    init_challenge(folder, args.name or "demo-challenge", args.title or "Demo challenge", args.with_examples)
     print(f"wrote {config_path}" + (f" and the example drops under {folder / 'intake'}" if args.with_examples else ""))
     return 0
 
@@ -95,7 +46,10 @@ def cmd_collect(args: argparse.Namespace) -> int:
     from flows.collect_datasets import collect_datasets
 
     config, path = _config(args)
-    summary = collect_datasets(config_path=path, tasks=args.task or None, force=args.force)
+    try:
+        summary = collect_datasets(config_path=path, tasks=args.task or None, force=args.force)
+    except DropsFailed as failed:
+        summary = failed.result
     for outcome in summary.outcomes:
         status = "unchanged, " if outcome.status == "unchanged" else ""
         print(f"{outcome.verdict.upper():4}  {outcome.drop}  ({status}report: {outcome.report})")
@@ -119,6 +73,8 @@ def cmd_publish(args: argparse.Namespace) -> int:
     for s in result["summaries"]:
         counts = ", ".join(f"{k} {v}" for k, v in s["counts"].items())
         print(f"  {s['task_id']:20} {s['kind']:15} {counts}")
+        for finding in s["leaks"]:
+            print(f"  {'':20} leak check (below the limits): {finding}")
         print(f"  {'':20} card: {s['card']}")
     return 0
 
@@ -127,7 +83,10 @@ def cmd_score(args: argparse.Namespace) -> int:
     from flows.score_submissions import score_submissions
 
     _, path = _config(args)
-    result = score_submissions(config_path=path, rescore=args.rescore, tasks=args.task or None)
+    try:
+        result = score_submissions(config_path=path, rescore=args.rescore, tasks=args.task or None)
+    except ScoringErrors as failed:
+        result = failed.result
     if result.get("message"):
         print(f"{result['message']}; run `challenge publish` first")
         return 0
@@ -136,10 +95,12 @@ def cmd_score(args: argparse.Namespace) -> int:
         return 0
     statuses = ", ".join(f"{n} {s}" for s, n in sorted(result["statuses"].items())) or "nothing new"
     print(f"{result['pending']} new submission(s): {statuses}")
-    if result["errors"]:
-        print(f"{result['errors']} submission(s) hit an internal error and will be retried on the next run")
+    if result.get("notices"):
+        print(f"{len(result['notices'])} upload(s) that are not submissions (told why in their .result.json)")
+    for key, reason in result["errors"]:
+        print(f"  internal error, retried on the next run: {key}: {reason}")
     print(f"leaderboard: {result['leaderboard']}")
-    return 0
+    return 1 if result["errors"] else 0
 
 
 def _print_board(board: dict, track: str | None, fmt: str, tasks: bool = False) -> None:
@@ -208,12 +169,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="challenge", description=__doc__)
     parser.add_argument("--config", help="path to challenge.yaml (default: $CHALLENGE_CONFIG, else ./challenge.yaml)")
+    parser.add_argument("--debug", action="store_true", help="print the traceback of an error (default: one line)")
     parser.add_argument("--task-runner", choices=["threads", "dask"],
                         help="run the flows' tasks in threads (default) or on Dask ($CHALLENGE_TASK_RUNNER; "
                              "$CHALLENGE_DASK_ADDRESS names an existing scheduler)")
     sub = parser.add_subparsers(dest="command", required=True)
+    common = argparse.ArgumentParser(add_help=False)  # `challenge publish --debug` works as well
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
-    init = sub.add_parser("init", help="write an example challenge.yaml using local storage under DIR")
+    init = sub.add_parser("init", parents=[common], help="write an example challenge.yaml using local storage under DIR")
     init.add_argument("dir")
     init.add_argument("--name")
     init.add_argument("--title")
@@ -221,44 +185,44 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--force", action="store_true")
     init.set_defaults(func=cmd_init)
 
-    demo = sub.add_parser("demo", help="run the whole lifecycle on example data in DIR (reuses DIR when run again)")
+    demo = sub.add_parser("demo", parents=[common], help="run the whole lifecycle on example data in DIR (reuses DIR when run again)")
     demo.add_argument("dir", nargs="?", default="build/demo")
-    demo.set_defaults(func=cmd_demo)
+    demo.set_defaults(func=cmd_demo, prefect=True)
 
-    collect = sub.add_parser("collect", help="gate contributors' drops (exit 1 when any drop fails)")
+    collect = sub.add_parser("collect", parents=[common], help="gate contributors' drops (exit 1 when any drop fails)")
     collect.add_argument("--task", action="append", metavar="ID", help="only this task id (repeatable)")
     collect.add_argument("--force", action="store_true", help="re-gate drops even when unchanged")
-    collect.set_defaults(func=cmd_collect)
+    collect.set_defaults(func=cmd_collect, prefect=True)
 
-    publish = sub.add_parser("publish", help="publish staged tasks as a new immutable release")
+    publish = sub.add_parser("publish", parents=[common], help="publish staged tasks as a new immutable release")
     publish.add_argument("--release", metavar="NAME", help="release name (default: UTC timestamp)")
     publish.add_argument("--task", action="append", metavar="ID", help="only this task id (repeatable)")
-    publish.set_defaults(func=cmd_publish)
+    publish.set_defaults(func=cmd_publish, prefect=True)
 
-    score = sub.add_parser("score", help="score new submissions and rebuild the leaderboards")
+    score = sub.add_parser("score", parents=[common], help="score new submissions and rebuild the leaderboards")
     score.add_argument("--rescore", action="store_true", help="recompute every scored result (after an answer-key fix)")
     score.add_argument("--task", action="append", metavar="ID", help="only this task (repeatable)")
-    score.set_defaults(func=cmd_score)
+    score.set_defaults(func=cmd_score, prefect=True)
 
-    board = sub.add_parser("leaderboard", help="print the current leaderboard")
+    board = sub.add_parser("leaderboard", parents=[common], help="print the current leaderboard")
     board.add_argument("--track", help="one track only (classification, matching)")
     board.add_argument("--format", choices=["table", "csv", "json"], default="table")
     board.add_argument("--tasks", action="store_true", help="also one table per task (table format)")
     board.set_defaults(func=cmd_leaderboard)
 
-    finalize = sub.add_parser("finalize", help="switch leaderboards to private scores (end of the challenge)")
-    finalize.set_defaults(func=cmd_finalize)
+    finalize = sub.add_parser("finalize", parents=[common], help="switch leaderboards to private scores (end of the challenge)")
+    finalize.set_defaults(func=cmd_finalize, prefect=True)
 
-    baseline = sub.add_parser("baseline", help="train a scikit-learn baseline per task and submit it as team 'baseline'")
+    baseline = sub.add_parser("baseline", parents=[common], help="train a scikit-learn baseline per task and submit it as team 'baseline'")
     baseline.add_argument("--task", action="append", metavar="ID", help="only this task id (repeatable)")
-    baseline.set_defaults(func=cmd_baseline)
+    baseline.set_defaults(func=cmd_baseline, prefect=True)
 
-    serve = sub.add_parser("serve", help="serve the five deployments with their schedules from this process "
+    serve = sub.add_parser("serve", parents=[common], help="serve the five deployments with their schedules from this process "
                                          "(needs a Prefect server: PREFECT_API_URL)")
     serve.add_argument("--score-every", type=float, default=5, metavar="MINUTES", help="scoring interval (default 5)")
     serve.add_argument("--collect-cron", metavar="CRON", help="also collect on this cron, e.g. '0 6 * * *'")
     serve.add_argument("--limit", type=int, help="at most this many flow runs at once")
-    serve.set_defaults(func=cmd_serve)
+    serve.set_defaults(func=cmd_serve, prefect=True)
 
     from challenge.iam import add_iam_parser
 
@@ -267,17 +231,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-    os.environ.setdefault("DO_NOT_TRACK", "1")
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    set_defaults()  # before Prefect is imported (inside the commands)
     args = build_parser().parse_args(argv)
     if args.task_runner:  # read when the flows are imported, which happens inside the commands
         os.environ["CHALLENGE_TASK_RUNNER"] = args.task_runner
     try:
+        if getattr(args, "prefect", False):
+            prepare_local_api()
+            if not args.debug and args.command != "serve":  # a service's own log keeps its tracebacks
+                hide_tracebacks_on_console()
         return args.func(args)
-    except ChallengeError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # one line on the terminal; the flow run's log in Prefect keeps the traceback
+        if args.debug:
+            traceback.print_exc()
+        print(error_line(exc, args.debug), file=sys.stderr)
+        return 2 if isinstance(exc, ChallengeError) else 1
 
 
 if __name__ == "__main__":

@@ -29,7 +29,18 @@ class StorageSettings(Strict):
     public: str
     private: str
     submissions: str
+    public_url: str | None = None  # where `public` is served to browsers, e.g. https://challenge.example.com
     s3: S3Settings = S3Settings()
+
+    @field_validator("public_url")
+    @classmethod
+    def web_address(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not value.startswith(("https://", "http://")) or len(value.split("://", 1)[1].strip("/")) == 0:
+            raise ValueError("must be the http(s) address where the public location is served, "
+                             "e.g. https://challenge.example.com/public")
+        return value.rstrip("/")
 
     @field_validator("intake", "public", "private", "submissions")
     @classmethod
@@ -73,10 +84,16 @@ class Policy(Strict):
 
 
 class ReleaseSettings(Strict):
-    """Release-time leak limits, as fractions of a task's test rows."""
+    """Release-time leak limits, as fractions of a task's test rows (tasks/leakage.py).
+
+    max_duplicate_fraction: test rows whose features all equal a train row's.
+    max_text_duplicate_fraction: test records that nearly repeat a train record (token similarity at
+    least near_duplicate_similarity), or repeat a train row's value in a column marked identifying.
+    """
 
     max_duplicate_fraction: float = Field(0.01, ge=0, le=1)
     max_text_duplicate_fraction: float = Field(0.05, ge=0, le=1)
+    near_duplicate_similarity: float = Field(0.8, gt=0, le=1)
 
 
 class Team(Strict):
@@ -105,6 +122,11 @@ class ChallengeConfig(Strict):
                 raise ValueError(f"team id {team.id!r} is listed twice")
             seen.add(team.id)
         return teams
+
+
+def public_web_address(config: ChallengeConfig, key: str) -> str | None:
+    """The browser address of a public object, when challenge.yaml says where `public` is served."""
+    return f"{config.storage.public_url}/{key}" if config.storage.public_url else None
 
 
 def find_config_path(explicit: str | os.PathLike[str] | None = None) -> Path:

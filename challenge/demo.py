@@ -5,7 +5,6 @@ reuses what is there: unchanged drops are not re-gated, the release and the uplo
 from __future__ import annotations
 
 import io
-import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -18,6 +17,8 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from challenge.config import ChallengeConfig, load_config
+from challenge.errors import DropsFailed
+from challenge.scaffold import init_challenge
 from tasks.releases import current_release, read_latest
 from tasks.storage import Storage, open_location
 
@@ -86,7 +87,6 @@ def run_demo(folder: str | Path, out: TextIO | None = None) -> dict[str, Any]:
     """Init (or reuse) a challenge in `folder`, then collect, publish, baselines, samples, score, leaderboard."""
     out = out or sys.stdout
     from challenge.board_text import print_board
-    from challenge.cli import EXAMPLES_DIR, init_challenge
     from flows.collect_datasets import collect_datasets
     from flows.publish_release import publish_release
     from flows.run_baselines import run_baselines
@@ -100,12 +100,14 @@ def run_demo(folder: str | Path, out: TextIO | None = None) -> dict[str, Any]:
     def init() -> str:
         if config_path.exists():
             return f"reusing {config_path}"
-        init_challenge(folder, name="demo-challenge", title="Demo challenge")
-        shutil.copytree(EXAMPLES_DIR, folder / "intake", dirs_exist_ok=True)
+        init_challenge(folder, name="demo-challenge", title="Demo challenge", with_examples=True)
         return f"wrote {config_path} and the example drops under {folder / 'intake'}"
 
     def collect() -> str:
-        summary = collect_datasets(config_path=str(config_path))
+        try:
+            summary = collect_datasets(config_path=str(config_path))
+        except DropsFailed as failed:  # the example drops pass; a user's own additions may not
+            summary = failed.result
         counts = summary.counts()
         failed = "".join(f"\n      FAIL {o.drop}: {'; '.join(o.failures)}" for o in summary.failed)
         return (f"{counts['drops']} drop(s): {counts['passed']} passed, {counts['failed']} failed, "

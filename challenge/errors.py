@@ -19,3 +19,29 @@ class DataReadError(ChallengeError):
 
 class BaselineError(ChallengeError):
     """A baseline cannot be made (no feature column, a bad release file); the message says why."""
+
+
+class RunFailed(ChallengeError):
+    """A flow run that did its work but must end Failed (e.g. a drop failed the gate); `result` is what it did.
+
+    The flow returns it inside a Failed state, so Prefect's UI and automations see the failure;
+    calling the flow raises it, and the CLI prints `result` before exiting non-zero.
+    """
+
+    state_name = "Failed"
+
+    def __init__(self, message: str, result: object):
+        super().__init__(message)
+        self.result = result
+
+
+class DropsFailed(RunFailed):
+    """At least one drop failed the quality gate (or could not be gated)."""
+
+    state_name = "DropsFailed"
+
+
+class ScoringErrors(RunFailed):
+    """At least one submission hit an internal error; it is retried on the next run."""
+
+    state_name = "ScoringErrors"

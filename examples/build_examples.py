@@ -17,7 +17,7 @@ import pandas as pd
 from PIL import Image
 
 HERE = Path(__file__).resolve().parent
-DROPS = HERE / "drops"
+DROPS = HERE.parent / "challenge" / "example_drops"  # package data (`challenge init --with-examples`)
 
 
 def build_digits(per_class: int = 20) -> None:
@@ -122,6 +122,7 @@ def build_febrl(negatives_per_positive: int = 3) -> None:
     drop.mkdir(parents=True)
     records.to_csv(drop / "records.csv", index=False)
     pairs.to_csv(drop / "pairs.csv", index=False)
+    shutil.copy(HERE / "sources" / "febrl" / "LICENSE", drop / "LICENSE")  # the wheel ships the records: and their licence
     (drop / "task.yaml").write_text("""\
 task_id: febrl-people
 kind: matching

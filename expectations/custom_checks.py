@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from PIL import Image, UnidentifiedImageError
@@ -50,43 +51,75 @@ def rows_per_class(tables: Tables, ctx: CheckContext, table: str = "data", min_r
     )]
 
 
-def _counterexample_in_sample(values: pa.ChunkedArray, labels: pa.ChunkedArray, size: int = 20_000) -> bool:
-    """Cheap early exit: a label with two values in a sample already rules out a one-to-one mapping."""
-    sample = pa.table({"value": values.slice(0, size), "label": labels.slice(0, size)}).filter(pc.is_valid(values.slice(0, size)))
-    if sample.num_rows == 0:
-        return False
-    per_label = sample.group_by("label").aggregate([("value", "count_distinct")])
-    return pc.max(per_label["value_count_distinct"]).as_py() > 1
+LOOKUP_ACCURACY = 0.99  # a feature whose lookup table predicts the label this well gives the answer away
+LOOKUP_COVERAGE = 0.5  # ... on at least this share of the rows (values seen in the other half)
+
+
+def _codes(values: pa.ChunkedArray) -> np.ndarray:
+    """Dictionary codes of a column (nulls: -1)."""
+    encoded = pc.dictionary_encode(values.combine_chunks())
+    return np.asarray(pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False), dtype=np.int64)
+
+
+def lookup_fit(values: np.ndarray, labels: np.ndarray, fold: np.ndarray) -> tuple[float, float]:
+    """Learn value → majority label on each half of the rows, predict the other half.
+
+    Returns (accuracy on the rows whose value was seen in the other half, share of rows it applies to);
+    values and labels are integer codes, -1 for null values.
+    """
+    n_labels = int(labels.max()) + 1 if len(labels) else 1
+    correct = covered = 0
+    for learn in (0, 1):
+        train, test = (fold == learn) & (values >= 0), (fold != learn) & (values >= 0)
+        pair = values[train] * n_labels + labels[train]
+        order = np.argsort(pair, kind="stable")
+        pair = pair[order]
+        starts = np.flatnonzero(np.concatenate([[True], pair[1:] != pair[:-1]])) if len(pair) else np.zeros(0, np.int64)
+        counts = np.diff(np.append(starts, len(pair)))
+        value, label = pair[starts] // n_labels, pair[starts] % n_labels
+        best = np.lexsort((-counts, value))  # per value, its most frequent label first
+        value, label = value[best], label[best]
+        first = np.concatenate([[True], value[1:] != value[:-1]]) if len(value) else np.zeros(0, bool)
+        table_values, table_labels = value[first], label[first]
+        position = np.searchsorted(table_values, values[test])
+        seen = position < len(table_values)
+        seen[seen] = table_values[position[seen]] == values[test][seen]
+        covered += int(seen.sum())
+        correct += int((table_labels[position[seen]] == labels[test][seen]).sum())
+    rows = int((values >= 0).sum())
+    return (correct / covered if covered else 0.0), (covered / rows if rows else 0.0)
 
 
 def label_leak(tables: Tables, ctx: CheckContext, table: str = "data") -> list[CheckResult]:
-    """A feature that maps one-to-one onto the label gives the answer away."""
+    """A feature that gives the label away: a lookup table learned on half of the rows predicts the label
+    of at least 99% of the other half's rows it applies to (and applies to at least half of them), where
+    the most frequent class alone would not. One-to-one maps are the extreme case."""
     data = tables[table]
-    n_labels = pc.count_distinct(data["label"]).as_py()
-    if data.num_rows == 0 or n_labels < 2:
+    if data.num_rows == 0 or pc.count_distinct(data["label"]).as_py() < 2:
         return [passed("label_leak", table)]
+    labels = _codes(data["label"])
+    majority = np.bincount(labels[labels >= 0]).max() / max(int((labels >= 0).sum()), 1)
+    fold = np.random.default_rng(0).permutation(data.num_rows) % 2
     results = []
     for column in ctx.features(Modality.text, Modality.categorical, Modality.numeric):
-        values = data[column]
-        if pa.types.is_dictionary(values.type):
-            values = values.cast(values.type.value_type)
-        if _counterexample_in_sample(values, data["label"]):
+        values = _codes(data[column])
+        accuracy, coverage = lookup_fit(values, labels, fold)
+        if accuracy < LOOKUP_ACCURACY or coverage < LOOKUP_COVERAGE or majority >= LOOKUP_ACCURACY:
             continue
-        if pc.count_distinct(values).as_py() != n_labels:  # a bijection has as many values as classes
-            continue
-        pair = pa.table({"value": values, "label": data["label"]}).filter(pc.is_valid(values))
-        if pair.num_rows == 0:
-            continue
-        per_label = pair.group_by("label").aggregate([("value", "count_distinct")])
-        if pc.max(per_label["value_count_distinct"]).as_py() != 1:
-            continue
+        column_values = data[column]
+        if pa.types.is_dictionary(column_values.type):
+            column_values = column_values.cast(column_values.type.value_type)
+        pair = pa.table({"value": column_values, "label": data["label"]}).filter(pc.is_valid(column_values))
         per_value = pair.group_by("value").aggregate([("label", "count_distinct")])
-        if pc.max(per_value["label_count_distinct"]).as_py() != 1:
-            continue
+        one_to_one = (pc.max(per_value["label_count_distinct"]).as_py() == 1
+                      and per_value.num_rows == pc.count_distinct(data["label"]).as_py())
         examples = pair.group_by(["value", "label"]).aggregate([]).slice(0, 5).to_pylist()
+        how = ("determines the label one-to-one (each value ↔ one class)" if one_to_one else
+               f"predicts the label almost perfectly: a lookup table learned on half of the rows is right on "
+               f"{accuracy:.1%} of the other half's rows it applies to ({coverage:.0%} of them)")
         results.append(failed(
             "label_leak", table, column=column, count=per_value.num_rows, examples=examples,
-            hint=f"'{column}' determines the label one-to-one (each value ↔ one class); remove it or declare why it is fair",
+            hint=f"'{column}' {how}; remove it, or coarsen it so that it no longer gives the class away",
         ))
     return results or [passed("label_leak", table)]
 

@@ -7,10 +7,13 @@ from datetime import datetime, timezone
 
 from prefect import flow, tags
 from prefect.logging import get_run_logger
+from prefect.states import State
 
 from challenge.config import load_config
+from challenge.errors import DropsFailed
 from challenge.task_runners import task_runner_from_env
 from flows.run_names import run_name, with_tasks
+from flows.run_states import failed_run, listing
 from tasks.intake import DropOutcome, discover_drops_task, gate_drop_task, run_time_label, task_id_clashes
 
 
@@ -32,14 +35,24 @@ class CollectSummary:
             "unchanged": sum(o.status == "unchanged" for o in self.outcomes),
         }
 
+    def failure_message(self) -> str:
+        """What the Failed state says: how many drops failed, and which."""
+        return (f"{len(self.failed)} of {len(self.outcomes)} drop(s) failed the quality gate: "
+                + listing([o.drop for o in self.failed]) + "; each report says what to fix")
+
 
 @flow(name="collect-datasets", flow_run_name=run_name("collect", with_tasks), task_runner=task_runner_from_env())
-def collect_datasets(config_path: str | None = None, tasks: list[str] | None = None, force: bool = False) -> CollectSummary:
+def collect_datasets(config_path: str | None = None, tasks: list[str] | None = None,
+                     force: bool = False) -> CollectSummary | State:
     """Discover drops under intake and gate each independently (one bad drop never stops the others).
 
-    config_path: challenge.yaml (default: $CHALLENGE_CONFIG, else ./challenge.yaml).
-    tasks: only the drops of these task ids (default: every drop).
-    force: re-gate drops whose files and rules did not change.
+    The run ends Failed (state DropsFailed, naming the drops) when any drop fails; calling the flow
+    then raises DropsFailed, whose `result` is the summary.
+
+    Args:
+        config_path: Path of challenge.yaml (default: $CHALLENGE_CONFIG, else ./challenge.yaml).
+        tasks: Gate only the drops of these task ids (default: every drop).
+        force: Gate drops again even when their files and rules did not change.
     """
     logger = get_run_logger()
     config = load_config(config_path)
@@ -62,4 +75,6 @@ def collect_datasets(config_path: str | None = None, tasks: list[str] | None = N
                 failures=[f"internal error while gating (retried): {type(exc).__name__}: {exc}"],
             ))
     logger.info("collection summary: %s", summary.counts())
+    if summary.failed:
+        return failed_run(DropsFailed(summary.failure_message(), summary))
     return summary

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import flow, tags
-from prefect.artifacts import create_link_artifact, create_table_artifact
 
 from challenge.config import load_config
 from challenge.task_runners import task_runner_from_env
 from flows.run_names import run_name
+from tasks.artifacts import public_page_artifact, table_artifact
 from tasks.opaque_ids import load_or_create_key
 from tasks.publish import (
     default_release_name,
@@ -19,6 +19,7 @@ from tasks.publish import (
     prepare_release,
     publish_task_task,
 )
+from tasks.releases import card_key
 
 
 @flow(name="publish-release", flow_run_name=run_name("publish", lambda p: p.get("release")),
@@ -27,9 +28,10 @@ def publish_release(config_path: str | None = None, release: str | None = None,
                     tasks: list[str] | None = None) -> dict[str, Any]:
     """Split, de-identify, upload and verify every task; then point latest.json at the release.
 
-    config_path: challenge.yaml (default: $CHALLENGE_CONFIG, else ./challenge.yaml).
-    release: the new release's name, e.g. 2026-12 (default: the UTC time); releases are immutable.
-    tasks: only these staged task ids (default: every staged task).
+    Args:
+        config_path: Path of challenge.yaml (default: $CHALLENGE_CONFIG, else ./challenge.yaml).
+        release: Name of the new release, e.g. 2026-12 (default: the UTC time); releases are immutable.
+        tasks: Publish only these staged task ids (default: every staged task).
     """
     config = load_config(config_path)
     release = release or default_release_name()
@@ -44,12 +46,11 @@ def publish_release(config_path: str | None = None, release: str | None = None,
     summaries = [f.result() for f in futures]  # any failure raises here: latest.json stays as it was
     marker = finish_release(public, release, [s["task_id"] for s in summaries])
     for s in summaries:
-        create_link_artifact(key=f"card-{s['task_id']}", link=s["card"], link_text=f"{s['task_id']} dataset card",
-                             description=f"Release {release}")
-    create_table_artifact(
-        key="release", description=f"Release {release}",
-        table=[{"task": s["task_id"], "kind": s["kind"], "classes": s["classes"], "files": s["files"],
-                **{f"rows_{k}": v for k, v in s["counts"].items()}} for s in summaries],
-    )
+        public_page_artifact(config, f"card-{s['task_id']}", card_key(release, s["task_id"]),
+                             f"{s['task_id']} dataset card", f"Release {release}")
+    table_artifact("release", [{"task": s["task_id"], "kind": s["kind"], "classes": s["classes"], "files": s["files"],
+                                **{f"rows_{k}": v for k, v in s["counts"].items()},
+                                "leak findings": len(s["leaks"])} for s in summaries],
+                   f"Release {release}", {"task": "none"})
     get_logger().info("release %s published: %s", release, ", ".join(marker["tasks"]))
     return {**marker, "summaries": summaries, "location": public.uri_for(f"releases/{release}")}

@@ -28,8 +28,9 @@ def _release_label(params: dict[str, Any]) -> str | None:
 def run_baselines(config_path: str | None = None, tasks: list[str] | None = None) -> dict[str, Any]:
     """Train each task's baseline on the latest public release and upload its predictions as team `baseline`.
 
-    config_path: challenge.yaml (default: $CHALLENGE_CONFIG, else ./challenge.yaml).
-    tasks: only these task ids of the latest release (default: all of them).
+    Args:
+        config_path: Path of challenge.yaml (default: $CHALLENGE_CONFIG, else ./challenge.yaml).
+        tasks: Train only for these task ids of the latest release (default: all of them).
     """
     logger = get_run_logger()
     config = load_config(config_path)

@@ -12,19 +12,23 @@ import json
 from typing import Any
 
 from prefect import flow, tags, task
-from prefect.artifacts import create_link_artifact, create_progress_artifact, create_table_artifact, update_progress_artifact
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
 from prefect.concurrency.sync import concurrency
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 from prefect.logging import get_run_logger
+from prefect.states import State
 
 from challenge.config import ChallengeConfig, load_config
-from challenge.errors import ChallengeError
+from challenge.errors import ChallengeError, ScoringErrors
 from challenge.task_runners import task_runner_from_env
 from flows.run_names import run_name, stamp, with_tasks
-from tasks.leaderboard import FINAL_MARKER, build_leaderboard, write_leaderboard
+from flows.run_states import failed_run, listing
+from tasks.artifacts import leaderboard_artifacts, table_artifact
+from tasks.final_choices import answer_final_choices
+from tasks.leaderboard import FINAL_MARKER, PAGE_KEY, build_leaderboard, write_leaderboard
 from tasks.scoring import (
     AnswerKey,
     feedback,
@@ -32,9 +36,10 @@ from tasks.scoring import (
     process_batch,
     rescore,
     scored_per_day,
+    write_notices,
     write_result,
 )
-from tasks.releases import LATEST_KEY, current_release, read_latest, release_tasks
+from tasks.releases import LATEST_KEY, ReleasedTask, current_release, read_latest, release_tasks
 from tasks.result_records import load_results, scan_results
 from tasks.storage import Storage, open_location
 from tasks.submissions import Inbox, Submission, discover
@@ -77,57 +82,45 @@ class _Progress:
 
 @task(name="score-batch", task_run_name="score-{task_id}", cache_policy=NO_CACHE)
 def score_batch(config: ChallengeConfig, task_id: str, subs: list[Submission], release: str | None,
-                tasks: set[str], counts: dict[tuple[str, str, str], int], had_error: set[str]) -> list[dict[str, Any]]:
-    """One task's pending submissions (threads inside; the daily quota is applied in upload order)."""
+                task_ids: set[str], counts: dict[tuple[str, str, str], int], had_error: set[str]) -> dict[str, Any]:
+    """One task's pending submissions (threads inside; the daily quota is applied in upload order).
+
+    Returns the new final records and the (key, error) of submissions that hit an internal error.
+    """
     logger = get_run_logger()
     public, private, submissions = _locations(config)
-    key: AnswerKey | None = load_answer_key(public, private, release, task_id) if release and task_id in tasks else None
+    key: AnswerKey | None = load_answer_key(public, private, release, task_id) if release and task_id in task_ids else None
     progress = _Progress(len(subs), f"Scoring {len(subs)} submission(s) to {task_id}")
-    records, errors = process_batch(subs, config, key, tasks, counts, private, submissions, had_error,
+    records, errors = process_batch(subs, config, key, task_ids, counts, private, submissions, had_error,
                                     progress=progress)
-    for failed in errors:
-        logger.error("%s: internal error, will be retried on the next run", failed)
+    for failed, reason in errors:
+        logger.error("%s: internal error, will be retried on the next run: %s", failed, reason)
     statuses: dict[str, int] = {}
     for r in records:
         statuses[r["status"]] = statuses.get(r["status"], 0) + 1
     logger.info("%s: %d submission(s): %s", task_id, len(subs), statuses)
-    return records
+    return {"records": records, "errors": errors}
 
 
 def refresh_leaderboard(config: ChallengeConfig, records: list[dict[str, Any]] | None = None,
                         inbox: Inbox | None = None, latest: dict[str, Any] | None = None,
-                        tasks: dict[str, tuple[str, str]] | None = None) -> tuple[dict[str, Any], str]:
-    """Rebuild every leaderboard from the result records, publish it and show it as artifacts; returns the
-    board and the page's address. `records`, `inbox`, `latest` and `tasks` are passed when already read."""
+                        tasks: dict[str, ReleasedTask] | None = None) -> tuple[dict[str, Any], str]:
+    """Rebuild every leaderboard from the result records, publish it and show it as artifacts; answer
+    the teams' FINAL files. Returns the board and the page's address. `records`, `inbox`, `latest` and
+    `tasks` are passed when already read."""
     public, private, submissions = _locations(config)
     latest = current_release(public) if latest is None else latest
     tasks = release_tasks(public, latest) if tasks is None else tasks
     records = load_results(private) if records is None else records
     inbox = discover(submissions) if inbox is None else inbox
-    choices = {}
-    for (team, task_id), final_key in inbox.final_choices.items():
-        choices[(team, task_id)] = submissions.read_bytes(final_key).decode("utf-8", "replace").strip()
+    choices = answer_final_choices(submissions, private, inbox, records, latest["release"], tasks)
     final = private.exists(FINAL_MARKER)
     board = build_leaderboard(config.name, latest["release"], tasks, records, final, choices,
                               {t.id: t.name for t in config.teams})
     write_leaderboard(public, board, config.title)
-    page = public.uri_for("leaderboard/index.html")
-    _artifacts(board, page)
+    page = public.uri_for(PAGE_KEY)
+    leaderboard_artifacts(config, board)
     return board, page
-
-
-def _artifacts(board: dict[str, Any], page: str) -> None:
-    """Leaderboard tables and a link to the published page, in the Prefect UI."""
-    final = " (final, private scores)" if board["final"] else " (public scores)"
-    for track, info in board["tracks"].items():
-        create_table_artifact(key=f"leaderboard-{track}", table=[
-            {"rank": e["rank"], "team": e["team"], "score": e["score"], **e["tasks"]} for e in info["entries"]],
-            description=f"Track {track}{final}")
-    for task_id, info in board["tasks"].items():
-        create_table_artifact(key=f"leaderboard-{task_id}", table=info["entries"] or [{"rank": None, "team": None}],
-                              description=f"{task_id}: {info['metric']}{final}")
-    create_link_artifact(key="leaderboard-page", link=page, link_text="Leaderboard page",
-                         description=f"Release {board['release']}{final}")
 
 
 def _check_tasks(chosen: list[str] | None, known: list[str]) -> set[str]:
@@ -138,18 +131,23 @@ def _check_tasks(chosen: list[str] | None, known: list[str]) -> set[str]:
 
 
 def score_new(config: ChallengeConfig, only: list[str] | None = None) -> dict[str, Any]:
-    """Score every submission without a final result (of the `only` tasks, if given); rebuild the leaderboards."""
+    """Score every submission without a final result (of the `only` tasks, if given); rebuild the leaderboards.
+
+    `errors` in the result lists (key, error) of submissions that hit an internal error (retried next run).
+    """
     logger = get_run_logger()
     public, private, submissions = _locations(config)
     latest = read_latest(public)
     if latest is None:  # a schedule started before the first release: not a failure
         message = f"no release yet ({public.uri_for(LATEST_KEY)} is missing): nothing to score"
         logger.warning(message)
-        return {"pending": 0, "statuses": {}, "errors": 0, "leaderboard": None, "board": None, "message": message}
+        return {"pending": 0, "statuses": {}, "errors": [], "leaderboard": None, "board": None, "message": message}
     tasks = release_tasks(public, latest)
-    kinds = {task_id: kind for task_id, (kind, _) in tasks.items()}
     chosen = _check_tasks(only, latest["tasks"])
     inbox = discover(submissions)
+    noticed = write_notices(submissions, inbox.ignored, inbox.feedback)
+    if noticed:
+        logger.info("%d upload(s) that are not submissions were told why: %s", len(noticed), listing(noticed))
     records, had_error = scan_results(private)
     done = {r["submission_id"]: r for r in records}
     for sub in inbox.submissions:  # a crash between record and feedback: write the feedback now
@@ -164,22 +162,27 @@ def score_new(config: ChallengeConfig, only: list[str] | None = None) -> dict[st
         by_task.setdefault(sub.task_id, []).append(sub)
     futures = []
     for task_id, subs in sorted(by_task.items()):
-        with tags(f"task:{task_id}", f"track:{kinds.get(task_id, 'unknown')}"):
+        kind = tasks[task_id].kind if task_id in tasks else "unknown"
+        with tags(f"task:{task_id}", f"track:{kind}"):
             futures.append(score_batch.submit(config, task_id, subs, latest["release"], set(latest["tasks"]),
                                               counts, had_error))
-    new = [r for f in futures for r in f.result()]
+    batches = [f.result() for f in futures]
+    new = [r for batch in batches for r in batch["records"]]
+    errors = [e for batch in batches for e in batch["errors"]]
     board, page = refresh_leaderboard(config, records + new, inbox, latest, tasks)
     statuses: dict[str, int] = {}
     per_task: dict[str, dict[str, int]] = {t: {} for t in by_task}
     for r in new:
         statuses[r["status"]] = statuses.get(r["status"], 0) + 1
         per_task[r["task_id"]][r["status"]] = per_task[r["task_id"]].get(r["status"], 0) + 1
-    create_table_artifact(key="scoring-run", description=f"What this run scored (release {latest['release']})",
-                          table=[{"task": t, "pending": len(by_task[t]), **per_task[t]} for t in sorted(by_task)]
-                          or [{"task": None, "pending": 0}])
+    for key, _ in errors:
+        task_id = key.split("/")[1]
+        per_task[task_id]["error (retried)"] = per_task[task_id].get("error (retried)", 0) + 1
+    table_artifact("scoring-run", [{"task": t, "pending": len(by_task[t]), **per_task[t]} for t in sorted(by_task)],
+                   f"What this run scored (release {latest['release']})", {"task": "nothing new", "pending": 0}, fill=0)
     logger.info("scored %d submission(s): %s; leaderboard %s", len(new), statuses or "nothing new", page)
-    return {"pending": len(pending), "statuses": statuses, "errors": len(pending) - len(new),
-            "leaderboard": page, "board": board}
+    return {"pending": len(pending), "statuses": statuses, "errors": errors, "leaderboard": page, "board": board,
+            "notices": noticed}
 
 
 @task(name="rescore-task", task_run_name="rescore-{task_id}", cache_policy=NO_CACHE)
@@ -187,7 +190,7 @@ def rescore_task(config: ChallengeConfig, task_id: str, release: str, records: l
     """Every scored submission of one task, against its current answer key."""
     public, private, submissions = _locations(config)
     key = load_answer_key(public, private, release, task_id)
-    updated = []
+    updated: list[dict[str, Any]] = []
     for record in records:
         new = rescore(record, key, submissions)
         if new is None:
@@ -212,7 +215,7 @@ def rescore_all(config: ChallengeConfig, only: list[str] | None = None) -> dict[
             by_task.setdefault(r["task_id"], []).append(r)
     futures = []
     for task_id, records in sorted(by_task.items()):
-        with tags(f"task:{task_id}", f"track:{tasks[task_id][0]}"):
+        with tags(f"task:{task_id}", f"track:{tasks[task_id].kind}"):
             futures.append(rescore_task.submit(config, task_id, latest["release"], records))
     updated = [r for f in futures for r in f.result()]
     board, page = refresh_leaderboard(config, latest=latest, tasks=tasks)
@@ -222,23 +225,37 @@ def rescore_all(config: ChallengeConfig, only: list[str] | None = None) -> dict[
 @flow(name="score-submissions", flow_run_name=run_name(lambda p: "rescore" if p.get("rescore") else "score", with_tasks),
       task_runner=task_runner_from_env())
 def score_submissions(config_path: str | None = None, rescore: bool = False,
-                      tasks: list[str] | None = None) -> dict[str, Any]:
+                      tasks: list[str] | None = None) -> dict[str, Any] | State:
     """Score new submissions and rebuild the leaderboards; one scoring run per challenge at a time.
 
-    config_path: challenge.yaml (default: $CHALLENGE_CONFIG, else ./challenge.yaml).
-    rescore: recompute every scored result against the current answer keys (after a fix).
-    tasks: only these task ids (default: every task of the current release).
+    A run in which any submission hit an internal error still writes every other result and the
+    boards, then ends Failed (state ScoringErrors, naming the submissions); the next run retries them.
+    Calling the flow then raises ScoringErrors, whose `result` is the run's summary.
+
+    Args:
+        config_path: Path of challenge.yaml (default: $CHALLENGE_CONFIG, else ./challenge.yaml).
+        rescore: Recompute every scored result against the current answer keys (after an answer-key fix).
+        tasks: Score only these task ids (default: every task of the current release).
     """
     config = load_config(config_path)
     with concurrency(ensure_scoring_limit(config), occupy=1, strict=True):
-        return rescore_all(config, tasks) if rescore else score_new(config, tasks)
+        if rescore:
+            return rescore_all(config, tasks)
+        result = score_new(config, tasks)
+    if result["errors"]:
+        keys = [key for key, _ in result["errors"]]
+        return failed_run(ScoringErrors(
+            f"{len(keys)} submission(s) hit an internal error and will be retried on the next run: {listing(keys)}",
+            result))
+    return result
 
 
 @flow(name="finalize-challenge", flow_run_name=run_name("finalize"))
 def finalize_challenge(config_path: str | None = None) -> dict[str, Any]:
     """Switch the leaderboards to private scores, for good (the end of the challenge).
 
-    config_path: challenge.yaml (default: $CHALLENGE_CONFIG, else ./challenge.yaml).
+    Args:
+        config_path: Path of challenge.yaml (default: $CHALLENGE_CONFIG, else ./challenge.yaml).
     """
     config = load_config(config_path)
     private = open_location(config, "private")

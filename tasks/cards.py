@@ -122,9 +122,12 @@ def croissant_metadata(spec: TaskSpec, release: str, files: list[dict[str, Any]]
     }
 
 
-def dataset_card(spec: TaskSpec, release: str, counts: dict[str, int], class_counts: dict[str, int],
+def dataset_card(spec: TaskSpec, release: str, counts: dict[str, int], train_class_counts: dict[str, int],
                  tables: dict[str, dict[str, Any]]) -> str:
-    """README.md for participants: the task, its columns, its counts, and how to submit."""
+    """README.md for participants: the task, its columns, its counts, and how to submit.
+
+    Class counts are of train only: counts over all splits would give the test labels' distribution.
+    """
     lines = [
         f"# {spec.title}", "",
         f"`{spec.task_id}` · {spec.kind} · metric **{spec.metric}** · release `{release}`", "",
@@ -142,8 +145,8 @@ def dataset_card(spec: TaskSpec, release: str, counts: dict[str, int], class_cou
                   "and in train `label` (1: same entity, 0: different)."]
     lines += ["", "## Counts", "", "| table | rows |", "|---|---|"]
     lines += [f"| {name} | {info['rows']} |" for name, info in tables.items()]
-    lines += ["", "| class | rows (all splits) |", "|---|---|"]
-    lines += [f"| {label} | {n} |" for label, n in sorted(class_counts.items(), key=lambda kv: str(kv[0]))]
+    lines += ["", "| class | train rows |" if spec.kind == "classification" else "| label | train pairs |", "|---|---|"]
+    lines += [f"| {label} | {n} |" for label, n in sorted(train_class_counts.items(), key=lambda kv: str(kv[0]))]
     if spec.columns_of(Modality.image):
         lines += ["", "Image columns hold paths relative to this folder (`images/<id>.png`)."]
     lines += [

@@ -32,7 +32,7 @@ from challenge.config import ChallengeConfig
 from challenge.errors import ChallengeError
 from tasks.cards import croissant_metadata, dataset_card
 from tasks.intake import list_staged
-from tasks.leakage import LeakFinding, duplicate_records, find_leaks
+from tasks.leakage import LeakColumns, LeakFinding, duplicate_records, find_leaks
 from tasks.opaque_ids import load_key, opaque_ids
 from tasks.releases import LATEST_KEY
 from tasks.retry import transient
@@ -42,6 +42,7 @@ from tasks.task_spec import Modality, TaskSpec, snake_case
 
 RELEASE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 COMPLETE_MARKER = "release.json"
+PRIVATE_NOTES = ("classes_only_in_train",)
 
 
 class PublishError(ChallengeError):
@@ -152,15 +153,23 @@ def _image_digests(table: pa.Table, columns: list[str], folder: Path) -> pa.Tabl
 
 
 def _leak_gate(findings: list[LeakFinding], config: ChallengeConfig, task_id: str) -> None:
-    limits = {"exact_duplicate_rows": config.release.max_duplicate_fraction,
-              "text_near_duplicates": config.release.max_text_duplicate_fraction}
-    crossed = [f for f in findings if f.fraction > limits[f.check]]
+    """Refuse the release when a refusable finding is above its limit in challenge.yaml."""
+    limits = {"exact_duplicate_rows": ("max_duplicate_fraction", config.release.max_duplicate_fraction),
+              "near_duplicate_records": ("max_text_duplicate_fraction", config.release.max_text_duplicate_fraction),
+              "identifying_column_duplicates": ("max_text_duplicate_fraction", config.release.max_text_duplicate_fraction)}
+    crossed = [f for f in findings if f.refusable and f.fraction > limits[f.check][1]]
     if crossed:
-        lines = "; ".join(f"{f.detail} ({f.fraction:.1%} of test > limit {limits[f.check]:.1%})" for f in crossed)
+        lines = "; ".join(f"{f.detail} ({f.fraction:.1%} of test > release.{limits[f.check][0]} "
+                          f"{limits[f.check][1]:.1%})" for f in crossed)
         raise PublishError(
-            f"task '{task_id}' leaks between train and test: {lines}. Deduplicate the drop, "
-            "or raise release.max_duplicate_fraction / max_text_duplicate_fraction in challenge.yaml"
+            f"task '{task_id}' leaks between train and test: {lines}. Deduplicate the drop (remove the test "
+            "records that repeat train records), or raise the limit in challenge.yaml"
         )
+
+
+def _leak_columns(spec: TaskSpec, config: ChallengeConfig, features: list[str]) -> LeakColumns:
+    return LeakColumns(features, [snake_case(c) for c in spec.columns_of(Modality.text)],
+                       [snake_case(c) for c in spec.identifying_columns()], config.release.near_duplicate_similarity)
 
 
 def _write_answers(ids: pa.Array, labels: pa.Array, test: np.ndarray, public: np.ndarray, out: Path) -> str:
@@ -180,7 +189,7 @@ class _Built:
     split: SplitResult
     counts: dict[str, int]
     classes: int
-    class_counts: dict[str, int]
+    class_counts: dict[str, int]  # train rows (pairs) per class: nothing about the test labels
     files: dict[str, dict[str, Any]]
     leaks: list[LeakFinding]
     answers_sha256: str
@@ -209,8 +218,7 @@ def _classification_files(staged: StagedTask, config: ChallengeConfig, key: byte
     images = [snake_case(c) for c in spec.columns_of(Modality.image)]
     with ThreadPoolExecutor(max_workers=1) as pool:  # leak checks run while the files are written locally
         leak_job = pool.submit(find_leaks, _image_digests(train, images, public_dir),
-                               _image_digests(test, images, public_dir), features,
-                               [snake_case(c) for c in spec.columns_of(Modality.text)])
+                               _image_digests(test, images, public_dir), _leak_columns(spec, config, features))
         files = {"train": write_table_files(train, public_dir, "train"),
                  "test": write_table_files(test.drop_columns(["label"]), public_dir, "test")}
         leaks = leak_job.result()
@@ -222,8 +230,9 @@ def _classification_files(staged: StagedTask, config: ChallengeConfig, key: byte
                      public_dir / "sample_submission.csv")
     counts = {"train": train.num_rows, "test": test.num_rows,
               "test_public": int(split.public.sum()), "test_private": int(split.test.sum() - split.public.sum())}
-    class_counts = {r["values"]: r["counts"] for r in pc.value_counts(data["label"]).to_pylist()}
-    return _Built(split, counts, len(class_counts), class_counts, files, leaks, answers_sha)
+    classes = len(pc.unique(data["label"]))
+    train_class_counts = {r["values"]: r["counts"] for r in label_counts}  # train only: test labels stay hidden
+    return _Built(split, counts, classes, train_class_counts, files, leaks, answers_sha)
 
 
 def _matching_files(staged: StagedTask, config: ChallengeConfig, key: bytes, private: Storage,
@@ -255,7 +264,8 @@ def _matching_files(staged: StagedTask, config: ChallengeConfig, key: bytes, pri
     split.notes["test_records_seen_in_train_pairs"] = round(seen / max(len(test_records), 1), 4)
     features = [c for c in table.column_names if c != "id"]
     images = [snake_case(c) for c in spec.columns_of(Modality.image)]
-    leaks = duplicate_records(_image_digests(table, images, public_dir), train_records, test_records, features)
+    leaks = duplicate_records(_image_digests(table, images, public_dir), train_records, test_records,
+                              _leak_columns(spec, config, features))
     _leak_gate(leaks, config, spec.task_id)  # before anything is uploaded
     files = {"records": write_table_files(table, public_dir, "records"),
              "train": write_table_files(train, public_dir, "train"),
@@ -267,8 +277,8 @@ def _matching_files(staged: StagedTask, config: ChallengeConfig, key: bytes, pri
     counts = {"records": records.num_rows, "train": train.num_rows, "test": test.num_rows,
               "test_public": int(split.public.sum()), "test_private": int(split.test.sum() - split.public.sum()),
               "dropped_across_groups": int(split.dropped.sum())}
-    class_counts = {str(r["values"]): r["counts"] for r in pc.value_counts(pairs["label"]).to_pylist()}
-    return _Built(split, counts, 2, class_counts, files, leaks, answers_sha)
+    train_class_counts = {str(r["values"]): r["counts"] for r in pc.value_counts(train["label"]).to_pylist()}
+    return _Built(split, counts, 2, train_class_counts, files, leaks, answers_sha)
 
 
 def build_task_release(
@@ -288,17 +298,21 @@ def build_task_release(
     croissant = croissant_metadata(spec, release, _file_entries(public_dir, files, digests), counts, today)
     (public_dir / "croissant.json").write_text(json.dumps(croissant, indent=2), encoding="utf-8")
     manifest = {
-        "task_id": spec.task_id, "kind": spec.kind, "release": release, "metric": spec.metric,
+        "task_id": spec.task_id, "kind": spec.kind, "release": release, "metric": spec.metric, "title": spec.title,
         "columns": {snake_case(name): {"modality": column.modality.value, "description": column.description}
                     for name, column in spec.columns.items()},
         "staged_fingerprint": staged.fingerprint,
         "split": {"method": split.notes.get("method"), "seed": spec.split.seed, "test_fraction": spec.split.test_fraction,
-                  "public_fraction": config.policy.public_fraction, "counts": counts, "notes": split.notes},
-        "leak_checks": [f.__dict__ for f in built.leaks],
+                  "public_fraction": config.policy.public_fraction, "counts": counts,
+                  # which classes have no test row is a fact about the test labels: it stays private
+                  "notes": {k: v for k, v in split.notes.items() if k not in PRIVATE_NOTES}},
+        "leak_checks": [f.public() for f in built.leaks],
         "answers_sha256": built.answers_sha256,
         "files": _file_entries(public_dir, files, digests),
     }
     (public_dir / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+    # the organizer's copy also says how many repeats carry the train row's label (a fact about test labels)
+    (private_dir / "leak_checks.json").write_text(json.dumps([f.__dict__ for f in built.leaks], indent=2), encoding="utf-8")
     return TaskRelease(spec.task_id, spec.kind, public_dir, private_dir, counts, built.classes, dict(split.notes), built.leaks)
 
 
@@ -372,6 +386,12 @@ def open_locations(config: ChallengeConfig) -> tuple[Storage, Storage]:
     return open_location(config, "public"), open_location(config, "private")
 
 
+def _finding_line(finding: LeakFinding) -> str:
+    """A leak finding as the organizer reads it (with label agreement, which the manifest leaves out)."""
+    agreement = f" ({finding.label_agreement})" if finding.label_agreement else ""
+    return finding.detail + agreement + ("" if finding.refusable else " [reported; never refuses]")
+
+
 def publish_task(config: ChallengeConfig, task_id: str, release: str) -> dict[str, Any]:
     """Build one task's release files, upload them and verify them; returns its summary."""
     public, private = open_locations(config)
@@ -383,7 +403,7 @@ def publish_task(config: ChallengeConfig, task_id: str, release: str) -> dict[st
         keys = upload_and_verify(public, built.public_dir, f"releases/{release}/{task_id}")
         return {
             "task_id": task_id, "kind": built.kind, "counts": built.counts, "classes": built.classes,
-            "files": len(keys), "notes": built.notes, "leaks": [f.detail for f in built.leaks],
+            "files": len(keys), "notes": built.notes, "leaks": [_finding_line(f) for f in built.leaks],
             "card": public.uri_for(f"releases/{release}/{task_id}/README.md"),
         }
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pyarrow as pa
@@ -24,8 +24,20 @@ import pyarrow.parquet as pq
 
 import challenge
 from tasks.metrics import score_all
-from tasks.storage import TRANSFER_THREADS, Storage
-from tasks.submissions import IdIndex, ParticipantVisibleError, Submission, admit, check_quota, read_submission, validate
+from tasks.storage import TRANSFER_THREADS, Storage, is_valid_key
+from tasks.submissions import (
+    BASELINE_TEAM,
+    FEEDBACK_SUFFIX,
+    NOT_SCORED,
+    IdIndex,
+    ParticipantVisibleError,
+    Submission,
+    admit,
+    check_quota,
+    read_submission,
+    validate,
+    why_not_scored,
+)
 
 FINAL_STATUSES = ("scored", "invalid", "rejected", "rejected: late", "rejected: quota")
 
@@ -99,13 +111,27 @@ def result_record(sub: Submission, status: str, message: str, release: str | Non
 
 
 def feedback(record: dict[str, Any]) -> dict[str, Any]:
-    """What the team may read: never a private score."""
+    """What the team may read: never a private score. `quota` says how many scored submissions the
+    team has left for the task on the upload's UTC day, and when that count resets."""
     public = record["metrics"].get("public", {})
     return {
         "submission": record["key"], "status": record["status"], "message": record["message"],
         "public_score": public.get(record["primary_metric"]) if record["status"] == "scored" else None,
         "metric": record["primary_metric"], "release": record["release"], "scored_at": record["scored_at"],
+        "quota": record.get("quota"),
     }
+
+
+def quota_status(sub: Submission, limit: int, used: int) -> dict[str, Any]:
+    """The team's quota for this task on the upload's UTC day, after this submission: used, left, reset time.
+
+    The reserved team `baseline` has no quota (`limit` and `left` are None).
+    """
+    day = sub.uploaded_at.astimezone(timezone.utc).date()
+    resets = datetime.combine(day + timedelta(days=1), datetime.min.time(), tzinfo=timezone.utc)
+    unlimited = sub.team == BASELINE_TEAM
+    return {"day": day.isoformat(), "limit": None if unlimited else limit, "used": used,
+            "left": None if unlimited else max(limit - used, 0), "resets_at": resets.strftime("%Y-%m-%dT%H:%M:%SZ")}
 
 
 def scored_per_day(records: list[dict[str, Any]]) -> dict[tuple[str, str, str], int]:
@@ -142,7 +168,8 @@ def process_batch(subs: list[Submission], config: Any, key: AnswerKey | None, ta
     upload order (only scored submissions count), then write results and feedback in threads.
 
     `progress(n)` is called with the number of submissions read and scored so far.
-    Returns the new final records and the keys that hit an internal error (retried next run).
+    Returns the new final records and, for each submission that hit an internal error (retried next
+    run), its key and the error.
     """
 
     def first(sub: Submission) -> tuple[str, Any]:
@@ -159,23 +186,28 @@ def process_batch(subs: list[Submission], config: Any, key: AnswerKey | None, ta
                 progress(len(outcomes))
     finals: list[tuple[Submission, dict[str, Any]]] = []
     errors: list[tuple[Submission, BaseException]] = []
+    limit = config.policy.max_submissions_per_day
+    team_ids = {t.id for t in config.teams}
     for sub, (kind, value) in sorted(zip(subs, outcomes), key=lambda pair: (pair[0].uploaded_at, pair[0].key)):
         if kind == "error":
             errors.append((sub, value))
             continue
         if kind == "final":
-            finals.append((sub, value))
-            continue
-        assert key is not None  # a valid submission was scored against it
-        try:
-            check_quota(sub, config, counts.get(_day(sub), 0))
-        except ParticipantVisibleError as exc:
-            finals.append((sub, result_record(sub, exc.status, str(exc), key.release, key)))
-            continue
-        counts[_day(sub)] = counts.get(_day(sub), 0) + 1
-        primary = value["public"][key.metric]
-        finals.append((sub, result_record(sub, "scored", f"scored: public {key.metric} {primary:.4f}",
-                                          key.release, key, value)))
+            record = value
+        else:
+            assert key is not None  # a valid submission was scored against it
+            try:
+                check_quota(sub, config, counts.get(_day(sub), 0))
+            except ParticipantVisibleError as exc:
+                record = result_record(sub, exc.status, str(exc), key.release, key)
+            else:
+                counts[_day(sub)] = counts.get(_day(sub), 0) + 1
+                primary = value["public"][key.metric]
+                record = result_record(sub, "scored", f"scored: public {key.metric} {primary:.4f}",
+                                       key.release, key, value)
+        if sub.task_id in tasks and (sub.team == BASELINE_TEAM or sub.team in team_ids):  # a quota to report
+            record["quota"] = quota_status(sub, limit, counts.get(_day(sub), 0))
+        finals.append((sub, record))
 
     def write(item: tuple[Submission, dict[str, Any]]) -> None:
         sub, record = item
@@ -184,7 +216,7 @@ def process_batch(subs: list[Submission], config: Any, key: AnswerKey | None, ta
     with ThreadPoolExecutor(max_workers=workers) as pool:
         list(pool.map(write, finals))
         list(pool.map(lambda item: write_error(private, *item), errors))
-    return [record for _, record in finals], [sub.key for sub, _ in errors]
+    return [record for _, record in finals], [(sub.key, f"{type(exc).__name__}: {exc}") for sub, exc in errors]
 
 
 def write_result(private: Storage, submissions: Storage, sub: Submission, record: dict[str, Any],
@@ -194,6 +226,26 @@ def write_result(private: Storage, submissions: Storage, sub: Submission, record
     if had_error:
         private.delete(sub.result_key.replace(".json", ".error.json"))
     submissions.write_bytes(sub.feedback_key, json.dumps(feedback(record), indent=2).encode())
+
+
+def write_notices(submissions: Storage, ignored: list[str], feedback_written: set[str],
+                  workers: int = TRANSFER_THREADS) -> list[str]:
+    """A feedback file for each upload that will not be scored (notes.txt, an .xlsx, a misplaced file),
+    once: uploads that already have one are skipped. Returns the keys given feedback."""
+    now = datetime.now(timezone.utc).isoformat()
+    due = {}
+    for key in ignored:
+        reason = why_not_scored(key)
+        feedback_key = key + FEEDBACK_SUFFIX
+        if reason and feedback_key not in feedback_written and is_valid_key(feedback_key):
+            due[feedback_key] = {"submission": key, "status": NOT_SCORED, "message": reason, "checked_at": now}
+
+    def write(item: tuple[str, dict[str, Any]]) -> None:
+        submissions.write_bytes(item[0], json.dumps(item[1], indent=2).encode())
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        list(pool.map(write, due.items()))
+    return [body["submission"] for body in due.values()]
 
 
 def write_error(private: Storage, sub: Submission, exc: BaseException) -> None:

@@ -58,6 +58,15 @@ def validate_key(key: str) -> str:
     return key
 
 
+def is_valid_key(key: str) -> bool:
+    """Whether validate_key accepts `key`."""
+    try:
+        validate_key(key)
+    except StorageError:
+        return False
+    return True
+
+
 def join_key(*parts: str) -> str:
     """Join key segments with '/', skipping empty ones."""
     return "/".join(p.strip("/") for p in parts if p and p.strip("/"))

@@ -28,6 +28,7 @@ FEEDBACK_SUFFIX = ".result.json"
 FINAL_CHOICE = "FINAL"
 SUBMISSION_SUFFIXES = (".csv", ".parquet")
 MAX_EXAMPLES = 5
+PANDAS_INDEX_NAMES = ("", "Unnamed: 0")  # how a CSV written with its pandas index reads back
 BASELINE_TEAM = "baseline"  # reserved: the organizers' reference submissions (tasks/baselines.py)
 
 
@@ -74,7 +75,7 @@ class Inbox:
 
     submissions: list[Submission]
     feedback: set[str]  # keys of feedback files already written
-    final_choices: dict[tuple[str, str], str]  # (team, task) → key of the FINAL file
+    final_choices: dict[tuple[str, str], ObjectInfo]  # (team, task) → the FINAL file
     ignored: list[str]
 
 
@@ -86,13 +87,41 @@ def discover(submissions: Storage) -> Inbox:
         if info.key.endswith(FEEDBACK_SUFFIX):
             inbox.feedback.add(info.key)
         elif len(parts) == 3 and parts[2] == FINAL_CHOICE:
-            inbox.final_choices[(parts[0], parts[1])] = info.key
+            inbox.final_choices[(parts[0], parts[1])] = info
         elif len(parts) == 3 and parts[2].lower().endswith(SUBMISSION_SUFFIXES):
             inbox.submissions.append(_submission(info, parts))
         else:
             inbox.ignored.append(info.key)
     inbox.submissions.sort(key=lambda s: (s.uploaded_at, s.key))
     return inbox
+
+
+SPREADSHEET_SUFFIXES = (".xlsx", ".xlsm", ".xls", ".ods", ".numbers")
+COMPRESSED_SUFFIXES = (".gz", ".zip", ".bz2", ".xz", ".zst", ".7z", ".tar", ".tgz")
+NOT_SCORED = "rejected: not a submission"
+
+
+def why_not_scored(key: str) -> str | None:
+    """For an upload that discover() ignores: the message of its feedback file, saying why it is not
+    scored and what to upload instead. None for hidden files (`.DS_Store`), which get no feedback."""
+    parts = key.split("/")
+    name = parts[-1]
+    lower = name.lower()
+    if name.startswith(".") or lower.endswith(FEEDBACK_SUFFIX):
+        return None
+    where = "<your team>/<task_id>/<any name>.csv"
+    if len(parts) != 3:
+        place = "is not in a task folder" if len(parts) < 3 else "is in a subfolder of a task folder"
+        return f"{key} {place}: submissions are uploaded as {where} (or .parquet), with columns id,label"
+    if lower in ("final", "final.txt", "final.csv") or lower.startswith("final."):
+        return f"{name}: the final choice is a file named exactly FINAL (no extension) holding the name of one scored submission"
+    if lower.endswith(SPREADSHEET_SUFFIXES):
+        return (f"{name} is a spreadsheet, which is not read: save it as CSV (UTF-8) or write it with "
+                "df.to_csv(path, index=False), with columns id,label, and upload that")
+    if lower.endswith(COMPRESSED_SUFFIXES):
+        return (f"{name} is compressed, which is not read: upload the plain .csv, or a .parquet file "
+                "(compressed by itself), with columns id,label")
+    return f"{name} is not a submission: only .csv and .parquet files with columns id,label are scored"
 
 
 def _submission(info: ObjectInfo, parts: list[str]) -> Submission:
@@ -213,6 +242,10 @@ def validate(table: pa.Table, index: IdIndex, classes: pa.Array) -> pa.Array:
     distinct labels only.
     """
     names = table.column_names
+    if names and (names[0] in PANDAS_INDEX_NAMES or any(n.startswith("__index_level_") for n in names)):
+        raise ParticipantVisibleError(
+            "the file has an unnamed first column: it was written with its pandas index. Write it with "
+            "df.to_csv(path, index=False) (or df.to_parquet(path, index=False)) so that the columns are exactly id,label")
     missing, extra = [c for c in ("id", "label") if c not in names], [c for c in names if c not in ("id", "label")]
     if missing or extra:
         parts = ([f"missing {', '.join(missing)}"] if missing else []) + ([f"unexpected {', '.join(extra)}"] if extra else [])

@@ -29,10 +29,13 @@ class Strict(BaseModel):
 
 
 class ColumnSpec(Strict):
-    """A feature column: its modality and an optional description for the dataset card."""
+    """A feature column: its modality, an optional description for the dataset card, and whether its
+    value alone identifies a record (e.g. a title): then a test row repeating a train row's value is
+    reported as a leak on its own, not only as part of the whole record."""
 
     modality: Modality
     description: str = ""
+    identifying: bool = False
 
 
 class PairColumns(Strict):
@@ -150,6 +153,9 @@ class TaskSpec(Strict):
 
     def columns_of(self, modality: Modality) -> list[str]:
         return [name for name, col in self.columns.items() if col.modality is modality]
+
+    def identifying_columns(self) -> list[str]:
+        return [name for name, col in self.columns.items() if col.identifying]
 
     def data_files(self) -> dict[str, str]:
         """Logical table name → file in the drop."""

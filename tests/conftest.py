@@ -137,4 +137,24 @@ def stores(config: ChallengeConfig) -> tuple[Storage, Storage, Storage]:
     return open_location(config, "public"), open_location(config, "private"), open_location(config, "submissions")
 
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "drops"
+EXAMPLES = Path(__file__).resolve().parent.parent / "challenge" / "example_drops"
+
+
+SHOTS = Path(__file__).resolve().parent.parent / "build" / "test-artifacts"
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync", "--hide-scrollbars"]
+
+
+def chromium(url: str, profile: Path, screenshot: str | None = None, window: tuple[int, int] = (1200, 1600)) -> str:
+    """Open `url` in headless Chromium: its DOM after load, and with `screenshot` a PNG kept under
+    build/test-artifacts/ (looked at by people, not only by asserts)."""
+    import shutil
+
+    binary = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert binary, "Debian's chromium is required (make test installs it)"
+    flags = [*CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--window-size={window[0]},{window[1]}"]
+    if screenshot:
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        subprocess.run([binary, *flags, f"--screenshot={SHOTS / screenshot}", url], capture_output=True, timeout=120)
+        assert (SHOTS / screenshot).stat().st_size > 5000, screenshot
+    return subprocess.run([binary, *flags, "--dump-dom", url], capture_output=True, text=True, timeout=120).stdout

@@ -118,3 +118,54 @@ def matching_drop(folder: Path, records: pd.DataFrame | None = None, pairs: pd.D
         "records.csv": default_records if records is None else records,
         "pairs.csv": default_pairs if pairs is None else pairs,
     })
+
+
+VOCABULARY = [f"{a}{b}" for a in ("neu", "gra", "sto", "lin", "bay", "opt", "ker", "dee", "spa", "tem")
+              for b in ("ral", "ph", "chastic", "ear", "esian", "imal", "nel", "p", "rse", "poral")]
+AUTHORS = [f"{last}, {first}." for last in ("Smith", "Lee", "Garcia", "Chen", "Kumar", "Novak", "Okafor", "Rossi")
+           for first in "ABCDE"]
+
+
+def papers_frame(n: int = 400, seed: int = 5) -> pd.DataFrame:
+    """A bibliographic task: predict a paper's venue from its title, authors and year.
+
+    Authors come from a pool of 40, so most test rows share their authors with some train row, as in
+    real bibliographies; titles are 8 to 12 words, so two papers rarely share most of their words.
+    """
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({
+        "paper_id": [f"p{i:04d}" for i in range(n)],
+        "title": [" ".join(rng.choice(VOCABULARY, rng.integers(8, 13))) for _ in range(n)],
+        "authors": rng.choice(AUTHORS, n),
+        "year": rng.integers(2000, 2021, n),
+        "venue": rng.choice(["ICML", "NeurIPS", "KDD", "VLDB"], n),
+    })
+
+
+def with_near_copies(frame: pd.DataFrame, copies: int, seed: int = 6) -> pd.DataFrame:
+    """`copies` papers copied under a new id with one word of the title changed (a planted leak)."""
+    rng = np.random.default_rng(seed)
+    planted = frame.sample(copies, random_state=seed).copy()
+    planted["paper_id"] = [f"copy-{i:04d}" for i in range(copies)]
+    titles = []
+    for title in planted["title"]:
+        words = title.split()
+        words[int(rng.integers(len(words)))] = "changed"
+        titles.append(" ".join(words))
+    planted["title"] = titles
+    return pd.concat([frame, planted], ignore_index=True)
+
+
+def papers_spec(**overrides: Any) -> dict[str, Any]:
+    spec = {
+        "task_id": "venues", "kind": "classification", "title": "Paper venues", "owner": "library-team",
+        "license": "CC0-1.0", "metric": "macro_f1", "id_column": "paper_id", "label_column": "venue",
+        "columns": {"title": "text", "authors": "text", "year": "numeric"},
+        "data": "papers.csv", "split": {"test_fraction": 0.2, "seed": 3},
+    }
+    spec.update(overrides)
+    return spec
+
+
+def papers_drop(folder: Path, frame: pd.DataFrame | None = None, **overrides: Any) -> Path:
+    return write_drop(folder, papers_spec(**overrides), {"papers.csv": papers_frame() if frame is None else frame})

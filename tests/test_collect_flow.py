@@ -7,7 +7,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from prefect.client.orchestration import get_client
+
 from challenge.cli import main
+from challenge.errors import DropsFailed
 from challenge.config import ChallengeConfig
 from conftest import EXAMPLES, put_drop, saved
 from drops import classification_drop, classification_frame
@@ -35,18 +38,30 @@ def test_one_bad_drop_never_stops_the_others_and_reruns_do_no_work(config: Chall
     frame.loc[0, "Item ID"] = None
     put_drop(config, classification_drop(tmp_path / "shop-items", frame), "team-x")
 
-    summary = collect_datasets(config_path=saved(config))
+    state = collect_datasets(config_path=saved(config), return_state=True)
+    with get_client(sync_client=True) as client:  # what the UI, automations and notifications see
+        run = client.read_flow_run(state.state_details.flow_run_id)
+    assert run.state.is_failed() and run.state.name == "DropsFailed"
+    assert run.state.message == ("1 of 4 drop(s) failed the quality gate: team-x/shop-items; "
+                                 "each report says what to fix")
+    with pytest.raises(DropsFailed) as failed:  # calling the flow raises, with the summary
+        state.result()
+    summary = failed.value.result
     verdicts = {o.drop: o.verdict for o in summary.outcomes}
     assert verdicts == {
         "linkage-team/febrl-people": "pass", "penguin-lab/penguins": "pass",
         "vision-team/digits": "pass", "team-x/shop-items": "fail",
     }
     assert summary.counts() == {"drops": 4, "passed": 3, "failed": 1, "unchanged": 0}
+    passing = collect_datasets(config_path=saved(config), tasks=["penguins"], return_state=True)
+    assert passing.is_completed() and passing.name == "Completed"
     artifact = Artifact.get("gate-penguins")
     assert artifact is not None and "pass" in artifact.data and "penguins" in artifact.data
     assert "expect_column_values_to_not_be_null" in Artifact.get("gate-shop-items").data
 
-    again = collect_datasets(config_path=saved(config))
+    with pytest.raises(DropsFailed) as still_failed:
+        collect_datasets(config_path=saved(config))
+    again = still_failed.value.result
     assert [o.status for o in again.outcomes] == ["unchanged"] * 4
     assert {o.drop: o.verdict for o in again.outcomes} == verdicts
     assert {o.drop: o.report for o in again.outcomes} == {o.drop: o.report for o in summary.outcomes}

@@ -189,6 +189,9 @@ def test_served_deployments_show_typed_forms_and_one_run_at_a_time(server: str, 
     assert [s.schedule.interval for s in score.schedules] == [timedelta(minutes=1440)]
     assert all(d.global_concurrency_limit and d.global_concurrency_limit.limit == 1 for d in deployments.values())
     assert not deployments["publish-release"].schedules and not deployments["finalize-challenge"].schedules
+    for deployment in deployments.values():  # the run form explains every parameter
+        for name, prop in deployment.parameter_openapi_schema["properties"].items():
+            assert len(prop.get("description") or "") > 20, (deployment.name, name)
 
 
 def test_default_schedule_scores_every_five_minutes(challenge: tuple[ChallengeConfig, Path]) -> None:
@@ -222,7 +225,9 @@ def test_runs_triggered_by_the_api_collect_publish_score_and_leave_artifacts(ser
 
     found = artifacts_of(server, run.id)
     assert {"leaderboard-penguins", "leaderboard-classification", "leaderboard-page", "scoring-run"} <= set(found)
-    assert found["leaderboard-page"].type == "markdown" and "index.html" in found["leaderboard-page"].data
+    # no public_url in challenge.yaml: a note saying where the page is, not a link a browser cannot open
+    assert found["leaderboard-page"].type == "markdown" and "leaderboard/index.html" in found["leaderboard-page"].data
+    assert "storage.public_url" in found["leaderboard-page"].data
     assert json.loads(found["scoring-run"].data) == [{"task": "penguins", "pending": 2, "scored": 2}]
     progress = [a for a in found.values() if a.type == "progress"]
     assert progress and progress[0].data == 100.0
@@ -257,9 +262,9 @@ def _screenshot_ui(api_url: str, run_id: Any, artifact_id: Any) -> None:
             dom = subprocess.run([chromium, *flags, f"--user-data-dir={profile}", "--dump-dom",
                                   pages["prefect-ui-leaderboard-artifact.png"]],
                                  capture_output=True, text=True, timeout=180).stdout
-            if "team-a" in dom:
+            if "Team A" in dom:
                 break
-    assert "leaderboard-penguins" in dom and "team-a" in dom and "team-b" in dom, "the UI did not show the artifact"
+    assert "leaderboard-penguins" in dom and "Team A" in dom and "Team B" in dom, "the UI did not show the artifact"
 
 
 def test_overlapping_score_triggers_score_each_submission_once(server: str, served: ChallengeConfig) -> None:

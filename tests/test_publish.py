@@ -267,8 +267,11 @@ def test_matching_records_copied_across_train_and_test_fail_the_release(backend:
     publish_release(config_path=saved(lenient), release="r1")
     public, _ = stores(lenient)
     manifest = json.loads(public.read_bytes("releases/r1/companies/manifest.json"))
-    (finding,) = manifest["leak_checks"]
-    assert finding["check"] == "exact_duplicate_rows" and finding["test_rows"] > 0
+    findings = {f["check"]: f for f in manifest["leak_checks"]}
+    assert findings["exact_duplicate_rows"]["test_rows"] > 0 and findings["exact_duplicate_rows"]["refusable"]
+    # the same copies are near-identical records too: reported for a matching task, never refusing on their own
+    near = findings["near_duplicate_records"]
+    assert near["test_rows"] >= findings["exact_duplicate_rows"]["test_rows"] and not near["refusable"]
 
 
 def _failing_uploads(monkeypatch: pytest.MonkeyPatch, storage_class: type, after: int, action) -> list[int]:
@@ -357,3 +360,18 @@ def test_cli_publish_prints_where_the_release_is(staged: ChallengeConfig, releas
     assert table is not None and "penguins" in str(table.data)
     assert main(["--config", str(config_file), "publish", "--release", "cli-1"]) == 2
     assert "already exists" in capsys.readouterr().err
+
+
+def test_card_counts_classes_in_train_only(staged: ChallengeConfig, release_a: dict) -> None:
+    """Counts over all splits minus the train counts would give the test labels' distribution."""
+    public, _ = stores(staged)
+    for task in ("penguins", "febrl-people"):
+        card = public.read_bytes(f"releases/a/{task}/README.md").decode()
+        assert "all splits" not in card
+        header = "| class | train rows |" if task == "penguins" else "| label | train pairs |"
+        rows = card.split(header)[1].split("\n\n")[0].strip().splitlines()[1:]
+        shown = {line.split("|")[1].strip(): int(line.split("|")[2]) for line in rows}
+        train = read_parquet(public, f"releases/a/{task}/train.parquet")["label"].to_pylist()
+        assert shown == {str(label): n for label, n in Counter(train).items()}
+        manifest = json.loads(public.read_bytes(f"releases/a/{task}/manifest.json"))
+        assert "classes_only_in_train" not in json.dumps(manifest)  # which classes test lacks stays private

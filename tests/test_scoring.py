@@ -8,6 +8,7 @@ import json
 import re
 import shutil
 import subprocess
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,10 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 import pytest
 
+from prefect.client.orchestration import get_client
+
 from challenge.config import ChallengeConfig
+from challenge.errors import ScoringErrors
 from conftest import EXAMPLES, make_config, saved, stores
 from flows.publish_release import publish_release
 from flows.score_submissions import finalize_challenge, score_submissions
@@ -99,7 +103,7 @@ def test_every_status_and_the_feedback_a_team_reads(released: ChallengeConfig) -
     for name, table in cases.items():
         upload(released, name, table)
     result = score_submissions(config_path=saved(released))
-    assert result["errors"] == 0
+    assert result["errors"] == []
     expect = {
         "team-a/penguins/perfect.csv": ("scored", "scored"),
         "team-a/penguins/as-parquet.parquet": ("scored", "scored"),
@@ -153,7 +157,13 @@ def test_leaderboard_ranks_escapes_and_hides_private_scores(released: ChallengeC
     for artifact_key in ("leaderboard-penguins", "leaderboard-febrl-people", "leaderboard-classification", "leaderboard-matching"):
         artifact = Artifact.get(artifact_key)
         assert artifact is not None and artifact.type == "table", artifact_key
-    assert "team-a" in str(Artifact.get("leaderboard-penguins").data)
+    rows = json.loads(Artifact.get("leaderboard-penguins").data)
+    assert rows[0]["team"] == "Team A" and "team-a" not in str(rows)  # display names, not ids
+    assert all(list(row) == list(rows[0]) for row in rows)  # one set of columns in every row
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", rows[0]["last submission"])
+    for track in ("leaderboard-classification", "leaderboard-matching"):
+        track_rows = json.loads(Artifact.get(track).data)
+        assert all(list(row) == list(track_rows[0]) for row in track_rows), track
     assert board["final"] is False and board["release"] == "r1"
     penguins = board["tasks"]["penguins"]["entries"]
     assert [e["team"] for e in penguins][:1] == ["team-a"] and penguins[0]["score"] == 1.0 and penguins[0]["rank"] == 1
@@ -253,12 +263,19 @@ def test_crash_midway_then_rerun_gives_exactly_one_result_each(tmp_path: Path, m
 
     with monkeypatch.context() as patch:
         patch.setattr(scoring, "evaluate", flaky)
-        first = score_submissions(config_path=saved(config))
-    assert first["errors"] == 5
+        state = score_submissions(config_path=saved(config), return_state=True)
+    with get_client(sync_client=True) as client:  # what the UI and automations see
+        run = client.read_flow_run(state.state_details.flow_run_id)
+    assert run.state.is_failed() and run.state.name == "ScoringErrors"
+    assert "5 submission(s) hit an internal error" in run.state.message and "team-a/penguins/s" in run.state.message
+    with pytest.raises(ScoringErrors) as failed:  # calling the flow raises, with the run's summary
+        state.result()
+    first = failed.value.result
+    assert len(first["errors"]) == 5 and all("ConnectionError: injected" in e for _, e in first["errors"])
     _, private, _ = stores(config)
     assert len([i for i in private.list("results/") if i.key.endswith(".error.json")]) == 5
     second = score_submissions(config_path=saved(config))
-    assert second["pending"] == 5 and second["errors"] == 0
+    assert second["pending"] == 5 and second["errors"] == []
     records = results(config)
     assert sorted(r["key"] for r in records) == sorted(f"team-a/penguins/s{i}.csv" for i in range(10))
     assert not [i for i in private.list("results/") if i.key.endswith(".error.json")]
@@ -362,3 +379,69 @@ def test_scheduled_scoring_before_the_first_release_completes_with_nothing_to_do
     assert "no release yet" in capsys.readouterr().out
     with pytest.raises(ChallengeError, match="no release yet"):  # a manual rescore has nothing to rescore
         score_submissions(config_path=saved(config), rescore=True)
+
+
+def test_feedback_answers_the_next_question(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    config, perfect = penguins_released(backend, tmp_path, request)
+    with_index = io.BytesIO()
+    perfect.to_pandas().to_csv(with_index)  # pandas writes its index as an unnamed first column
+    uploads = {
+        "team-a/penguins/first.csv": perfect,
+        "team-a/penguins/second.parquet": perfect,
+        "team-a/penguins/with-index.csv": with_index.getvalue(),
+        "team-a/penguins/notes.txt": b"we tried a random forest\n",
+        "team-a/penguins/preds.xlsx": b"PK\x03\x04 not really a workbook",
+        "team-a/preds.csv": perfect,  # not in a task folder
+        "team-a/penguins/.DS_Store": b"\x00",  # hidden: no feedback
+        "team-b/penguins/FINAL": b"nope.csv\n",  # names no submission of team-b
+        "team-c/penguins/only.csv": perfect,
+        "team-c/penguins/FINAL": b"only.csv\n",
+    }
+    for key, data in uploads.items():
+        upload(config, key, data)
+    score_submissions(config_path=saved(config))
+
+    second = feedback(config, "team-a/penguins/second.parquet")
+    uploaded = datetime.fromisoformat(next(r for r in results(config) if r["key"].endswith("second.parquet"))["uploaded_at"])
+    day = uploaded.astimezone(timezone.utc).date()  # the quota's day is the upload's UTC day
+    assert second["quota"] == {"day": day.isoformat(), "limit": 100, "used": 2, "left": 98,
+                               "resets_at": f"{day + timedelta(days=1)}T00:00:00Z"}
+    assert feedback(config, "team-a/penguins/first.csv")["quota"]["left"] == 99  # as it was after that one
+
+    index = feedback(config, "team-a/penguins/with-index.csv")
+    assert index["status"] == "invalid" and "pandas index" in index["message"] and "index=False" in index["message"]
+    assert index["quota"]["used"] == 2  # an invalid file does not count
+    for key, needle in {"team-a/penguins/notes.txt": "only .csv and .parquet files",
+                        "team-a/penguins/preds.xlsx": "spreadsheet", "team-a/preds.csv": "not in a task folder"}.items():
+        note = feedback(config, key)
+        assert note["status"] == "rejected: not a submission" and needle in note["message"], (key, note)
+    _, _, submissions = stores(config)
+    assert not submissions.exists("team-a/penguins/.DS_Store.result.json")
+
+    refused = json.loads(submissions.read_bytes("team-b/penguins/FINAL.result.json"))
+    assert refused["status"] == "not accepted" and "'nope.csv', which is not a submission of team-b" in refused["message"]
+    assert "best public submission counts" in refused["message"]
+    accepted = json.loads(submissions.read_bytes("team-c/penguins/FINAL.result.json"))
+    assert accepted["status"] == "accepted" and accepted["submission"] == "team-c/penguins/only.csv"
+
+    # the next run writes nothing new for them; a corrected FINAL is answered again
+    before = {k: submissions.head(k).version for k in ("team-b/penguins/FINAL.result.json", "team-a/penguins/notes.txt.result.json")}
+    score_submissions(config_path=saved(config))
+    assert {k: submissions.head(k).version for k in before} == before
+    upload(config, "team-b/penguins/only.csv", perfect)
+    upload(config, "team-b/penguins/FINAL", b"only.csv")
+    score_submissions(config_path=saved(config))
+    assert json.loads(submissions.read_bytes("team-b/penguins/FINAL.result.json"))["status"] == "accepted"
+
+
+def test_leaderboard_link_opens_in_a_browser_when_public_is_served(backend: str, tmp_path: Path,
+                                                                    request: pytest.FixtureRequest) -> None:
+    from prefect.artifacts import Artifact
+
+    config, perfect = penguins_released(backend, tmp_path, request)
+    served = config.model_copy(update={"storage": config.storage.model_copy(
+        update={"public_url": "https://challenge.example.com/public"})})
+    upload(served, "team-a/penguins/perfect.csv", perfect)
+    score_submissions(config_path=saved(served))
+    link = Artifact.get("leaderboard-page")
+    assert link.data == "[Leaderboard page](https://challenge.example.com/public/leaderboard/index.html)"

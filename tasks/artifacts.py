@@ -1,0 +1,78 @@
+"""What the Prefect UI shows: table rows with one set of columns, and links a browser can open.
+
+Prefect draws a table artifact with the first row's keys as columns, so every
+row must carry the same keys. A link artifact must be an address a browser
+opens: an https address when challenge.yaml says where `public` is served
+(`storage.public_url`), otherwise a markdown artifact says where the file is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
+
+from challenge.config import ChallengeConfig, public_web_address
+from tasks.leaderboard import PAGE_KEY
+from tasks.leaderboard_page import utc_minute
+from tasks.storage import open_location
+
+MISSING = "–"
+
+
+def uniform_rows(rows: Iterable[dict[str, Any]], fill: Any = MISSING, columns: list[str] | None = None) -> list[dict[str, Any]]:
+    """Every row with every column (first-seen order, or `columns`), missing cells set to `fill`."""
+    rows = list(rows)
+    if columns is None:
+        columns = []
+        for row in rows:
+            columns += [k for k in row if k not in columns]
+    return [{c: row.get(c, fill) for c in columns} for row in rows]
+
+
+def table_artifact(key: str, rows: list[dict[str, Any]], description: str, empty: dict[str, Any],
+                   fill: Any = MISSING) -> None:
+    """A table artifact whose rows share their columns; `empty` is the one row shown when there is none."""
+    create_table_artifact(key=key, table=uniform_rows(rows, fill) if rows else [empty], description=description)
+
+
+def public_page_artifact(config: ChallengeConfig, key: str, object_key: str, text: str, description: str) -> None:
+    """A link to a public object when it has a browser address; else a note saying where it is."""
+    address = public_web_address(config, object_key)
+    if address:
+        create_link_artifact(key=key, link=address, link_text=text, description=description)
+        return
+    where = open_location(config, "public").uri_for(object_key)
+    if where.startswith("s3://"):
+        how = ("It is in the public bucket; participants open it where that bucket is served (an S3 static "
+               "website or a CDN).")
+    else:
+        how = "It is a file on the machine that ran this flow: open it there in a browser."
+    create_markdown_artifact(key=key, description=description, markdown=(
+        f"**{text}**: `{where}`\n\n{how} Set `storage.public_url` in challenge.yaml to the https address "
+        "where the public location is served, and this becomes a link."))
+
+
+def _team_label(entry: dict[str, Any]) -> str:
+    name = entry.get("team_name") or entry["team"]
+    return f"{name} (baseline, not ranked)" if entry.get("baseline") else name
+
+
+def leaderboard_artifacts(config: ChallengeConfig, board: dict[str, Any]) -> None:
+    """One table per track and per task (display names; the baseline marked), and the page's address."""
+    final = " (final, private scores)" if board["final"] else " (public scores)"
+    for track, info in board["tracks"].items():
+        rows = [{"rank": e["rank"] if e["rank"] is not None else MISSING, "team": _team_label(e), "mean score": e["score"],
+                 **{t: MISSING if e["tasks"].get(t) is None else e["tasks"][t] for t in info["tasks"]}}
+                for e in info["entries"]]
+        table_artifact(f"leaderboard-{track}", rows,
+                       f"Track {track}{final}: mean over {len(info['tasks'])} task(s); {MISSING} counts as 0",
+                       {"rank": MISSING, "team": "no scored submission yet", "mean score": MISSING})
+    for task_id, info in board["tasks"].items():
+        rows = [{"rank": e["rank"] if e["rank"] is not None else MISSING, "team": _team_label(e), "score": e["score"],
+                 "submissions": e["submissions"], "last submission": utc_minute(e["last_submitted_at"])}
+                for e in info["entries"]]
+        table_artifact(f"leaderboard-{task_id}", rows, f"{info.get('title') or task_id}: {info['metric']}{final}",
+                       {"rank": MISSING, "team": "no scored submission yet", "score": MISSING})
+    public_page_artifact(config, "leaderboard-page", PAGE_KEY, "Leaderboard page", f"Release {board['release']}{final}")

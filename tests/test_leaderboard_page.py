@@ -1,0 +1,79 @@
+"""The leaderboard page after weeks of a season, as a participant opens it: headless Chromium,
+with a screenshot kept in build/test-artifacts/leaderboard-season.png."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import numpy as np
+
+from conftest import chromium
+from tasks.leaderboard import build_leaderboard, write_leaderboard
+from tasks.releases import ReleasedTask, card_key
+from tasks.storage import LocalStorage
+
+TASKS = {
+    "penguins": ReleasedTask("penguins", "classification", "macro_f1", "Palmer penguins species", card_key("r2", "penguins")),
+    "digits": ReleasedTask("digits", "classification", "accuracy", "Handwritten digits (8x8)", card_key("r2", "digits")),
+    "febrl-people": ReleasedTask("febrl-people", "matching", "f1", "FEBRL person records", card_key("r2", "febrl-people")),
+}
+TEAMS = {f"team-{c}": name for c, name in zip("abcdefg", ["Aurora", "Byte Club", "Cascade", "Delta Force",
+                                                         "Eigen & Sons", "Foxtrot", "<b>Gamma</b>"])}
+
+
+def season_records(seed: int = 4) -> list[dict]:
+    """Three weeks of uploads: every team improves now and then; team-g never submits to digits."""
+    rng = np.random.default_rng(seed)
+    start = datetime(2026, 11, 2, 9, 0, tzinfo=timezone.utc)
+    records = []
+    for team in [*TEAMS, "baseline"]:
+        for task_id, task in TASKS.items():
+            if team == "team-g" and task_id == "digits":
+                continue
+            uploads = 1 if team == "baseline" else int(rng.integers(3, 12))
+            level = rng.uniform(0.55, 0.8)
+            for i in range(uploads):
+                at = start + timedelta(hours=float(rng.uniform(0, 21 * 24)))
+                score = round(float(min(0.99, level + rng.uniform(-0.05, 0.15) + 0.01 * i)), 6)
+                records.append({
+                    "submission_id": f"{team}-{task_id}-{i}", "key": f"{team}/{task_id}/s{i}.csv", "name": f"s{i}.csv",
+                    "team": team, "task_id": task_id, "release": "r2", "status": "scored",
+                    "uploaded_at": at.isoformat(), "metrics": {"public": {task.metric: score},
+                                                               "private": {task.metric: score}},
+                })
+    return records
+
+
+def test_a_season_of_uploads_reads_well(tmp_path: Path) -> None:
+    public = LocalStorage(tmp_path / "public")
+    for task in TASKS.values():
+        public.write_bytes(task.card, f"# {task.title}\n".encode())
+    board = build_leaderboard("season", "r2", TASKS, season_records(), False, {}, TEAMS)
+    write_leaderboard(public, board, "A season of the challenge")
+    page = tmp_path / "public" / "leaderboard" / "index.html"
+    source = page.read_text()
+    assert "<script" not in source and "<link" not in source and "http" not in source.replace(
+        "http://www.w3.org", "")  # self-contained: nothing to fetch
+
+    dom = chromium(page.as_uri(), tmp_path / "profile", screenshot="leaderboard-season.png", window=(1280, 3600))
+    classification = dom.split('<table id="track-classification">')[1].split("</table>")[0]
+    gamma_row = next(row for row in classification.split("<tr>") if "&lt;b&gt;Gamma&lt;/b&gt;" in row)
+    assert "–<sup>*</sup>" in gamma_row  # the missing task, marked
+    assert "counts as 0 in the mean" in dom and "average of a team's best public score over the 2 task(s)" in dom
+    for task_id, task in TASKS.items():
+        heading = dom.split(f'id="task-{task_id}-title"')[1].split("</h2>")[0]
+        assert task.title in heading and f"metric {task.metric}" in heading
+        link = re.search(r'href="([^"]+)"', heading).group(1)
+        assert (page.parent / link).resolve() == (tmp_path / "public" / task.card).resolve()
+    times = re.findall(r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d(?::\d\d)?(?: UTC)?", dom)
+    assert times and all(re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", t) for t in times)  # to the minute, UTC
+    charts = re.findall(r"<svg class=\"chart\".*?</svg>\s*<ul class=\"legend\">(.*?)</ul>", dom, re.S)
+    assert len(charts) == len(TASKS)
+    teams_in = {task_id: len({r["team"] for r in season_records() if r["task_id"] == task_id}) for task_id in TASKS}
+    assert [legend.count("<li>") for legend in charts] == [teams_in[t] for t in sorted(TASKS)]
+    assert re.findall(r'<svg class="chart" viewBox="0 0 (\d+) (\d+)"', dom) == [("760", "300")] * len(TASKS)
+    first_chart = dom.split('<svg class="chart"')[1].split("</svg>")[0]
+    assert first_chart.count("<path") == teams_in["digits"] and "H" in first_chart  # step lines
+    assert first_chart.count("upload time (UTC)") == 1 and len(re.findall(r">\d\.\d\d</text>", first_chart)) >= 3
