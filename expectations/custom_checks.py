@@ -53,6 +53,7 @@ def rows_per_class(tables: Tables, ctx: CheckContext, table: str = "data", min_r
 
 LOOKUP_ACCURACY = 0.99  # a feature whose lookup table predicts the label this well gives the answer away
 LOOKUP_COVERAGE = 0.5  # ... on at least this share of the rows (values seen in the other half)
+SAMPLE_ROWS = 50_000  # rows of the first look at each column
 
 
 def _codes(values: pa.ChunkedArray) -> np.ndarray:
@@ -99,10 +100,18 @@ def label_leak(tables: Tables, ctx: CheckContext, table: str = "data") -> list[C
         return [passed("label_leak", table)]
     labels = _codes(data["label"])
     majority = np.bincount(labels[labels >= 0]).max() / max(int((labels >= 0).sum()), 1)
-    fold = np.random.default_rng(0).permutation(data.num_rows) % 2
+    rng = np.random.default_rng(0)
+    fold = rng.permutation(data.num_rows) % 2
+    sample = np.sort(rng.choice(data.num_rows, min(data.num_rows, SAMPLE_ROWS), replace=False))
     results = []
     for column in ctx.features(Modality.text, Modality.categorical, Modality.numeric):
         values = _codes(data[column])
+        if np.count_nonzero(np.bincount(values[values >= 0])) > 0.75 * data.num_rows:
+            continue  # so many singletons that a lookup table applies to fewer than half of the rows
+        if len(sample) < data.num_rows:  # cheap first look: a column far from a lookup leak in a sample is one
+            accuracy, coverage = lookup_fit(values[sample], labels[sample], fold[sample])
+            if coverage * len(sample) >= 1000 and accuracy < 0.9:
+                continue
         accuracy, coverage = lookup_fit(values, labels, fold)
         if accuracy < LOOKUP_ACCURACY or coverage < LOOKUP_COVERAGE or majority >= LOOKUP_ACCURACY:
             continue

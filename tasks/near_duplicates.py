@@ -18,27 +18,61 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
 NUM_HASHES = 32
 BANDS = 8  # of NUM_HASHES // BANDS rows: a pair with similarity 0.8 becomes a candidate with probability 0.985
 PREFILTER = 0.2  # candidates whose estimated similarity is this far below the threshold are not computed exactly
-CHUNK_PAIRS = 1 << 20
+CHUNK_PAIRS = 1 << 18
+CHUNK_TOKENS = 1 << 17  # tokens whose codes stay in cache while every hash function reads them
+MAX_WORDS = 64  # words of each text column per record: a copy with a word changed shows in its first 64
 _U64 = np.uint64
 
 
 @dataclass
 class TokenSets:
-    """Each record's distinct token codes, records in order: codes[offsets[i]:offsets[i + 1]]."""
+    """Distinct token codes of some records: codes[offsets[i]:offsets[i + 1]] for the i-th, sorted."""
 
     offsets: np.ndarray  # int64, n + 1
-    codes: np.ndarray  # int64, sorted within each record
-    vocabulary: int
+    codes: np.ndarray  # int64
 
     @property
     def sizes(self) -> np.ndarray:
         return np.diff(self.offsets)
+
+
+@dataclass
+class ColumnTokens:
+    """One column's tokens, record after record: codes[offsets[r]:offsets[r + 1]] belong to record r."""
+
+    offsets: np.ndarray  # int64, n + 1
+    codes: np.ndarray  # int32
+
+
+@dataclass
+class RecordTokens:
+    """Every record's tokens, column by column (no sort of all tokens: each column is already in
+    record order), coded in one vocabulary so that a word means the same in every text column."""
+
+    columns: list[ColumnTokens]
+    vocabulary: int
+    n: int
+
+    def sets(self, records: np.ndarray) -> TokenSets:
+        """The distinct tokens of `records` (few: the candidates), gathered from every column."""
+        codes, owners = [], []
+        for column in self.columns:
+            got, owner = _gather(column.offsets, column.codes, records)
+            codes.append(got)
+            owners.append(owner)
+        keys = distinct_sorted(np.concatenate(owners) * self.vocabulary + np.concatenate(codes))
+        offsets = np.searchsorted(keys // self.vocabulary, np.arange(len(records) + 1)).astype(np.int64)
+        return TokenSets(offsets, keys % self.vocabulary)
+
+    def has_tokens(self) -> np.ndarray:
+        return np.any([np.diff(c.offsets) > 0 for c in self.columns], axis=0) if self.columns else np.zeros(self.n, bool)
 
 
 @dataclass
@@ -67,14 +101,6 @@ def distinct_sorted(values: np.ndarray) -> np.ndarray:
     return values[np.concatenate([[True], values[1:] != values[:-1]])] if len(values) else values
 
 
-def first_of_each(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The distinct values, sorted, and the index of each one's first occurrence."""
-    order = np.argsort(values, kind="stable")
-    ordered = values[order]
-    first = np.concatenate([[True], ordered[1:] != ordered[:-1]]) if len(ordered) else np.zeros(0, bool)
-    return ordered[first], order[first]
-
-
 def _rounded_text(column: pa.ChunkedArray | pa.Array) -> pa.Array:
     """Numbers to 3 significant digits, as text (so 19.99 and 19.991 are one token)."""
     values = np.asarray(pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
@@ -89,45 +115,69 @@ def _rounded_text(column: pa.ChunkedArray | pa.Array) -> pa.Array:
 
 
 def record_tokens(table: pa.Table, text_columns: list[str], other_columns: list[str],
-                  normalize: object) -> TokenSets:
-    """Token sets of every row of `table` (`normalize`: the text normalization, e.g. leakage.normalized_text)."""
-    rows, tokens = [], []
+                  normalize: object) -> RecordTokens:
+    """Tokens of every row of `table` (`normalize`: the text normalization, e.g. leakage.normalized_text)."""
+    n = table.num_rows
+    flat, offsets = [], []
     for column in text_columns:
         words = pc.utf8_split_whitespace(normalize(table[column].combine_chunks()))  # type: ignore[operator]
-        rows.append(np.asarray(pc.list_parent_indices(words)))
-        tokens.append(pc.list_flatten(words))
+        words = pc.list_slice(words, 0, MAX_WORDS)
+        flat.append(pc.list_flatten(words))
+        offsets.append(np.asarray(words.offsets, dtype=np.int64) - words.offsets[0].as_py())
     for i, column in enumerate(other_columns):
         values = table[column].combine_chunks()
         if pa.types.is_dictionary(values.type):
             values = values.cast(values.type.value_type)
         text = _rounded_text(values) if pa.types.is_floating(values.type) else pc.cast(values, pa.string())
-        valid = pc.is_valid(text)
-        rows.append(np.flatnonzero(np.asarray(valid.to_numpy(zero_copy_only=False))))
-        tokens.append(pc.binary_join_element_wise(pa.scalar(f"\x1f{i}\x1f"), pc.filter(text, valid), ""))
-    n = table.num_rows
-    if not tokens:
-        return TokenSets(np.zeros(n + 1, np.int64), np.zeros(0, np.int64), 0)
-    encoded = pc.dictionary_encode(pa.chunked_array([t.cast(pa.string()) for t in tokens])).combine_chunks()
-    codes = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
-    vocabulary = max(len(encoded.dictionary), 1)
-    keys = distinct_sorted(np.concatenate(rows).astype(np.int64) * vocabulary + codes)  # by record, then code
-    record = keys // vocabulary
-    offsets = np.searchsorted(record, np.arange(n + 1)).astype(np.int64)
-    return TokenSets(offsets, keys % vocabulary, vocabulary)
+        valid = np.asarray(pc.is_valid(text).to_numpy(zero_copy_only=False))
+        flat.append(pc.binary_join_element_wise(pa.scalar(f"\x1f{i}\x1f"), pc.filter(text, pa.array(valid)), ""))
+        offsets.append(np.concatenate([[0], np.cumsum(valid)]).astype(np.int64))
+    if not flat:
+        return RecordTokens([], 1, n)
+    encoded = pc.dictionary_encode(pa.chunked_array([f.cast(pa.string()) for f in flat]))
+    columns = [ColumnTokens(off, np.asarray(chunk.indices.to_numpy(zero_copy_only=False), dtype=np.int32))
+               for off, chunk in zip(offsets, encoded.chunks)] if encoded.num_chunks == len(flat) else None
+    if columns is None:  # chunks merged or split: cut the combined codes at the column boundaries
+        codes = np.asarray(encoded.combine_chunks().indices.to_numpy(zero_copy_only=False), dtype=np.int32)
+        bounds = np.cumsum([0, *(len(f) for f in flat)])
+        columns = [ColumnTokens(off, codes[a:b]) for off, a, b in zip(offsets, bounds[:-1], bounds[1:])]
+    vocabulary = max(max((len(c.dictionary) for c in encoded.chunks), default=1), 1)
+    return RecordTokens(columns, vocabulary, n)
 
 
-def signatures(sets: TokenSets, seed: int = 0) -> np.ndarray:
-    """MinHash signatures (n × NUM_HASHES, uint32); a record without tokens keeps the all-ones signature."""
-    n = len(sets.offsets) - 1
-    sig = np.full((n, NUM_HASHES), np.iinfo(np.uint32).max, dtype=np.uint32)
-    nonempty = sets.sizes > 0
-    if not nonempty.any():
+def signatures(tokens: RecordTokens, seed: int = 0) -> np.ndarray:
+    """MinHash signatures (n × NUM_HASHES, uint32); a record without tokens keeps the all-ones signature.
+
+    The columns' tokens are merged into record order once: a stable sort of row numbers that are
+    already sorted within each column (timsort merges the runs). Then records are taken in chunks
+    whose codes stay in the CPU cache while every hash function reads them.
+    """
+    sig = np.full((tokens.n, NUM_HASHES), np.iinfo(np.uint32).max, dtype=np.uint32)
+    if not tokens.columns:
         return sig
-    starts = sets.offsets[:-1][nonempty]
-    base = _mix(np.arange(sets.vocabulary, dtype=np.int64) + seed)
-    for k in range(NUM_HASHES):
-        per_code = (_mix(base ^ _U64(0x9E3779B97F4A7C15 * (k + 1) % (1 << 64))) >> _U64(32)).astype(np.uint32)
-        sig[nonempty, k] = np.minimum.reduceat(per_code[sets.codes], starts)
+    sizes = [np.diff(c.offsets) for c in tokens.columns]
+    rows = np.concatenate([np.repeat(np.arange(tokens.n, dtype=np.int32), size) for size in sizes])
+    codes = np.concatenate([c.codes for c in tokens.columns])[np.argsort(rows, kind="stable")]
+    del rows
+    total = np.sum(sizes, axis=0)
+    ends = np.cumsum(total)
+    base = _mix(np.arange(tokens.vocabulary, dtype=np.int64) + seed)
+    table = np.stack([(_mix(base ^ _U64(0x9E3779B97F4A7C15 * (k + 1) % (1 << 64))) >> _U64(32)).astype(np.uint32)
+                      for k in range(NUM_HASHES)])  # hash k of every token code
+    record = 0
+    while record < tokens.n:
+        # records [record, stop) hold about CHUNK_TOKENS tokens
+        stop = max(int(np.searchsorted(ends, ends[record] - total[record] + CHUNK_TOKENS, side="right")), record + 1)
+        first = ends[record] - total[record]
+        chunk = codes[first:ends[stop - 1]]
+        nonempty = np.flatnonzero(total[record:stop] > 0)
+        if len(nonempty):
+            starts = (ends[record:stop] - total[record:stop])[nonempty] - first
+            block = np.empty((NUM_HASHES, len(nonempty)), dtype=np.uint32)
+            for k in range(NUM_HASHES):
+                np.minimum.reduceat(table[k].take(chunk), starts, out=block[k])
+            sig[record + nonempty] = block.T
+        record = stop
     return sig
 
 
@@ -141,58 +191,58 @@ def _band_keys(sig: np.ndarray, band: int) -> np.ndarray:
     return key
 
 
-def _gather(sets: TokenSets, records: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The token codes of `records`, concatenated, and for each the position of its record in `records`."""
-    sizes = sets.sizes[records]
-    owner = np.repeat(np.arange(len(records)), sizes)
-    start = np.repeat(sets.offsets[:-1][records] - np.concatenate([[0], np.cumsum(sizes)[:-1]]), sizes)
-    return sets.codes[np.arange(int(sizes.sum())) + start], owner
+def _gather(offsets: np.ndarray, codes: np.ndarray, records: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The codes of `records` (CSR `offsets`), concatenated, and for each the position of its record in `records`."""
+    sizes = offsets[1:][records] - offsets[:-1][records]
+    owner = np.repeat(np.arange(len(records), dtype=np.int64), sizes)
+    start = np.repeat(offsets[:-1][records] - np.concatenate([[0], np.cumsum(sizes)[:-1]]), sizes)
+    return codes[np.arange(int(sizes.sum())) + start], owner
 
 
-def jaccard(left: TokenSets, left_records: np.ndarray, right: TokenSets, right_records: np.ndarray) -> np.ndarray:
-    """Exact Jaccard similarity of each pair (left_records[i], right_records[i]); both sets share one vocabulary."""
-    out = np.zeros(len(left_records))
-    for lo in range(0, len(left_records), CHUNK_PAIRS):
-        a, b = left_records[lo:lo + CHUNK_PAIRS], right_records[lo:lo + CHUNK_PAIRS]
-        codes_a, pair_a = _gather(left, a)
-        codes_b, pair_b = _gather(right, b)
-        vocabulary = max(left.vocabulary, right.vocabulary)
-        keys = np.sort(np.concatenate([pair_a * vocabulary + codes_a, pair_b * vocabulary + codes_b]))
-        shared = keys[1:][keys[1:] == keys[:-1]] // vocabulary  # a token in both sets appears twice
+def jaccard(tokens: RecordTokens, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """Exact Jaccard similarity of the token sets of each pair (left[i], right[i])."""
+    out = np.zeros(len(left))
+    for lo in range(0, len(left), CHUNK_PAIRS):
+        a, b = left[lo:lo + CHUNK_PAIRS], right[lo:lo + CHUNK_PAIRS]
+        sets_a, sets_b = tokens.sets(a), tokens.sets(b)
+        codes_a, pair_a = _gather(sets_a.offsets, sets_a.codes, np.arange(len(a)))
+        codes_b, pair_b = _gather(sets_b.offsets, sets_b.codes, np.arange(len(b)))
+        keys = np.sort(np.concatenate([pair_a * tokens.vocabulary + codes_a, pair_b * tokens.vocabulary + codes_b]))
+        shared = keys[1:][keys[1:] == keys[:-1]] // tokens.vocabulary  # a token in both sets appears twice
         inter = np.bincount(shared, minlength=len(a)).astype(np.float64)
-        union = left.sizes[a] + right.sizes[b] - inter
+        union = sets_a.sizes + sets_b.sizes - inter
         out[lo:lo + len(a)] = np.divide(inter, union, out=np.zeros(len(a)), where=union > 0)
     return out
 
 
-def best_train_match(tokens: TokenSets, n_train: int, threshold: float, seed: int = 0) -> BestMatch:
+def best_train_match(tokens: RecordTokens, n_train: int, threshold: float, seed: int = 0) -> BestMatch:
     """For each test record (rows n_train.. of `tokens`), the most similar train record among the LSH
     candidates whose estimated similarity is near `threshold` or above."""
     sig = signatures(tokens, seed)
     n_test = len(sig) - n_train
-    has_tokens = tokens.sizes > 0
+    has_tokens = tokens.has_tokens()
     pairs_test, pairs_train = [], []
-    for band in range(BANDS):
+    train_rows = np.flatnonzero(has_tokens[:n_train])
+    for band in range(BANDS if len(train_rows) else 0):
         keys = _band_keys(sig, band)
-        train_keys = keys[:n_train][has_tokens[:n_train]]
-        train_rows = np.flatnonzero(has_tokens[:n_train])
-        if not len(train_keys):
-            break
-        unique, first = first_of_each(train_keys)
-        test_keys = keys[n_train:]
-        pos = np.minimum(np.searchsorted(unique, test_keys), len(unique) - 1)
-        hit = (unique[pos] == test_keys) & has_tokens[n_train:]
+        buckets = pd.Index(keys[train_rows])  # a hash table: one train record stands for each bucket
+        first = ~buckets.duplicated()
+        position = buckets[first].get_indexer(keys[n_train:])
+        hit = (position >= 0) & has_tokens[n_train:]
         pairs_test.append(np.flatnonzero(hit))
-        pairs_train.append(train_rows[first[pos[hit]]])
+        pairs_train.append(train_rows[first][position[hit]])
     best = BestMatch(np.full(n_test, -1, np.int64), np.zeros(n_test))
     if not pairs_test or not sum(len(p) for p in pairs_test):
         return best
     pair_keys = distinct_sorted(np.concatenate(pairs_test).astype(np.int64) * max(n_train, 1) + np.concatenate(pairs_train))
     test_idx, train_idx = pair_keys // max(n_train, 1), pair_keys % max(n_train, 1)
-    estimate = (sig[n_train + test_idx] == sig[train_idx]).mean(axis=1)
-    keep = estimate >= threshold - PREFILTER
+    keep = np.zeros(len(test_idx), bool)
+    for lo in range(0, len(test_idx), CHUNK_PAIRS):  # estimated similarity: the share of equal minhashes
+        part = slice(lo, lo + CHUNK_PAIRS)
+        estimate = (sig[n_train + test_idx[part]] == sig[train_idx[part]]).mean(axis=1)
+        keep[part] = estimate >= threshold - PREFILTER
     test_idx, train_idx = test_idx[keep], train_idx[keep]
-    similarity = jaccard(tokens, n_train + test_idx, tokens, train_idx)
+    similarity = jaccard(tokens, n_train + test_idx, train_idx)
     order = np.lexsort((train_idx, -similarity, test_idx))  # per test record: most similar, then lowest train row
     test_idx, train_idx, similarity = test_idx[order], train_idx[order], similarity[order]
     first_of_test = np.concatenate([[True], test_idx[1:] != test_idx[:-1]]) if len(test_idx) else np.zeros(0, bool)
