@@ -11,14 +11,39 @@ from pydantic import BaseModel, ValidationError
 from challenge.errors import ConfigError
 
 M = TypeVar("M", bound=BaseModel)
+MAX_YAML_BYTES = 256 * 1024  # challenge.yaml and task.yaml are a few KB
+MAX_DEPTH = 40  # nesting levels
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader without aliases (a 1.7 KB "billion laughs" file expands to gigabytes)
+    and with a nesting limit (a 20,000-deep file overflows the composer's recursion)."""
+
+    depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            raise yaml.composer.ComposerError(None, None, "aliases (*name) are not allowed; write the value out",
+                                              self.peek_event().start_mark)
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                raise yaml.composer.ComposerError(None, None, f"nested more than {MAX_DEPTH} levels deep",
+                                                  self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
 
 
 def parse_yaml(text: str, source: str) -> dict[str, Any]:
-    """Parse a YAML mapping; `source` names the file in error messages."""
+    """Parse a YAML mapping (bounded: size, nesting, no aliases); `source` names the file in error messages."""
+    if len(text) > MAX_YAML_BYTES:
+        raise ConfigError(f"{source}: the file is {len(text) / 1024:.0f} KB; a configuration file is at most "
+                          f"{MAX_YAML_BYTES // 1024} KB")
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_BoundedLoader)  # noqa: S506 (a SafeLoader subclass)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{source}: not valid YAML: {exc}") from None
+        raise ConfigError(f"{source}: not valid YAML: {str(exc)[:500]}") from None
     if data is None:
         raise ConfigError(f"{source}: the file is empty; see the example in the README")
     if not isinstance(data, dict):
@@ -54,8 +79,22 @@ def model_from_yaml(model: type[M], text: str, source: str, context: dict[str, A
 
 def load_model(model: type[M], path: Path, context: dict[str, Any] | None = None) -> M:
     """Read `path` and validate it as `model`."""
+    return model_from_yaml(model, read_yaml_text(path), str(path), context)
+
+
+def read_yaml_text(path: Path, name: str | None = None) -> str:
+    """The text of a YAML file, read no further than MAX_YAML_BYTES; `name` is how errors call it."""
+    name = name or str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_YAML_BYTES + 1)
     except FileNotFoundError:
-        raise ConfigError(f"{path}: file not found") from None
-    return model_from_yaml(model, text, str(path), context)
+        raise ConfigError(f"{name}: file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{name}: is a folder, not a file") from None
+    if len(raw) > MAX_YAML_BYTES:
+        raise ConfigError(f"{name}: the file is larger than {MAX_YAML_BYTES // 1024} KB; is it the right file?")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{name}: not UTF-8 text (byte {exc.start}); save it as UTF-8") from None

@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 
 from challenge.config import ChallengeConfig
 from challenge.errors import ConfigError, DataReadError
+from challenge.yamlfile import read_yaml_text
 from tasks.checks import CheckResult, failed, passed
 from tasks.quality import rules_fingerprint, run_quality_gate
 from tasks.read_tables import read_table
@@ -152,8 +153,8 @@ class DropGate:
             self.add(failed("task_yaml_present", TASK_FILE, source="read",
                             hint=f"{name} is missing; add a task.yaml describing the dataset (see README)"))
         try:
-            spec = parse_task_spec(path.read_text(encoding="utf-8"), name)
-        except (ConfigError, UnicodeDecodeError) as exc:
+            spec = parse_task_spec(read_yaml_text(path, name), name)
+        except ConfigError as exc:
             lines = str(exc).splitlines()
             self.add(failed("task_yaml_valid", TASK_FILE, count=len(lines), examples=lines, source="read",
                             hint=lines[0] if len(lines) == 1 else f"{len(lines)} problems: " + "; ".join(lines)))

@@ -89,3 +89,28 @@ def test_init_writes_a_valid_commented_local_config(tmp_path: Path, capsys: pyte
     assert (tmp_path / "c" / "intake" / "penguin-lab" / "penguins" / "task.yaml").is_file()
     assert main(["init", str(tmp_path / "c")]) == 2  # refuses to overwrite
     assert "already exists" in capsys.readouterr().err
+
+
+BILLION_LAUGHS = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, "
+    f"*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}]\n" for i in range(8))
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    (BILLION_LAUGHS, "aliases (*name) are not allowed"),
+    ("name: " + "[" * 20_000 + "]" * 20_000 + "\n", "nested more than 40 levels deep"),
+    ("name: x\n# " + "padding " * 40_000 + "\n", "larger than 256 KB"),
+])
+def test_hostile_yaml_is_refused_quickly_and_clearly(tmp_path: Path, text: str, expected: str) -> None:
+    path = tmp_path / "challenge.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert str(path) in str(info.value) and expected in str(info.value) and len(str(info.value)) < 1000
+
+
+def test_config_that_is_not_utf8_names_the_byte(tmp_path: Path) -> None:
+    path = tmp_path / "challenge.yaml"
+    path.write_bytes(MINIMAL.encode() + b"# caf\xe9\n")
+    with pytest.raises(ConfigError, match=r"not UTF-8 text \(byte \d+\); save it as UTF-8"):
+        load_config(path)

@@ -13,6 +13,7 @@ import pytest
 
 from challenge.config import ChallengeConfig
 from conftest import EXAMPLES, put_drop
+from test_config import BILLION_LAUGHS
 from drops import classification_drop, classification_frame, image_drop, matching_drop, matching_tables
 from tasks.intake import DropOutcome, discover_drops, gate_drop, list_staged, run_time_label, task_id_clashes
 from tasks.reports import GateReport
@@ -127,6 +128,19 @@ def test_missing_task_yaml(config: ChallengeConfig, tmp_path: Path) -> None:
 def test_unknown_keys(config: ChallengeConfig, tmp_path: Path) -> None:
     folder = classification_drop(tmp_path / "shop-items", labels="kind", split={"test_fraction": 0.2, "sed": 3})
     assert_fails(config, folder, "task_yaml_valid", "task.yaml: labels: unknown key", "split.sed: unknown key")
+
+
+@pytest.mark.parametrize(("task_yaml", "needle"), [
+    ("task_id: shop-items\n" + BILLION_LAUGHS, "aliases (*name) are not allowed"),
+    ("task_id: " + "[" * 20_000 + "]" * 20_000 + "\n", "nested more than 40 levels deep"),
+    ("task_id: shop-items\n#" + "x" * 300_000 + "\n", "larger than 256 KB"),
+])
+def test_hostile_task_yaml_fails_the_drop_clearly(config: ChallengeConfig, tmp_path: Path, task_yaml: str,
+                                                  needle: str) -> None:
+    folder = classification_drop(tmp_path / "shop-items")
+    (folder / "task.yaml").write_text(task_yaml)
+    report = assert_fails(config, folder, "task_yaml_valid", needle)
+    assert len(json.dumps(report.to_json().decode())) < 5000
 
 
 def test_wrong_kind(config: ChallengeConfig, tmp_path: Path) -> None:
