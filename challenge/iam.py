@@ -3,6 +3,15 @@
 A team may upload to and read its own `<submissions>/<team>/` folder (feedback
 JSON is written there), read `public`, and nothing else: private and intake
 are explicitly denied. Uploads are final, so there is no s3:DeleteObject.
+Uploads under keys the scorer cannot use (`//`, `.` and `..` segments) are denied.
+
+Upload times are S3's LastModified, which the team does not choose: a CopyObject
+(allowed: it is a PutObject on the team's own folder) gets the time of the copy;
+a multipart upload gets the time it was *started*, so a team could start one
+before `closes_at` and complete it after. The scorer sees such an object only
+once it is complete and judges it by that LastModified; organizers who must
+close exactly remove s3:PutObject from the policies at the close (or use S3
+Object Lock), and finalize scores only what was listed before the close.
 """
 
 from __future__ import annotations
@@ -19,6 +28,9 @@ from challenge.errors import ConfigError
 Statement = dict[str, Any]
 
 TEAM_OBJECT_ACTIONS = ["s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"]
+# Keys the scorer cannot use (an empty, '.' or '..' segment), refused at upload where IAM's wildcards can
+# say so; control characters cannot be expressed in a Resource, so the scorer rejects those keys itself.
+UNUSABLE_KEY_PATTERNS = ["/*", "*//*", "*/", "./*", "*/./*", "*/.", "../*", "*/../*", "*/.."]
 
 
 def _split(config: ChallengeConfig, key: str) -> tuple[str, str]:
@@ -95,6 +107,8 @@ def team_policy(config: ChallengeConfig, team_id: str) -> dict[str, Any]:
     statements: list[Statement] = [
         {"Sid": "UploadAndReadOwnSubmissions", "Effect": "Allow", "Action": TEAM_OBJECT_ACTIONS,
          "Resource": _arn(sub_bucket, f"{team_folder}/*")},
+        {"Sid": "DenyUnusableKeys", "Effect": "Deny", "Action": "s3:PutObject",
+         "Resource": [_arn(sub_bucket, f"{team_folder}/{pattern}") for pattern in UNUSABLE_KEY_PATTERNS]},
         _list_statement("ListOwnSubmissionFolder", "Allow", sub_bucket, team_folder),
         {"Sid": "ReadPublicReleasesAndLeaderboards", "Effect": "Allow", "Action": "s3:GetObject",
          "Resource": _arn(pub_bucket, _join(pub_prefix, "*"))},

@@ -20,8 +20,8 @@ def error_line(exc: BaseException, debug: bool = False) -> str:
     from botocore.exceptions import EndpointConnectionError, NoCredentialsError
 
     if isinstance(exc, EndpointConnectionError):
-        return (f"error: cannot reach the storage endpoint ({exc}); nothing already stored was changed: "
-                "run the command again when it is reachable")
+        return (f"error: S3 endpoint unreachable ({exc}); nothing already stored was lost and a release or "
+                "scoring run left halfway is completed by the next run: rerun is safe once it is reachable")
     if isinstance(exc, NoCredentialsError):
         return "error: no AWS credentials found for S3 storage; set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"
     lines = str(exc).strip().splitlines()

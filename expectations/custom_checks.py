@@ -51,6 +51,8 @@ def rows_per_class(tables: Tables, ctx: CheckContext, table: str = "data", min_r
     )]
 
 
+MAX_IMAGE_PIXELS = 40_000_000  # a product picture is a few megapixels; 400 MP would decode to gigabytes
+Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS  # Pillow refuses (DecompressionBombError) beyond twice this
 LOOKUP_ACCURACY = 0.99  # a feature whose lookup table predicts the label this well gives the answer away
 LOOKUP_COVERAGE = 0.5  # ... on at least this share of the rows (values seen in the other half)
 SAMPLE_ROWS = 50_000  # rows of the first look at each column
@@ -138,11 +140,16 @@ def _image_problem(root: Path, relative: str) -> str | None:
     if rel.is_absolute() or ".." in rel.parts:
         return "path leaves the images folder"
     path = root.joinpath(*rel.parts)
-    if not path.is_file():
-        return "file not found"
+    if path.is_symlink() or not path.is_file():
+        return "file not found" if not path.is_symlink() else "a symbolic link, not an image file"
     try:
-        with Image.open(path) as img:
+        with Image.open(path) as img:  # reads the header only
+            width, height = img.size
+            if width * height > MAX_IMAGE_PIXELS:
+                return f"image too large ({width}×{height} pixels; at most {MAX_IMAGE_PIXELS // 1_000_000} megapixels)"
             img.verify()
+    except Image.DecompressionBombError:
+        return f"image too large (at most {MAX_IMAGE_PIXELS // 1_000_000} megapixels)"
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         return f"does not decode as an image ({type(exc).__name__})"
     return None

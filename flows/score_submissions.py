@@ -3,7 +3,7 @@
 One flow, `score-submissions`, runs every few minutes; `rescore=True` recomputes
 every scored result after an answer-key fix. `finalize-challenge` switches the
 leaderboards to private scores. Only one scoring run per challenge holds the
-Prefect concurrency limit `challenge-<name>-scoring` at a time.
+scoring slot at a time (flows/scoring_slot.py).
 """
 
 from __future__ import annotations
@@ -14,10 +14,6 @@ from typing import Any
 from prefect import flow, tags, task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
-from prefect.client.orchestration import get_client
-from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
-from prefect.concurrency.sync import concurrency
-from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 from prefect.logging import get_run_logger
 from prefect.states import State
 
@@ -26,6 +22,7 @@ from challenge.errors import ChallengeError, ScoringErrors
 from challenge.task_runners import task_runner_from_env
 from flows.run_names import run_name, stamp, with_tasks
 from flows.run_states import failed_run, listing
+from flows.scoring_slot import scoring_slot
 from tasks.artifacts import leaderboard_artifacts, table_artifact
 from tasks.final_choices import answer_final_choices
 from tasks.leaderboard import FINAL_MARKER, PAGE_KEY, build_leaderboard, write_leaderboard
@@ -34,6 +31,7 @@ from tasks.scoring import (
     feedback,
     load_answer_key,
     process_batch,
+    reject_unusable,
     rescore,
     scored_per_day,
     write_notices,
@@ -47,24 +45,6 @@ from tasks.submissions import Inbox, Submission, discover
 
 def _locations(config: ChallengeConfig) -> tuple[Storage, Storage, Storage]:
     return open_location(config, "public"), open_location(config, "private"), open_location(config, "submissions")
-
-
-def scoring_limit_name(config: ChallengeConfig) -> str:
-    return f"challenge-{config.name}-scoring"
-
-
-def ensure_scoring_limit(config: ChallengeConfig) -> str:
-    """Create the one-slot global concurrency limit for this challenge's scoring, if it is not there yet."""
-    name = scoring_limit_name(config)
-    with get_client(sync_client=True) as client:
-        try:
-            client.read_global_concurrency_limit_by_name(name)
-        except ObjectNotFound:
-            try:
-                client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=1))
-            except ObjectAlreadyExists:  # another run created it just now
-                pass
-    return name
 
 
 class _Progress:
@@ -82,7 +62,7 @@ class _Progress:
 
 @task(name="score-batch", task_run_name="score-{task_id}", cache_policy=NO_CACHE)
 def score_batch(config: ChallengeConfig, task_id: str, subs: list[Submission], release: str | None,
-                task_ids: set[str], counts: dict[tuple[str, str, str], int], had_error: set[str]) -> dict[str, Any]:
+                task_ids: set[str], counts: dict[tuple[str, str, str], int], had_error: dict[str, int]) -> dict[str, Any]:
     """One task's pending submissions (threads inside; the daily quota is applied in upload order).
 
     Returns the new final records and the (key, error) of submissions that hit an internal error.
@@ -150,8 +130,11 @@ def score_new(config: ChallengeConfig, only: list[str] | None = None) -> dict[st
         logger.info("%d upload(s) that are not submissions were told why: %s", len(noticed), listing(noticed))
     records, had_error = scan_results(private)
     done = {r["submission_id"]: r for r in records}
+    unusable = reject_unusable(private, submissions, inbox.unusable, set(done))
+    for record in unusable:
+        logger.warning("%r: rejected: %s", record["key"], record["message"])
     for sub in inbox.submissions:  # a crash between record and feedback: write the feedback now
-        if sub.submission_id in done and sub.feedback_key not in inbox.feedback:
+        if sub.submission_id in done and sub.feedback_key and sub.feedback_key not in inbox.feedback:
             submissions.write_bytes(sub.feedback_key, json.dumps(feedback(done[sub.submission_id]), indent=2).encode())
     pending = [s for s in inbox.submissions if s.submission_id not in done and (not only or s.task_id in chosen)]
     logger.info("%d submission(s) in %s, %d already final, %d to score", len(inbox.submissions),
@@ -167,21 +150,22 @@ def score_new(config: ChallengeConfig, only: list[str] | None = None) -> dict[st
             futures.append(score_batch.submit(config, task_id, subs, latest["release"], set(latest["tasks"]),
                                               counts, had_error))
     batches = [f.result() for f in futures]
-    new = [r for batch in batches for r in batch["records"]]
+    new = unusable + [r for batch in batches for r in batch["records"]]
     errors = [e for batch in batches for e in batch["errors"]]
     board, page = refresh_leaderboard(config, records + new, inbox, latest, tasks)
     statuses: dict[str, int] = {}
     per_task: dict[str, dict[str, int]] = {t: {} for t in by_task}
     for r in new:
         statuses[r["status"]] = statuses.get(r["status"], 0) + 1
-        per_task[r["task_id"]][r["status"]] = per_task[r["task_id"]].get(r["status"], 0) + 1
+        if r["task_id"] in per_task:
+            per_task[r["task_id"]][r["status"]] = per_task[r["task_id"]].get(r["status"], 0) + 1
     for key, _ in errors:
         task_id = key.split("/")[1]
         per_task[task_id]["error (retried)"] = per_task[task_id].get("error (retried)", 0) + 1
     table_artifact("scoring-run", [{"task": t, "pending": len(by_task[t]), **per_task[t]} for t in sorted(by_task)],
                    f"What this run scored (release {latest['release']})", {"task": "nothing new", "pending": 0}, fill=0)
     logger.info("scored %d submission(s): %s; leaderboard %s", len(new), statuses or "nothing new", page)
-    return {"pending": len(pending), "statuses": statuses, "errors": errors, "leaderboard": page, "board": board,
+    return {"pending": len(pending) + len(unusable), "statuses": statuses, "errors": errors, "leaderboard": page, "board": board,
             "notices": noticed}
 
 
@@ -238,7 +222,7 @@ def score_submissions(config_path: str | None = None, rescore: bool = False,
         tasks: Score only these task ids (default: every task of the current release).
     """
     config = load_config(config_path)
-    with concurrency(ensure_scoring_limit(config), occupy=1, strict=True):
+    with scoring_slot(config):
         if rescore:
             return rescore_all(config, tasks)
         result = score_new(config, tasks)
@@ -259,7 +243,7 @@ def finalize_challenge(config_path: str | None = None) -> dict[str, Any]:
     """
     config = load_config(config_path)
     private = open_location(config, "private")
-    with concurrency(ensure_scoring_limit(config), occupy=1, strict=True):
+    with scoring_slot(config):
         private.write_bytes(FINAL_MARKER, json.dumps({"finalized_at": stamp()}).encode())
         board, page = refresh_leaderboard(config)
     get_run_logger().info("finalized: the leaderboards now rank by private scores; %s", page)

@@ -39,8 +39,12 @@ def read_final(submissions: Storage, info: ObjectInfo, team: str, task_id: str) 
     if info.size > FINAL_MAX_BYTES:
         return FinalFile(team, task_id, info.key, None,
                          f"FINAL is {info.size} bytes; it must hold only the file name of one scored submission")
+    data = submissions.read_limited(info.key, FINAL_MAX_BYTES)
+    if len(data) > FINAL_MAX_BYTES:  # replaced by a larger file since the listing
+        return FinalFile(team, task_id, info.key, None,
+                         f"FINAL is larger than {FINAL_MAX_BYTES} bytes; it must hold only the file name of one scored submission")
     try:
-        text = submissions.read_bytes(info.key).decode("utf-8")
+        text = data.decode("utf-8")
     except UnicodeDecodeError:
         return FinalFile(team, task_id, info.key, None, "FINAL is not UTF-8 text; write the file name in plain text")
     names = [line.strip() for line in text.splitlines() if line.strip()]

@@ -15,7 +15,7 @@ import re
 import tempfile
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,7 @@ from tasks.quality import rules_fingerprint, run_quality_gate
 from tasks.read_tables import read_table
 from tasks.reports import GateReport, one_line, render_markdown
 from tasks.standardize import check_name_clashes, standardize_pairs, standardize_records
-from tasks.storage import LocalStorage, ObjectInfo, Storage, download_many, open_location, upload_tree
+from tasks.storage import LocalStorage, ObjectInfo, Storage, download_many, is_valid_key, open_location, upload_tree
 from tasks.task_spec import TASK_ID_PATTERN, Modality, TaskSpec, parse_task_spec
 
 TASK_FILE = "task.yaml"
@@ -87,9 +87,11 @@ def discover_drops(intake: Storage, only: set[str] | None = None) -> tuple[list[
     stray = []
     for info in intake.list(""):
         parts = info.key.split("/")
-        if len(parts) < 3:
+        if len(parts) < 3 or not is_valid_key(f"{parts[0]}/{parts[1]}"):
             stray.append(info.key)
             continue
+        if not is_valid_key(info.key):  # e.g. team/task//x.csv on S3: refused by the gate, never read
+            info = replace(info, problem=f"an object key that cannot be used ({info.key!r})")
         if only and parts[1] not in only:
             continue
         grouped[(parts[0], parts[1])].append(info)
@@ -137,6 +139,17 @@ class DropGate:
         self.report.checks.extend(checks)
         if any(c.blocking for c in checks):
             raise _GateStopped
+
+    def check_regular_files(self) -> None:
+        """Stop at once when an entry of the drop is not a regular file (a symbolic link could point at
+        another task's hidden answers; a FIFO would block): nothing of the drop is read."""
+        bad = [f"{self.drop.relative(i) if i.key.startswith(self.drop.prefix) else i.key}: {i.problem}"
+               for i in self.drop.files if i.problem]
+        if bad:
+            self.add(failed("regular_files", "drop", count=len(bad), examples=bad[:5], source="read",
+                            hint=f"{len(bad)} entr{'y is' if len(bad) == 1 else 'ies are'} not regular files "
+                                 "(symbolic links, named pipes, devices, unusable names) and are never read: "
+                                 "put the files themselves in the drop, with plain names"))
 
     def download(self) -> Path:
         """A local folder holding the drop: read in place on the local backend, else downloaded."""
@@ -251,7 +264,10 @@ def gate_drop(
     fingerprint = drop.fingerprint(rules_fingerprint())
     folder = _report_folder(drop.folder)
     latest_key = f"reports/{folder}/latest-{drop.contributor}.json"
-    previous = _read_json(private, latest_key)
+    try:
+        previous = _read_json(private, latest_key)
+    except ValueError:  # a damaged cache note: gate the drop again, and rewrite it
+        previous = None
     reusable = previous and previous.get("fingerprint") == fingerprint and not previous.get("ownership_failed")
     if reusable and not force and not clash:
         return DropOutcome(**{**previous["outcome"], "status": "unchanged"}), None
@@ -265,6 +281,7 @@ def gate_drop(
         gate = DropGate(drop, intake, private, workdir, report)
         docs_dir = workdir / "report" / "data_docs"
         try:
+            gate.check_regular_files()
             drop_dir = gate.download()
             spec = gate.load_spec(drop_dir, clash)
             tables = gate.standardize(spec, gate.read_tables(spec, drop_dir))

@@ -15,15 +15,29 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from challenge.errors import ChallengeError
 from tasks.storage import Storage
 
 KEY_OBJECT = "secrets/opaque-id-key"
 
 
 def load_or_create_key(private: Storage) -> bytes:
-    """The challenge's id key, created once (32 random bytes) in `private`."""
+    """The challenge's id key, created once (32 random bytes) in `private`, before the first release.
+
+    Once a release exists, a missing key is an error: a new key would give every record of the next
+    release new published ids (and lose the link to the answers of the earlier ones).
+    """
     if private.exists(KEY_OBJECT):
-        return private.read_bytes(KEY_OBJECT)
+        key = private.read_bytes(KEY_OBJECT)
+        if len(key) != 32:
+            raise ChallengeError(f"{private.uri_for(KEY_OBJECT)} is damaged ({len(key)} bytes, not 32): restore it "
+                                 "from a backup of the private location")
+        return key
+    if next(iter(private.list("releases/")), None) is not None:
+        raise ChallengeError(
+            f"the id key {private.uri_for(KEY_OBJECT)} is missing, but releases exist under "
+            f"{private.uri_for('releases')}: restore the key from a backup of the private location. A new key "
+            "would change every published id in the next release")
     key = secrets.token_bytes(32)
     private.write_bytes(KEY_OBJECT, key)
     return key

@@ -3,14 +3,19 @@
 The records live one object per submission under `<private>/results/`. A run
 lists them (one request per 1,000) and reads only those it has not seen at
 their current version: the rest come from `<private>/cache/results-index.json.gz`,
-which maps each record's key to (version, record) and is rewritten when
-anything changed. The index is only a cache: a missing, stale or unreadable
-index costs reads, never a wrong record.
+which maps each record's key to (version, the record's exact bytes) and is
+rewritten when anything changed. The index is only a hint: an entry is used
+only when its bytes hash to the version the listing shows (an MD5, as S3's
+ETag of a single-part object and the local backend's version are), so a
+missing, stale, damaged or forged index costs reads, never a wrong record.
+A record that cannot be parsed is left out (the submission is scored again
+and the record rewritten).
 """
 
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import logging
 from concurrent.futures import ThreadPoolExecutor
@@ -19,39 +24,70 @@ from typing import Any
 from tasks.storage import TRANSFER_THREADS, ObjectInfo, Storage
 
 INDEX_KEY = "cache/results-index.json.gz"
+ERROR_SUFFIX = ".error.json"
 log = logging.getLogger(__name__)
 
 
 def read_index(private: Storage) -> dict[str, dict[str, Any]]:
-    """key → {"version", "record"}; empty when there is no usable index."""
+    """key → {"version", "raw"}; empty when there is no usable index."""
     try:
         if not private.exists(INDEX_KEY):
             return {}
         index = json.loads(gzip.decompress(private.read_bytes(INDEX_KEY)))
-        return index if isinstance(index, dict) else {}
-    except (OSError, ValueError) as exc:  # a damaged cache: rebuild it from the records
+    except Exception as exc:  # noqa: BLE001 (truncated gzip, bad JSON, ...: a damaged cache is rebuilt)
         log.warning("%s is unreadable (%s); reading every result record", private.uri_for(INDEX_KEY), exc)
         return {}
+    return index if isinstance(index, dict) else {}
 
 
-def scan_results(private: Storage) -> tuple[list[dict[str, Any]], set[str]]:
-    """One listing of `results/`: every final record, and the ids whose last attempt was an error."""
+def _trusted(entry: Any, info: ObjectInfo) -> str | None:
+    """The cached bytes of a record, when they are the bytes the listing's version names."""
+    if not isinstance(entry, dict) or entry.get("version") != info.version or not isinstance(entry.get("raw"), str):
+        return None
+    raw = entry["raw"]
+    return raw if hashlib.md5(raw.encode(), usedforsecurity=False).hexdigest() == info.version else None
+
+
+def _parse(key: str, raw: str) -> dict[str, Any] | None:
+    try:
+        record = json.loads(raw)
+    except ValueError:
+        record = None
+    if not isinstance(record, dict) or "submission_id" not in record or "status" not in record:
+        log.error("result record %s is damaged; its submission will be scored again", key)
+        return None
+    return record
+
+
+def _attempts(private: Storage, info: ObjectInfo) -> int:
+    try:
+        return int(json.loads(private.read_bytes(info.key)).get("attempts", 1))
+    except Exception:  # noqa: BLE001 (a damaged error note counts as one attempt)
+        return 1
+
+
+def scan_results(private: Storage) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """One listing of `results/`: every final record, and for the submissions whose last attempt was
+    an internal error, how many attempts they have had."""
     finals: list[ObjectInfo] = []
-    had_error: set[str] = set()
+    errors: list[ObjectInfo] = []
     for info in private.list("results/"):
-        if info.key.endswith(".error.json"):
-            had_error.add(info.key.rsplit("/", 1)[-1][: -len(".error.json")])
+        if info.key.endswith(ERROR_SUFFIX):
+            errors.append(info)
         elif info.key.endswith(".json"):
             finals.append(info)
     cached = read_index(private)
-    fresh = [i for i in finals if cached.get(i.key, {}).get("version") != i.version]
+    raws = {i.key: _trusted(cached.get(i.key), i) for i in finals}
+    fresh = [i for i in finals if raws[i.key] is None]
     with ThreadPoolExecutor(max_workers=TRANSFER_THREADS) as pool:
-        read = dict(zip([i.key for i in fresh], pool.map(lambda i: json.loads(private.read_bytes(i.key)), fresh)))
-    index = {i.key: {"version": i.version, "record": read[i.key] if i.key in read else cached[i.key]["record"]}
-             for i in finals}
-    if fresh or len(index) != len(cached):
+        raws.update(zip([i.key for i in fresh], pool.map(lambda i: private.read_bytes(i.key).decode("utf-8", "replace"), fresh)))
+        attempts = dict(zip([i.key.rsplit("/", 1)[-1][: -len(ERROR_SUFFIX)] for i in errors],
+                            pool.map(lambda i: _attempts(private, i), errors)))
+    index = {i.key: {"version": i.version, "raw": raws[i.key]} for i in finals}
+    if fresh or index.keys() != cached.keys():
         private.write_bytes(INDEX_KEY, gzip.compress(json.dumps(index, separators=(",", ":")).encode(), mtime=0))
-    return [entry["record"] for entry in index.values()], had_error
+    records = [_parse(key, entry["raw"]) for key, entry in index.items()]
+    return [r for r in records if r is not None], attempts
 
 
 def load_results(private: Storage) -> list[dict[str, Any]]:

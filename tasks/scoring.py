@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from tasks.metrics import score_all
 from tasks.storage import TRANSFER_THREADS, Storage, is_valid_key
 from tasks.submissions import (
     BASELINE_TEAM,
+    ObjectChanged,
     FEEDBACK_SUFFIX,
     NOT_SCORED,
     IdIndex,
@@ -35,11 +37,15 @@ from tasks.submissions import (
     admit,
     check_quota,
     read_submission,
+    shown,
     validate,
     why_not_scored,
 )
 
-FINAL_STATUSES = ("scored", "invalid", "rejected", "rejected: late", "rejected: quota")
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 3  # internal errors on one submission before it is recorded as `failed`
+FINAL_STATUSES = ("scored", "invalid", "rejected", "rejected: early", "rejected: late", "rejected: quota", "failed")
 
 
 @dataclass
@@ -91,9 +97,29 @@ def score_predictions(key: AnswerKey, predicted: pa.Array) -> dict[str, dict[str
 
 
 def evaluate(sub: Submission, data: bytes, key: AnswerKey) -> dict[str, dict[str, float]]:
-    """Validate then score; raises ParticipantVisibleError for an invalid file."""
-    predicted = validate(read_submission(data, sub.name), key.index, key.classes)
+    """Validate then score; raises ParticipantVisibleError for an invalid file, whatever in the file
+    makes the reader or a check fail (an upload never becomes an internal error, retried forever)."""
+    table = read_submission(data, sub.name, len(key.ids))
+    try:
+        predicted = validate(table, key.index, key.classes)
+    except ParticipantVisibleError:
+        raise
+    except Exception as exc:  # noqa: BLE001 (logged for organizers; the team reads a short message)
+        log.warning("%s: validation failed on its content: %s: %s", sub.key, type(exc).__name__, exc)
+        raise ParticipantVisibleError(
+            f"{shown(sub.name)} could not be checked ({type(exc).__name__}); check that ids are the test ids "
+            "and labels plain class names, one row per test id") from None
     return score_predictions(key, predicted)
+
+
+def read_upload(submissions: Storage, sub: Submission, limit_bytes: int) -> bytes:
+    """The bytes of the upload as listed (same version), at most `limit_bytes`: the size is checked on
+    what is read, not only on the listing. Raises ObjectChanged when it was replaced meanwhile."""
+    data = submissions.read_limited(sub.key, limit_bytes, sub.etag)
+    if len(data) > limit_bytes:
+        raise ParticipantVisibleError(
+            f"the file is larger than {limit_bytes / 1048576:g} MB, the limit", "rejected")
+    return data
 
 
 def result_record(sub: Submission, status: str, message: str, release: str | None,
@@ -155,21 +181,26 @@ def _first_pass(sub: Submission, config: Any, key: AnswerKey | None, tasks: set[
     try:
         admit(sub, config, tasks)
         assert key is not None
-        return "valid", evaluate(sub, submissions.read_bytes(sub.key), key)
+        data = read_upload(submissions, sub, int(config.policy.max_submission_mb * 1024 * 1024))
+        return "valid", evaluate(sub, data, key)
     except ParticipantVisibleError as exc:
         return "final", result_record(sub, exc.status, str(exc), release, key)
+    except ObjectChanged:
+        return "changed", None
 
 
 def process_batch(subs: list[Submission], config: Any, key: AnswerKey | None, tasks: set[str],
                   counts: dict[tuple[str, str, str], int], private: Storage, submissions: Storage,
-                  had_error: set[str], workers: int = TRANSFER_THREADS,
+                  had_error: dict[str, int], workers: int = TRANSFER_THREADS,
                   progress: Callable[[int], None] | None = None) -> tuple[list[dict[str, Any]], list[str]]:
     """Score one task's pending submissions: read and score in threads, apply the daily quota in
     upload order (only scored submissions count), then write results and feedback in threads.
 
-    `progress(n)` is called with the number of submissions read and scored so far.
+    `progress(n)` is called with the number of submissions read and scored so far. `had_error`: the
+    submissions whose earlier attempts hit an internal error, and how many attempts.
     Returns the new final records and, for each submission that hit an internal error (retried next
-    run), its key and the error.
+    run, MAX_ATTEMPTS times in all, then `failed`), its key and the error. A submission replaced while
+    it was read is left for the next run, which lists its new version.
     """
 
     def first(sub: Submission) -> tuple[str, Any]:
@@ -189,9 +220,16 @@ def process_batch(subs: list[Submission], config: Any, key: AnswerKey | None, ta
     limit = config.policy.max_submissions_per_day
     team_ids = {t.id for t in config.teams}
     for sub, (kind, value) in sorted(zip(subs, outcomes), key=lambda pair: (pair[0].uploaded_at, pair[0].key)):
-        if kind == "error":
-            errors.append((sub, value))
+        if kind == "changed":
             continue
+        if kind == "error":
+            if had_error.get(sub.submission_id, 0) + 1 < MAX_ATTEMPTS:
+                errors.append((sub, value))
+                continue
+            log.error("%s: internal error on attempt %d of %d, given up: %s", sub.key, MAX_ATTEMPTS, MAX_ATTEMPTS, value)
+            kind, value = "final", result_record(
+                sub, "failed", "this file could not be scored because of a problem on our side (the organizers "
+                "see it); it does not count against your quota: upload it again later", key.release if key else None, key)
         if kind == "final":
             record = value
         else:
@@ -215,7 +253,7 @@ def process_batch(subs: list[Submission], config: Any, key: AnswerKey | None, ta
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         list(pool.map(write, finals))
-        list(pool.map(lambda item: write_error(private, *item), errors))
+        list(pool.map(lambda item: write_error(private, *item, had_error.get(item[0].submission_id, 0) + 1), errors))
     return [record for _, record in finals], [(sub.key, f"{type(exc).__name__}: {exc}") for sub, exc in errors]
 
 
@@ -225,7 +263,19 @@ def write_result(private: Storage, submissions: Storage, sub: Submission, record
     private.write_bytes(sub.result_key, json.dumps(record, indent=2).encode())
     if had_error:
         private.delete(sub.result_key.replace(".json", ".error.json"))
-    submissions.write_bytes(sub.feedback_key, json.dumps(feedback(record), indent=2).encode())
+    if sub.feedback_key:
+        submissions.write_bytes(sub.feedback_key, json.dumps(feedback(record), indent=2).encode())
+
+
+def reject_unusable(private: Storage, submissions: Storage, unusable: list[tuple[Submission, str]],
+                    done: set[str], workers: int = TRANSFER_THREADS) -> list[dict[str, Any]]:
+    """A `rejected` record (and feedback where a feedback key can be formed) for each upload that
+    cannot be used (a key no storage accepts, a symbolic link, a FIFO), once. Returns the new records."""
+    due = [(sub, result_record(sub, "rejected", reason, None)) for sub, reason in unusable
+           if sub.submission_id not in done]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        list(pool.map(lambda item: write_result(private, submissions, *item, had_error=False), due))
+    return [record for _, record in due]
 
 
 def write_notices(submissions: Storage, ignored: list[str], feedback_written: set[str],
@@ -248,10 +298,11 @@ def write_notices(submissions: Storage, ignored: list[str], feedback_written: se
     return [body["submission"] for body in due.values()]
 
 
-def write_error(private: Storage, sub: Submission, exc: BaseException) -> None:
-    """Not final: the next run retries this submission."""
+def write_error(private: Storage, sub: Submission, exc: BaseException, attempts: int = 1) -> None:
+    """Not final: the next run retries this submission (`attempts` so far)."""
     record = {"submission_id": sub.submission_id, "key": sub.key, "etag": sub.etag, "status": "error",
-              "message": f"{type(exc).__name__}: {exc}", "at": datetime.now(timezone.utc).isoformat()}
+              "message": f"{type(exc).__name__}: {str(exc)[:1000]}", "attempts": attempts,
+              "at": datetime.now(timezone.utc).isoformat()}
     private.write_bytes(sub.result_key.replace(".json", ".error.json"), json.dumps(record, indent=2).encode())
 
 

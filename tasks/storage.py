@@ -7,10 +7,12 @@ sees the old object or the new one, never a partial file.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import re
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -31,7 +33,12 @@ if TYPE_CHECKING:
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 MULTIPART_THRESHOLD = 16 * 1024 * 1024
+LOCAL_HASH_LIMIT = 64 * 1024 * 1024  # local files above this get a size+time version instead of an MD5
 _TMP_PREFIX = ".tmp-"
+
+
+class ObjectChanged(StorageError):
+    """The object is not the version that was listed (replaced in between)."""
 
 
 @dataclass(frozen=True)
@@ -42,6 +49,24 @@ class ObjectInfo:
     size: int
     version: str  # ETag-like: changes whenever the content changes
     modified: datetime
+    problem: str | None = None  # local backend: why this entry is not a regular file (never read)
+
+
+def irregular(path: Path) -> tuple[str | None, os.stat_result]:
+    """What a local path is when it is not a regular file (a symbolic link, a FIFO, a device), and its lstat."""
+    info = os.lstat(path)
+    mode = info.st_mode
+    if stat.S_ISREG(mode):
+        return None, info
+    if stat.S_ISLNK(mode):
+        return "a symbolic link", info
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)", info
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device", info
+    if stat.S_ISSOCK(mode):
+        return "a socket", info
+    return "not a regular file", info
 
 
 def validate_key(key: str) -> str:
@@ -81,6 +106,7 @@ class Storage(Protocol):
     def head(self, key: str) -> ObjectInfo | None: ...
     def exists(self, key: str) -> bool: ...
     def read_bytes(self, key: str) -> bytes: ...
+    def read_limited(self, key: str, limit: int, version: str | None = None) -> bytes: ...
     def open_read(self, key: str) -> BinaryIO: ...
     def write_bytes(self, key: str, data: bytes) -> None: ...
     def upload_file(self, key: str, path: Path) -> None: ...
@@ -99,8 +125,17 @@ def file_digest(path: Path, algorithm: str = "md5") -> str:
     return digest.hexdigest()
 
 
+def file_digest_bytes(data: bytes) -> str:
+    """The version (MD5) of bytes, as file_digest gives it for a file."""
+    return hashlib.md5(data, usedforsecurity=False).hexdigest()
+
+
 class LocalStorage:
-    """A directory on the local file system (the embedded default)."""
+    """A directory on the local file system (the embedded default, for one trusted user).
+
+    Only regular files inside the root are read: a symbolic link, a FIFO or a device is listed with
+    its `problem` (so the product can say why it is refused) and never opened, hashed or followed.
+    """
 
     def __init__(self, root: str | os.PathLike[str]):
         self.root = Path(root).resolve()
@@ -109,32 +144,42 @@ class LocalStorage:
     def _path(self, key: str) -> Path:
         return self.root.joinpath(*validate_key(key).split("/"))
 
+    def _inside(self, path: Path) -> Path:
+        """`path`, once its folder is known to resolve inside the root (no symbolic link leads out)."""
+        folder = Path(os.path.realpath(path.parent))
+        if folder != self.root and self.root not in folder.parents:
+            raise StorageError(f"{path}: its folder leads outside {self.root} (a symbolic link?); "
+                               "replace the link with a real folder")
+        return path
+
     def uri_for(self, key: str) -> str:
         return str(self._path(key)) if key else self.uri
 
     def _info(self, key: str, path: Path) -> ObjectInfo:
-        stat = path.stat()
-        return ObjectInfo(
-            key=key,
-            size=stat.st_size,
-            version=file_digest(path),
-            modified=datetime.fromtimestamp(stat.st_mtime, timezone.utc),
-        )
+        problem, info = irregular(path)
+        modified = datetime.fromtimestamp(info.st_mtime, timezone.utc)
+        if problem:  # never opened: a FIFO would block, a link would lead elsewhere
+            return ObjectInfo(key, 0, f"irregular-{info.st_ino}-{info.st_mtime_ns}", modified, problem)
+        if info.st_size > LOCAL_HASH_LIMIT:  # not hashed on every listing: a 1 GB upload would cost seconds each run
+            return ObjectInfo(key, info.st_size, f"large-{info.st_size}-{info.st_mtime_ns}-{info.st_ino}", modified)
+        return ObjectInfo(key=key, size=info.st_size, version=file_digest(path), modified=modified)
 
     def list(self, prefix: str = "", page_size: int = 1000) -> Iterator[ObjectInfo]:
-        """All objects whose key starts with `prefix`, in key order (streamed)."""
+        """All entries whose key starts with `prefix`, in key order (streamed); entries that are not
+        regular files (symbolic links, to folders too, FIFOs, devices) come with their `problem`."""
         if prefix:
             validate_key(prefix.rstrip("/"))
         base = self.root
         # Walk only the deepest folder the prefix names, then filter on the rest.
         folder = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
         start = base.joinpath(*folder.split("/")) if folder else base
-        if not start.is_dir():
+        if not start.is_dir() or start.is_symlink():
             return
         for dirpath, dirnames, filenames in os.walk(start):
-            dirnames.sort()
             rel_dir = Path(dirpath).relative_to(base).as_posix()
-            for name in sorted(filenames):
+            linked = [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]
+            dirnames[:] = sorted(d for d in dirnames if d not in linked)
+            for name in sorted([*filenames, *linked]):
                 if name.startswith(_TMP_PREFIX):
                     continue
                 key = name if rel_dir == "." else f"{rel_dir}/{name}"
@@ -142,24 +187,53 @@ class LocalStorage:
                     yield self._info(key, Path(dirpath) / name)
 
     def head(self, key: str) -> ObjectInfo | None:
+        """The object's info; None when it is absent or not a regular file."""
         path = self._path(key)
-        return self._info(key, path) if path.is_file() else None
+        try:
+            info = self._info(key, path)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        return None if info.problem else info
 
     def exists(self, key: str) -> bool:
-        return self._path(key).is_file()
+        return self.head(key) is not None
 
     def read_bytes(self, key: str) -> bytes:
-        return self.open_read(key).read()
+        with self.open_read(key) as stream:
+            return stream.read()
+
+    def read_limited(self, key: str, limit: int, version: str | None = None) -> bytes:
+        """At most `limit` + 1 bytes (more than `limit` means too large); ObjectChanged when the bytes
+        are not the listed `version`."""
+        with self.open_read(key) as stream:
+            data = stream.read(limit + 1)
+        if version and not version.startswith("large-") and len(data) <= limit and file_digest_bytes(data) != version:
+            raise ObjectChanged(f"{self.uri_for(key)}: replaced since it was listed")
+        return data
 
     def open_read(self, key: str) -> BinaryIO:
+        """Open a regular file inside the root, never following a link (O_NOFOLLOW) nor blocking on a FIFO."""
+        path = self._inside(self._path(key))
         try:
-            return open(self._path(key), "rb")
-        except (FileNotFoundError, IsADirectoryError):
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             raise StorageError(f"{self.uri_for(key)}: no such object") from None
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise StorageError(f"{self.uri_for(key)}: is a symbolic link; only regular files are read "
+                                   "(replace the link with the file itself)") from None
+            raise
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise StorageError(f"{self.uri_for(key)}: is not a regular file (a FIFO, a device or a folder); "
+                               "only regular files are read")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
 
     def _atomic_target(self, key: str) -> tuple[Path, Path]:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
+        self._inside(path)
         fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=path.parent)
         os.close(fd)
         return path, Path(tmp)
@@ -181,17 +255,22 @@ class LocalStorage:
             tmp.unlink(missing_ok=True)
 
     def download_file(self, key: str, path: Path) -> None:
-        source = self._path(key)
-        if not source.is_file():
-            raise StorageError(f"{self.uri_for(key)}: no such object")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source, path)
+        with self.open_read(key) as source:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(path, "wb") as target:
+                shutil.copyfileobj(source, target, 1 << 20)
 
     def copy(self, src: str, dst: str) -> None:
-        self.upload_file(dst, self._path(src))
+        target, tmp = self._atomic_target(dst)
+        try:
+            with self.open_read(src) as source, open(tmp, "wb") as out:
+                shutil.copyfileobj(source, out, 1 << 20)
+            os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
 
     def delete(self, key: str) -> None:
-        self._path(key).unlink(missing_ok=True)
+        self._inside(self._path(key)).unlink(missing_ok=True)
 
 
 class S3Storage:
@@ -263,6 +342,24 @@ class S3Storage:
 
     def read_bytes(self, key: str) -> bytes:
         return self.open_read(key).read()
+
+    def read_limited(self, key: str, limit: int, version: str | None = None) -> bytes:
+        """At most `limit` + 1 bytes of the object, only if its ETag is still the listed `version`
+        (If-Match); ObjectChanged otherwise."""
+        extra = {"IfMatch": f'"{version}"'} if version else {}
+        try:
+            body = self.client.get_object(Bucket=self.bucket, Key=self._key(key), **extra)["Body"]
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code")
+            if code in ("PreconditionFailed", "412"):
+                raise ObjectChanged(f"{self.uri_for(key)}: replaced since it was listed") from None
+            if code in ("404", "NoSuchKey"):
+                raise StorageError(f"{self.uri_for(key)}: no such object") from None
+            raise
+        try:
+            return body.read(limit + 1)
+        finally:
+            body.close()
 
     def write_bytes(self, key: str, data: bytes) -> None:
         self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)

@@ -8,10 +8,12 @@ their message goes to the team's feedback file as is.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import io
+from collections import Counter
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 import numpy as np
@@ -21,23 +23,34 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from challenge.config import ChallengeConfig
-from challenge.errors import ChallengeError
-from tasks.storage import ObjectInfo, Storage
+from challenge.errors import ChallengeError, StorageError
+from tasks.storage import ObjectChanged, ObjectInfo, Storage, is_valid_key, validate_key  # noqa: F401 (re-exported)
 
 FEEDBACK_SUFFIX = ".result.json"
 FINAL_CHOICE = "FINAL"
 SUBMISSION_SUFFIXES = (".csv", ".parquet")
 MAX_EXAMPLES = 5
+MAX_MESSAGE = 2000  # characters of a participant-visible message
+MAX_LABEL_CHARS = 1000
+ROWS_ALLOWED = 2  # a submission may have at most this many times the test rows (+ 1000) before it is read
+BYTES_PER_ROW = 2048  # Parquet: decoded bytes allowed per allowed row (ids and labels are short)
 PANDAS_INDEX_NAMES = ("", "Unnamed: 0")  # how a CSV written with its pandas index reads back
 BASELINE_TEAM = "baseline"  # reserved: the organizers' reference submissions (tasks/baselines.py)
+UNUSABLE = "_unusable"  # results of uploads whose key cannot be stored under their team and task
 
 
 class ParticipantVisibleError(ChallengeError):
-    """A problem with a submission whose message is safe and useful to show the team."""
+    """A problem with a submission whose message is safe and useful to show the team (at most
+    MAX_MESSAGE characters: a feedback file stays small whatever the upload holds)."""
 
     def __init__(self, message: str, status: str = "invalid"):
-        super().__init__(message)
+        super().__init__(message if len(message) <= MAX_MESSAGE else message[:MAX_MESSAGE - 1] + "…")
         self.status = status
+
+
+def shown(text: str, limit: int = 60) -> str:
+    """A name or value from an upload, cut for a message: `abc…` past `limit` characters."""
+    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 @dataclass(frozen=True)
@@ -61,12 +74,24 @@ class Submission:
         return hashlib.sha256(f"{self.key}\n{self.etag}".encode()).hexdigest()[:24]
 
     @property
+    def usable(self) -> bool:
+        """Whether the key is one the product can store results and feedback for."""
+        return is_valid_key(self.key) and is_valid_key(f"{self.team}/{self.task_id}")
+
+    @property
     def result_key(self) -> str:
+        if not self.usable:
+            return f"results/{UNUSABLE}/{self.submission_id}.json"
         return f"results/{self.team}/{self.task_id}/{self.submission_id}.json"
 
     @property
-    def feedback_key(self) -> str:
-        return f"{self.key}{FEEDBACK_SUFFIX}"
+    def feedback_key(self) -> str | None:
+        """Next to the upload; for a key that cannot be written to, in the team's folder when that
+        folder can be named; else None (the organizers see the record)."""
+        if is_valid_key(self.key):
+            return f"{self.key}{FEEDBACK_SUFFIX}"
+        fallback = f"{self.team}/{UNUSABLE}-{self.submission_id}{FEEDBACK_SUFFIX}"
+        return fallback if is_valid_key(fallback) and self.team else None
 
 
 @dataclass
@@ -77,14 +102,33 @@ class Inbox:
     feedback: set[str]  # keys of feedback files already written
     final_choices: dict[tuple[str, str], ObjectInfo]  # (team, task) → the FINAL file
     ignored: list[str]
+    unusable: list[tuple[Submission, str]] = field(default_factory=list)  # uploads that cannot be read, and why
+
+
+def key_problem(info: ObjectInfo) -> str | None:
+    """Why a listed upload cannot be used at all (a key no storage accepts, or not a regular file)."""
+    try:
+        validate_key(info.key)
+    except StorageError as exc:
+        return f"{exc}; upload it again as <team>/<task_id>/<name>.csv with a plain name"
+    if info.problem:
+        return (f"{shown(info.key.rsplit('/', 1)[-1])} is {info.problem}; only regular files are read: "
+                "upload the file itself")
+    return None
 
 
 def discover(submissions: Storage) -> Inbox:
-    """One paginated pass over `submissions`."""
+    """One paginated pass over `submissions`. A key that cannot be used goes to `unusable`, with the
+    reason, and never stops the pass."""
     inbox = Inbox([], set(), {}, [])
     for info in submissions.list(""):
         parts = info.key.split("/")
-        if info.key.endswith(FEEDBACK_SUFFIX):
+        problem = key_problem(info)
+        if problem:
+            name = parts[-1] if parts[-1] else "(no name)"
+            team, task = (parts + ["", ""])[:2] if len(parts) >= 2 else ("", "")
+            inbox.unusable.append((_submission(info, [team, task, name]), problem))
+        elif info.key.endswith(FEEDBACK_SUFFIX):
             inbox.feedback.add(info.key)
         elif len(parts) == 3 and parts[2] == FINAL_CHOICE:
             inbox.final_choices[(parts[0], parts[1])] = info
@@ -142,12 +186,15 @@ def admit(sub: Submission, config: ChallengeConfig, tasks: set[str]) -> None:
     if sub.task_id not in tasks:
         raise ParticipantVisibleError(
             f"unknown task '{sub.task_id}': the current release has {', '.join(sorted(tasks))}", "rejected")
-    outside = ((policy.opens_at and sub.uploaded_at < policy.opens_at)
-               or (policy.closes_at and sub.uploaded_at > policy.closes_at))
-    if outside and not baseline:
+    if policy.opens_at and sub.uploaded_at < policy.opens_at and not baseline:
         raise ParticipantVisibleError(
-            f"late: uploaded at {sub.uploaded_at.isoformat()}, outside the submission window "
-            f"({policy.opens_at or 'open'} to {policy.closes_at or 'open'})", "rejected: late")
+            f"early: uploaded at {sub.uploaded_at.isoformat()}, before the challenge opens at "
+            f"{policy.opens_at.isoformat()}; uploads before the opening are not scored: upload it again "
+            "after the opening", "rejected: early")
+    if policy.closes_at and sub.uploaded_at > policy.closes_at and not baseline:
+        raise ParticipantVisibleError(
+            f"late: uploaded at {sub.uploaded_at.isoformat()}, after the challenge closed at "
+            f"{policy.closes_at.isoformat()}", "rejected: late")
     if sub.size > policy.max_submission_mb * 1024 * 1024:
         raise ParticipantVisibleError(
             f"the file is {sub.size / 1048576:.1f} MB; the limit is {policy.max_submission_mb} MB", "rejected")
@@ -165,33 +212,117 @@ def check_quota(sub: Submission, config: ChallengeConfig, scored_today: int) -> 
             f"{sub.uploaded_at.date().isoformat()} (UTC); the limit is {limit} a day", "rejected: quota")
 
 
-def read_submission(data: bytes, name: str) -> pa.Table:
-    """The uploaded table, ids and labels as strings."""
+def row_limit(test_rows: int) -> int:
+    """Rows a submission may have before it is refused unread (a multiple of the test set)."""
+    return ROWS_ALLOWED * test_rows + 1000
+
+
+def _check_columns(names: list[str]) -> None:
+    """Exactly id,label: a pandas index, a repeated or a missing column is named, cut to a short message."""
+    if names and (names[0] in PANDAS_INDEX_NAMES or any(n.startswith("__index_level_") for n in names)):
+        raise ParticipantVisibleError(
+            "the file has an unnamed first column: it was written with its pandas index. Write it with "
+            "df.to_csv(path, index=False) (or df.to_parquet(path, index=False)) so that the columns are exactly id,label")
+    if len(names) > 20:
+        raise ParticipantVisibleError(f"columns must be exactly id,label: the file has {len(names)} columns "
+                                      f"(starting {', '.join(shown(n, 30) for n in names[:3])}, …)")
+    repeated = sorted(n for n, count in Counter(names).items() if count > 1)
+    if repeated:
+        raise ParticipantVisibleError(f"columns must be exactly id,label: {', '.join(shown(n) for n in repeated[:5])} "
+                                      "appears more than once")
+    missing, extra = [c for c in ("id", "label") if c not in names], [c for c in names if c not in ("id", "label")]
+    if len(names) == 1 and any(sep in names[0] for sep in ";\t|"):
+        raise ParticipantVisibleError(f"the header {shown(names[0])!r} is one column: separate the columns with commas "
+                                      "(id,label), or upload Parquet")
+    if missing or extra:
+        parts = ([f"missing {', '.join(missing)}"] if missing else []) + (
+            [f"unexpected {', '.join(shown(c) for c in extra[:5])}" + (f" and {len(extra) - 5} more" if len(extra) > 5 else "")]
+            if extra else [])
+        got = ", ".join(shown(n) for n in names[:8]) + (", …" if len(names) > 8 else "")
+        raise ParticipantVisibleError(f"columns must be exactly id,label: {'; '.join(parts)} (got {got or 'none'})")
+
+
+def _csv_header(data: bytes) -> list[str]:
+    """The column names on a CSV's first line (a UTF-8 byte-order mark dropped)."""
+    line = data[:data.find(b"\n")] if b"\n" in data else data
+    text = line.removeprefix(b"\xef\xbb\xbf").decode("utf-8", "replace").rstrip("\r")
+    return next(csv.reader([text]), []) if text else []
+
+
+def read_submission(data: bytes, name: str, test_rows: int | None = None) -> pa.Table:
+    """The uploaded table (columns id and label), read within bounds: a Parquet file's rows and
+    decoded size are checked in its metadata before anything is decoded; any failure of the reader
+    is a ParticipantVisibleError (the file is the participant's)."""
+    parquet = name.lower().endswith(".parquet")
+    max_rows = row_limit(test_rows) if test_rows is not None else None
+    if not data.strip():
+        raise ParticipantVisibleError(f"{shown(name)} is empty: upload a file with columns id,label and one row per test id")
     try:
-        if name.lower().endswith(".parquet"):
-            table = pq.read_table(io.BytesIO(data))
+        if parquet:
+            source = pq.ParquetFile(io.BytesIO(data))
+            schema = source.schema_arrow
+            _check_columns(schema.names)
+            rows = source.metadata.num_rows
+            if max_rows is not None and rows > max_rows:
+                raise ParticipantVisibleError(f"the file has {rows} rows; the test set has {test_rows}")
+            decoded = sum(source.metadata.row_group(i).total_byte_size for i in range(source.metadata.num_row_groups))
+            if max_rows is not None and decoded > BYTES_PER_ROW * max_rows:
+                raise ParticipantVisibleError(
+                    f"the file decodes to {decoded / 1048576:.0f} MB, far more than {test_rows} ids and labels need")
+            # text columns are read dictionary-encoded: a few huge distinct values are checked before they expand
+            texts = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
+                     or pa.types.is_binary(f.type) or pa.types.is_dictionary(f.type)]
+            table = pq.ParquetFile(io.BytesIO(data), read_dictionary=texts).read(columns=["id", "label"],
+                                                                                use_pandas_metadata=False)
         else:
+            _check_columns(_csv_header(data))  # before the rows are parsed
             table = pa_csv.read_csv(
                 io.BytesIO(data),
                 convert_options=pa_csv.ConvertOptions(
                     column_types={"id": pa.string(), "label": pa.string()}, strings_can_be_null=True),
             )
-    except (pa.ArrowInvalid, OSError) as exc:
-        kind = "Parquet" if name.lower().endswith(".parquet") else "CSV"
-        raise ParticipantVisibleError(f"{name} cannot be read as {kind}: {str(exc).splitlines()[0]}") from None
+            _check_columns(table.column_names)
+            if max_rows is not None and table.num_rows > max_rows:
+                raise ParticipantVisibleError(f"the file has {table.num_rows} rows; the test set has {test_rows}")
+    except ParticipantVisibleError:
+        raise
+    except Exception as exc:  # noqa: BLE001 (whatever the reader makes of the participant's bytes)
+        kind = "Parquet" if parquet else "CSV"
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ParticipantVisibleError(f"{shown(name)} cannot be read as {kind}: {shown(first, 300)}") from None
     return table
 
 
 def _examples(values: pa.Array | pa.ChunkedArray) -> str:
-    shown = [str(v) for v in values.slice(0, MAX_EXAMPLES).to_pylist()]
-    return ", ".join(shown) + (", …" if len(values) > MAX_EXAMPLES else "")
+    examples = [shown(str(v)) for v in values.slice(0, MAX_EXAMPLES).to_pylist()]
+    return ", ".join(examples) + (", …" if len(values) > MAX_EXAMPLES else "")
 
 
-def _as_text(column: pa.ChunkedArray) -> pa.ChunkedArray:
+def _check_lengths(column: pa.ChunkedArray, name: str) -> None:
+    """Ids and labels are short: a huge value is refused before it is copied (on the dictionary of a
+    dictionary-encoded column, before it expands)."""
+    values = [chunk.dictionary if pa.types.is_dictionary(chunk.type) else chunk for chunk in column.chunks]
+    texts = [v for v in values if pa.types.is_string(v.type) or pa.types.is_large_string(v.type)
+             or pa.types.is_binary(v.type) or pa.types.is_large_binary(v.type)]
+    longest = max((pc.max(pc.binary_length(v)).as_py() or 0 for v in texts if len(v)), default=0)
+    if longest > MAX_LABEL_CHARS:
+        raise ParticipantVisibleError(f"a value of the {name} column is {longest} bytes long; ids and labels are "
+                                      f"short (at most {MAX_LABEL_CHARS} characters)")
+
+
+def _as_text(column: pa.ChunkedArray, name: str) -> pa.ChunkedArray:
+    """A column as strings: whole floats as integers (1.0 → "1"); lists, structs and binary refused."""
     if pa.types.is_dictionary(column.type):
         column = column.cast(column.type.value_type)
-    if pa.types.is_floating(column.type):
-        column = pc.cast(column, pa.int64()) if pc.all(pc.equal(column, pc.round(column))).as_py() else column
+    kind = column.type
+    if not (pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_integer(kind)
+            or pa.types.is_floating(kind) or pa.types.is_boolean(kind) or pa.types.is_null(kind)):
+        raise ParticipantVisibleError(f"the {name} column holds {shown(str(kind), 40)} values; write plain text or numbers")
+    if pa.types.is_floating(kind):
+        finite = pc.is_finite(column)
+        whole = pc.all(pc.or_kleene(pc.invert(finite), pc.equal(column, pc.round(column)))).as_py()
+        if whole and (pc.all(finite).as_py() is not False):
+            column = pc.cast(column, pa.int64())
     return column if column.type == pa.string() else pc.cast(column, pa.string())
 
 
@@ -219,7 +350,7 @@ class IdIndex:
         """The number of each id of the published form, -1 for any other (or null) id."""
         ok = pc.and_(pc.starts_with(ids, self.prefix), pc.equal(pc.utf8_length(ids), len(self.prefix) + self.width))
         digits = pc.utf8_slice_codeunits(ids, len(self.prefix))
-        ok = pc.fill_null(pc.and_(ok, pc.utf8_is_digit(digits)), False)
+        ok = pc.fill_null(pc.and_(ok, pc.ascii_is_decimal(digits)), False)  # ASCII 0-9 only (not ٣ or ³)
         numbers = pc.cast(pc.if_else(ok, digits, "-1"), pa.int64())
         return numbers.to_numpy(zero_copy_only=False)
 
@@ -241,18 +372,12 @@ def validate(table: pa.Table, index: IdIndex, classes: pa.Array) -> pa.Array:
     repeated and missing ids and the alignment; label checks run on the
     distinct labels only.
     """
-    names = table.column_names
-    if names and (names[0] in PANDAS_INDEX_NAMES or any(n.startswith("__index_level_") for n in names)):
-        raise ParticipantVisibleError(
-            "the file has an unnamed first column: it was written with its pandas index. Write it with "
-            "df.to_csv(path, index=False) (or df.to_parquet(path, index=False)) so that the columns are exactly id,label")
-    missing, extra = [c for c in ("id", "label") if c not in names], [c for c in names if c not in ("id", "label")]
-    if missing or extra:
-        parts = ([f"missing {', '.join(missing)}"] if missing else []) + ([f"unexpected {', '.join(extra)}"] if extra else [])
-        raise ParticipantVisibleError(f"columns must be exactly id,label: {'; '.join(parts)} (got {', '.join(names) or 'none'})")
+    _check_columns(table.column_names)
     test_ids = index.test_ids
-    ids = _as_text(table["id"]).combine_chunks()
-    labels = _as_text(table["label"]).combine_chunks()
+    for name in ("id", "label"):
+        _check_lengths(table[name], name)
+    ids = _as_text(table["id"], "id").combine_chunks()
+    labels = _as_text(table["label"], "label").combine_chunks()
     problems = []
     if ids.null_count:
         problems.append(f"{ids.null_count} row(s) have no id")
@@ -271,8 +396,10 @@ def validate(table: pa.Table, index: IdIndex, classes: pa.Array) -> pa.Array:
         problems.append(f"{len(absent)} test id(s) are missing (e.g. {_examples(absent)})")
     encoded = pc.dictionary_encode(labels)
     distinct = encoded.dictionary
+    # "nan"/"none"/"null" are empty labels, unless the task has a class of that name
     blank = pc.or_(pc.equal(pc.utf8_trim_whitespace(distinct), ""),
-                   pc.is_in(pc.utf8_lower(distinct), value_set=pa.array(["nan", "none", "null"])))
+                   pc.and_(pc.is_in(pc.utf8_lower(distinct), value_set=pa.array(["nan", "none", "null"])),
+                           pc.invert(pc.is_in(distinct, value_set=classes))))
     empty_codes = pa.array(np.flatnonzero(blank.to_numpy(zero_copy_only=False)), pa.int32())
     empty = pc.or_(pc.is_null(labels), pc.fill_null(pc.is_in(encoded.indices, value_set=empty_codes), False))
     n_empty = pc.sum(empty).as_py() or 0

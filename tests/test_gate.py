@@ -245,6 +245,18 @@ def test_image_missing_or_not_decoding(config: ChallengeConfig, tmp_path: Path) 
     assert failed_checks(report)["images_decode"][0].count == 2
 
 
+def test_a_400_megapixel_image_is_refused_from_its_header(config: ChallengeConfig, tmp_path: Path) -> None:
+    import struct
+    import zlib
+
+    folder = image_drop(tmp_path / "squares")
+    png = (folder / "imgs" / "dark-1.png").read_bytes()
+    ihdr = struct.pack(">II", 20_000, 20_000) + png[24:29]  # the header claims 20000×20000 pixels
+    chunk = b"IHDR" + ihdr
+    (folder / "imgs" / "dark-1.png").write_bytes(png[:12] + chunk + struct.pack(">I", zlib.crc32(chunk)) + png[33:])
+    assert_fails(config, folder, "images_decode", "dark-1", "image too large", "at most 40 megapixels")
+
+
 def test_image_drop_passes(config: ChallengeConfig, tmp_path: Path) -> None:
     outcome, _ = gate(config, image_drop(tmp_path / "squares"))
     assert outcome.verdict == "pass", outcome.failures
@@ -355,3 +367,32 @@ def test_task_id_owned_by_another_contributor_and_staged_data_untouched(config: 
     outcome, _ = gate(config, classification_drop(tmp_path / "bad" / "shop-items", frame), "team-x")
     assert outcome.verdict == "fail"
     assert {i.key: i.version for i in private.list("staged/")} == before
+
+
+def test_a_drop_with_a_symlink_or_a_fifo_fails_unread(config: ChallengeConfig, tmp_path: Path) -> None:
+    """A symbolic link to another task's hidden answers passed the gate before: now nothing of the drop is read."""
+    import os
+
+    import boto3
+
+    folder = classification_drop(tmp_path / "shop-items")
+    put_drop(config, folder, "team-x")
+    if config.storage.intake.startswith("s3://"):
+        bucket, prefix = config.storage.intake[len("s3://"):].split("/", 1)
+        boto3.client("s3", endpoint_url=config.storage.s3.endpoint_url).put_object(
+            Bucket=bucket, Key=f"{prefix}/team-x/shop-items//items.csv", Body=b"x")
+        expected = "an object key that cannot be used"
+    else:
+        secret = tmp_path / "answers.parquet"
+        pq.write_table(pa.table({"id": ["a"], "label": ["cat"]}), secret)
+        drop = Path(config.storage.intake) / "team-x" / "shop-items"
+        (drop / "items.csv").unlink()
+        os.symlink(secret, drop / "items.csv")
+        os.mkfifo(drop / "notes.fifo")
+        expected = "items.csv: a symbolic link"
+    intake, _ = storages(config)
+    drops, _ = discover_drops(intake)
+    outcome, report = gate_drop(drops[0], config, run_time_label())  # returns: the FIFO is never opened
+    assert outcome.verdict == "fail" and outcome.staged is None
+    failures = failed_checks(report)
+    assert list(failures) == ["regular_files"] and expected in json.dumps(failures["regular_files"][0].as_dict())

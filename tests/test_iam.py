@@ -52,7 +52,7 @@ def test_policy_for_one_bucket_layout() -> None:
     policy = team_policy(make_config(one_bucket()), "team-a")
     assert policy["Version"] == "2012-10-17"
     s = by_sid(policy)
-    assert list(s) == ["UploadAndReadOwnSubmissions", "ListOwnSubmissionFolder", "ReadPublicReleasesAndLeaderboards",
+    assert list(s) == ["UploadAndReadOwnSubmissions", "DenyUnusableKeys", "ListOwnSubmissionFolder", "ReadPublicReleasesAndLeaderboards",
                        "ListPublic", "DenyPrivateObjects", "DenyListingPrivate", "DenyIntakeObjects", "DenyListingIntake"]
     assert all(re.fullmatch(r"[A-Za-z0-9]+", sid) for sid in s)  # IAM allows only alphanumeric Sids
 
@@ -108,7 +108,7 @@ def test_locations_in_different_buckets_and_empty_prefixes() -> None:
     storage = {"intake": "s3://chal-intake/drops", "public": "s3://chal-public",
                "private": "s3://chal-private", "submissions": "s3://chal-submissions"}
     s = by_sid(team_policy(make_config(storage), "team-b"))
-    assert list(s) == ["UploadAndReadOwnSubmissions", "ListOwnSubmissionFolder", "ReadPublicReleasesAndLeaderboards",
+    assert list(s) == ["UploadAndReadOwnSubmissions", "DenyUnusableKeys", "ListOwnSubmissionFolder", "ReadPublicReleasesAndLeaderboards",
                        "ListPublic", "DenyPrivateBucket", "DenyIntakeObjects", "DenyListingIntake"]
     assert s["UploadAndReadOwnSubmissions"]["Resource"] == "arn:aws:s3:::chal-submissions/team-b/*"
     assert s["ListOwnSubmissionFolder"]["Resource"] == "arn:aws:s3:::chal-submissions"
@@ -125,7 +125,8 @@ def test_locations_in_different_buckets_and_empty_prefixes() -> None:
 def test_local_private_and_intake_get_no_deny(tmp_path: Path) -> None:
     storage = {"intake": str(tmp_path / "intake"), "private": str(tmp_path / "private"),
                "public": "s3://chal/public", "submissions": "s3://chal/submissions"}
-    assert not [s for s in team_policy(make_config(storage), "team-a")["Statement"] if s["Effect"] == "Deny"]
+    denies = [s["Sid"] for s in team_policy(make_config(storage), "team-a")["Statement"] if s["Effect"] == "Deny"]
+    assert denies == ["DenyUnusableKeys"]  # no deny of private or intake: S3 keys cannot reach a local folder
 
 
 def test_team_policies_for_every_team() -> None:
@@ -319,6 +320,15 @@ def test_team_writes_and_reads_only_its_own_folder(deployed: Deployed) -> None:
     assert denied(a.put_object, Bucket=bucket, Key=deployed.where("submissions", "team-b/new.csv")[1], Body=b"x")
     assert denied(b.get_object, Bucket=bucket, Key=own)
     assert deployed.admin.get_object(Bucket=bucket, Key=others)["Body"].read() == b"seed"  # untouched
+
+
+def test_keys_the_scorer_cannot_use_are_refused_at_upload(deployed: Deployed) -> None:
+    bucket, _ = deployed.where("submissions")
+    for key in ("team-a//y.csv", "team-a/penguins//y.csv", "team-a/../team-b/x.csv", "team-a/./x.csv",
+                "team-a/penguins/x/"):
+        assert denied(deployed.team_a.put_object, Bucket=bucket, Key=deployed.where("submissions", key)[1], Body=b"x"), key
+    assert not denied(deployed.team_a.put_object, Bucket=bucket,
+                      Key=deployed.where("submissions", "team-a/penguins/fine.v2.csv")[1], Body=b"x")
 
 
 def test_team_reads_public_but_cannot_write_it(deployed: Deployed) -> None:

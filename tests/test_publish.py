@@ -375,3 +375,31 @@ def test_card_counts_classes_in_train_only(staged: ChallengeConfig, release_a: d
         assert shown == {str(label): n for label, n in Counter(train).items()}
         manifest = json.loads(public.read_bytes(f"releases/a/{task}/manifest.json"))
         assert "classes_only_in_train" not in json.dumps(manifest)  # which classes test lacks stays private
+
+
+def test_pointers_and_keys_are_hints_or_errors_never_silently_recreated(config: ChallengeConfig) -> None:
+    from flows.score_submissions import score_submissions
+    from tasks.opaque_ids import KEY_OBJECT
+
+    stage(config, EXAMPLES / "penguin-lab" / "penguins", "penguin-lab")
+    publish_release(config_path=saved(config), release="r1")
+    public, private = stores(config)
+    whole = public.read_bytes("latest.json")
+    public.write_bytes("latest.json", whole[: len(whole) // 2])  # truncated, as a killed writer could leave it
+    assert score_submissions(config_path=saved(config))["pending"] == 0  # rebuilt from the release marker
+    assert json.loads(public.read_bytes("latest.json"))["release"] == "r1"
+
+    public.delete("latest.json")
+    with pytest.raises(ChallengeError, match=r"latest.json is missing, but 1 release\(s\) exist .*copy .*r1/release.json"):
+        score_submissions(config_path=saved(config))
+    public.write_bytes("latest.json", whole)
+
+    key = private.read_bytes(KEY_OBJECT)
+    private.delete(KEY_OBJECT)
+    with pytest.raises(ChallengeError, match="id key .* is missing, but releases exist .* restore the key"):
+        publish_release(config_path=saved(config), release="r2")
+    assert not private.exists(KEY_OBJECT) and not public.exists("releases/r2/release.json")
+    private.write_bytes(KEY_OBJECT, key)
+    publish_release(config_path=saved(config), release="r2")
+    ids = [read_parquet(public, f"releases/{r}/penguins/train.parquet")["id"].to_pylist() for r in ("r1", "r2")]
+    assert ids[0] == ids[1]  # the same key: the same published ids

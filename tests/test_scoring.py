@@ -20,7 +20,7 @@ import pytest
 from prefect.client.orchestration import get_client
 
 from challenge.config import ChallengeConfig
-from challenge.errors import ScoringErrors
+from challenge.errors import ChallengeError, ScoringErrors
 from conftest import EXAMPLES, make_config, saved, stores
 from flows.publish_release import publish_release
 from flows.score_submissions import finalize_challenge, score_submissions
@@ -358,7 +358,12 @@ def test_late_and_oversized_submissions_are_rejected(tmp_path: Path, backend: st
     upload(config, "team-a/penguins/late.csv", perfect)
     assert score_submissions(config_path=saved(closed))["statuses"] == {"rejected: late": 1}
     note = feedback(config, "team-a/penguins/late.csv")
-    assert note["status"] == "rejected: late" and "outside the submission window" in note["message"]
+    assert note["status"] == "rejected: late" and "after the challenge closed at 2000-01-02" in note["message"]
+    not_open = config.model_copy(update={"policy": Policy(opens_at="2999-01-01T00:00:00Z")})
+    upload(config, "team-a/penguins/early.csv", perfect)
+    assert score_submissions(config_path=saved(not_open))["statuses"] == {"rejected: early": 1}
+    note = feedback(config, "team-a/penguins/early.csv")
+    assert "before the challenge opens at 2999-01-01" in note["message"] and "late" not in note["message"]
     tiny = config.model_copy(update={"policy": Policy(max_submission_mb=0.0001)})
     upload(config, "team-a/penguins/big.csv", perfect)
     assert score_submissions(config_path=saved(tiny))["statuses"] == {"rejected": 1}
@@ -445,3 +450,87 @@ def test_leaderboard_link_opens_in_a_browser_when_public_is_served(backend: str,
     score_submissions(config_path=saved(served))
     link = Artifact.get("leaderboard-page")
     assert link.data == "[Leaderboard page](https://challenge.example.com/public/leaderboard/index.html)"
+
+
+def test_an_internal_error_is_retried_a_bounded_number_of_times_then_failed(tmp_path: Path, backend: str,
+                                                                           request: pytest.FixtureRequest,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    import tasks.scoring as scoring
+
+    config, perfect = penguins_released(backend, tmp_path, request)
+    upload(config, "team-a/penguins/cursed.csv", perfect)
+    upload(config, "team-a/penguins/fine.csv", perfect)
+    original = scoring.evaluate
+
+    def broken(sub, data, key):  # noqa: ANN001, ANN202
+        if sub.name == "cursed.csv":
+            raise ConnectionError("injected: a fault of ours on this one file")
+        return original(sub, data, key)
+
+    monkeypatch.setattr(scoring, "evaluate", broken)
+    for attempt in range(1, scoring.MAX_ATTEMPTS):
+        with pytest.raises(ScoringErrors):
+            score_submissions(config_path=saved(config))
+        _, private, _ = stores(config)
+        (note,) = [json.loads(private.read_bytes(i.key)) for i in private.list("results/") if i.key.endswith(".error.json")]
+        assert note["attempts"] == attempt
+    final = score_submissions(config_path=saved(config))  # the last attempt: recorded, not retried forever
+    assert final["statuses"] == {"failed": 1} and final["errors"] == []
+    note = feedback(config, "team-a/penguins/cursed.csv")
+    assert note["status"] == "failed" and "problem on our side" in note["message"] and note["quota"]["used"] == 1
+    assert feedback(config, "team-a/penguins/fine.csv")["status"] == "scored"
+    assert score_submissions(config_path=saved(config))["pending"] == 0
+
+
+def test_a_scoring_run_killed_with_sigkill_does_not_keep_the_slot(tmp_path: Path, request: pytest.FixtureRequest,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+    import signal
+    import sys
+    import time
+
+    from prefect.settings import PREFECT_API_URL
+
+    from flows.scoring_slot import scoring_limit_name
+
+    config, perfect = penguins_released("local", tmp_path, request)
+    _, _, submissions = stores(config)
+    data = io.BytesIO()
+    pa_csv.write_csv(perfect, data)
+    for i in range(300):
+        submissions.write_bytes(f"team-{'abc'[i % 3]}/penguins/s{i:03d}.csv", data.getvalue())
+    monkeypatch.setenv("CHALLENGE_SCORING_STALE_SECONDS", "3")
+    env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "PREFECT_LOGGING_LEVEL": "ERROR"}
+    run = subprocess.Popen([str(Path(sys.executable).parent / "challenge"), "--config", saved(config), "score"], env=env,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    name, deadline = scoring_limit_name(config), time.monotonic() + 120
+    with get_client(sync_client=True) as client:
+        while time.monotonic() < deadline and run.poll() is None:
+            try:
+                if client.read_global_concurrency_limit_by_name(name).active_slots >= 1:
+                    break
+            except Exception:  # noqa: BLE001 (not created yet)
+                pass
+            time.sleep(0.05)
+        assert run.poll() is None, "the scoring run ended before it could be killed holding the slot"
+        run.send_signal(signal.SIGKILL)
+        run.wait()
+        assert client.read_global_concurrency_limit_by_name(name).active_slots == 1  # left taken by the dead run
+    started = time.monotonic()
+    result = score_submissions(config_path=saved(config))  # waits for the slot to free itself, then scores
+    assert time.monotonic() - started < 60 and result["errors"] == []
+    keys = [r["key"] for r in results(config)]
+    assert sorted(keys) == sorted(f"team-{'abc'[i % 3]}/penguins/s{i:03d}.csv" for i in range(300))  # one each
+
+
+def test_a_run_that_cannot_get_the_scoring_slot_says_so(tmp_path: Path, request: pytest.FixtureRequest,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from flows.scoring_slot import ensure_scoring_limit
+
+    config, perfect = penguins_released("local", tmp_path, request)
+    monkeypatch.setenv("CHALLENGE_SCORING_WAIT_SECONDS", "2")
+    name = ensure_scoring_limit(config)
+    with get_client(sync_client=True) as client:  # another run holds the slot
+        client.increment_concurrency_slots_with_lease(names=[name], slots=1, mode="concurrency", lease_duration=300)
+    with pytest.raises(ChallengeError, match=r"the scoring slot .* stayed taken for \d+ s: another scoring or finalize run"):
+        score_submissions(config_path=saved(config))

@@ -115,3 +115,46 @@ def test_open_storage_picks_backend(tmp_path: Path, s3_endpoint: str) -> None:
     with pytest.raises(StorageError, match="no bucket"):
         S3Storage("s3:///nobucket")
     assert join_key("a/", "", "/b/", "c") == "a/b/c"
+
+
+def test_local_storage_lists_but_never_follows_or_opens_irregular_entries(tmp_path: Path) -> None:
+    """A symbolic link (to a file or a folder outside), a FIFO: listed with their problem, never read."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_text("root:x:0:0\n")
+    store = LocalStorage(tmp_path / "store")
+    store.write_bytes("team-a/penguins/ok.csv", b"id,label\n")
+    folder = tmp_path / "store" / "team-a" / "penguins"
+    os.symlink(outside / "secret.txt", folder / "link.csv")
+    os.symlink(outside, tmp_path / "store" / "team-a" / "linked-folder")
+    os.mkfifo(folder / "pipe.csv")
+    listed = {info.key: info for info in store.list("")}  # returns at once: the FIFO is not opened
+    assert listed["team-a/penguins/ok.csv"].problem is None
+    assert listed["team-a/penguins/link.csv"].problem == "a symbolic link"
+    assert listed["team-a/linked-folder"].problem == "a symbolic link"
+    assert listed["team-a/penguins/pipe.csv"].problem == "a named pipe (FIFO)"
+    assert "team-a/linked-folder/secret.txt" not in listed  # the linked folder is not walked
+    with pytest.raises(StorageError, match="is a symbolic link; only regular files are read"):
+        store.read_bytes("team-a/penguins/link.csv")
+    with pytest.raises(StorageError, match="is not a regular file"):
+        store.read_bytes("team-a/penguins/pipe.csv")
+    with pytest.raises(StorageError, match="leads outside"):
+        store.read_bytes("team-a/linked-folder/secret.txt")
+    with pytest.raises(StorageError, match="leads outside"):
+        store.write_bytes("team-a/linked-folder/planted.txt", b"x")
+    assert not (outside / "planted.txt").exists()
+    assert store.head("team-a/penguins/link.csv") is None and not store.exists("team-a/penguins/pipe.csv")
+    with pytest.raises(StorageError, match="symbolic link"):
+        store.download_file("team-a/penguins/link.csv", tmp_path / "copy.csv")
+
+
+def test_read_limited_reads_the_listed_version_and_no_more(storage: Storage) -> None:
+    from tasks.storage import ObjectChanged
+
+    storage.write_bytes("team-a/t/s.csv", b"id,label\n" * 100)
+    listed = storage.head("team-a/t/s.csv")
+    assert storage.read_limited("team-a/t/s.csv", 10_000, listed.version) == b"id,label\n" * 100
+    assert len(storage.read_limited("team-a/t/s.csv", 50, listed.version)) == 51  # more than the limit: too large
+    storage.write_bytes("team-a/t/s.csv", b"id,label\nx,y\n")  # replaced after the listing
+    with pytest.raises(ObjectChanged):
+        storage.read_limited("team-a/t/s.csv", 10_000, listed.version)

@@ -45,3 +45,25 @@ def test_numeric_ids_and_labels_are_read_as_text() -> None:
     ids = ["10", "11", "12"]
     aligned = validate(pa.table({"id": [12, 10, 11], "label": [1.0, 0.0, 1.0]}), IdIndex(pa.array(ids)), pa.array(["0", "1"]))
     assert aligned.dictionary_decode().to_pylist() == ["0", "1", "1"]
+
+
+def test_a_class_named_none_or_nan_is_a_class_when_the_task_has_it() -> None:
+    classes = pa.array(["None", "Some"])
+    aligned = validate(pa.table({"id": NUMBERED, "label": ["None", "Some", "None", "Some"]}), IdIndex(pa.array(NUMBERED)),
+                       classes)
+    assert aligned.dictionary_decode().to_pylist() == ["None", "Some", "None", "Some"]
+    with pytest.raises(ParticipantVisibleError, match="1 row\\(s\\) have an empty or NaN label"):
+        validate(pa.table({"id": NUMBERED, "label": ["None", "Some", "nan", "Some"]}), IdIndex(pa.array(NUMBERED)), classes)
+
+
+def test_ids_with_other_digits_are_unknown_ids_not_a_crash() -> None:
+    arabic = [i.translate(str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")) for i in NUMBERED]
+    with pytest.raises(ParticipantVisibleError, match="4 id\\(s\\) are not test ids"):
+        validate(pa.table({"id": arabic, "label": ["a"] * 4}), IdIndex(pa.array(NUMBERED)), CLASSES)
+
+
+def test_a_huge_header_is_refused_in_a_short_message_at_once() -> None:
+    names = [f"c{i}" for i in range(100_000)]
+    with pytest.raises(ParticipantVisibleError) as info:
+        validate(pa.table({n: [1] for n in names[:50]}), IdIndex(pa.array(NUMBERED)), CLASSES)
+    assert "the file has 50 columns" in str(info.value) and len(str(info.value)) < 300
