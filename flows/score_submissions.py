@@ -143,15 +143,15 @@ def score_new(config: ChallengeConfig, only: list[str] | None = None) -> dict[st
     by_task: dict[str, list[Submission]] = {}
     for sub in pending:
         by_task.setdefault(sub.task_id, []).append(sub)
-    futures = []
+    futures = {}
     for task_id, subs in sorted(by_task.items()):
         kind = tasks[task_id].kind if task_id in tasks else "unknown"
         with tags(f"task:{task_id}", f"track:{kind}"):
-            futures.append(score_batch.submit(config, task_id, subs, latest["release"], set(latest["tasks"]),
-                                              counts, had_error))
-    batches = [f.result() for f in futures]
-    new = unusable + [r for batch in batches for r in batch["records"]]
-    errors = [e for batch in batches for e in batch["errors"]]
+            futures[task_id] = score_batch.submit(config, task_id, subs, latest["release"], set(latest["tasks"]),
+                                                  counts, had_error)
+    batches = {task_id: future.result() for task_id, future in futures.items()}
+    new = unusable + [r for batch in batches.values() for r in batch["records"]]
+    errors = [e for batch in batches.values() for e in batch["errors"]]
     board, page = refresh_leaderboard(config, records + new, inbox, latest, tasks)
     statuses: dict[str, int] = {}
     per_task: dict[str, dict[str, int]] = {t: {} for t in by_task}
@@ -159,9 +159,9 @@ def score_new(config: ChallengeConfig, only: list[str] | None = None) -> dict[st
         statuses[r["status"]] = statuses.get(r["status"], 0) + 1
         if r["task_id"] in per_task:
             per_task[r["task_id"]][r["status"]] = per_task[r["task_id"]].get(r["status"], 0) + 1
-    for key, _ in errors:
-        task_id = key.split("/")[1]
-        per_task[task_id]["error (retried)"] = per_task[task_id].get("error (retried)", 0) + 1
+    for task_id, batch in batches.items():
+        if batch["errors"]:
+            per_task[task_id]["error (retried)"] = len(batch["errors"])
     table_artifact("scoring-run", [{"task": t, "pending": len(by_task[t]), **per_task[t]} for t in sorted(by_task)],
                    f"What this run scored (release {latest['release']})", {"task": "nothing new", "pending": 0}, fill=0)
     logger.info("scored %d submission(s): %s; leaderboard %s", len(new), statuses or "nothing new", page)

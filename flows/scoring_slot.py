@@ -73,14 +73,10 @@ def ensure_scoring_limit(config: ChallengeConfig) -> str:
     return name
 
 
-def _now() -> float:
-    return time.time()
-
-
 def _read_note(private: Storage) -> dict[str, Any] | None:
     try:
-        note = json.loads(private.read_bytes(NOTE_KEY)) if private.exists(NOTE_KEY) else None
-    except Exception:  # noqa: BLE001 (a damaged note says nothing about a live holder)
+        note = json.loads(private.read_bytes(NOTE_KEY))
+    except Exception:  # noqa: BLE001 (no note, or a damaged one: nothing says a holder is alive)
         return None
     return note if isinstance(note, dict) and isinstance(note.get("renewed_at"), (int, float)) else None
 
@@ -91,11 +87,11 @@ class _Heartbeat:
     def __init__(self, private: Storage, interval: float):
         self.private, self.interval, self.stop_event = private, interval, threading.Event()
         self.note = {"holder": f"{socket.gethostname()}:{os.getpid()}",
-                     "since": datetime.now(timezone.utc).isoformat(), "renewed_at": _now()}
+                     "since": datetime.now(timezone.utc).isoformat(), "renewed_at": time.time()}
         self.thread = threading.Thread(target=self._run, name="scoring-slot-heartbeat", daemon=True)
 
     def _write(self) -> None:
-        self.note["renewed_at"] = _now()
+        self.note["renewed_at"] = time.time()
         self.private.write_bytes(NOTE_KEY, json.dumps(self.note).encode())
 
     def _run(self) -> None:
@@ -123,13 +119,13 @@ class _Heartbeat:
 def scoring_slot(config: ChallengeConfig) -> Iterator[None]:
     """Hold the challenge's scoring slot for the block; free a dead holder's slot; or fail saying why."""
     name, private, logger = ensure_scoring_limit(config), open_location(config, "private"), get_run_logger()
-    stale, started = stale_seconds(), _now()
+    stale, started = stale_seconds(), time.time()
     poll = max(1.0, min(30.0, stale / 4))
     unknown_since: float | None = None  # when the slot was first seen taken with no live note
     said = False
     while True:
         try:
-            left = wait_seconds() - (_now() - started)
+            left = wait_seconds() - (time.time() - started)
             with concurrency(name, occupy=1, strict=True, timeout_seconds=max(0.5, min(poll, left))):
                 with _Heartbeat(private, max(0.2, stale / 4)):
                     yield
@@ -137,12 +133,12 @@ def scoring_slot(config: ChallengeConfig) -> Iterator[None]:
         except TimeoutError:
             pass
         note = _read_note(private)
-        if note is not None and _now() - note["renewed_at"] < stale:
+        if note is not None and time.time() - note["renewed_at"] < stale:
             unknown_since = None  # a live holder: wait for it
         else:
-            unknown_since = unknown_since or _now()
-            if _now() - unknown_since >= stale or (note is not None and _now() - note["renewed_at"] >= stale):
-                who = f"{note['holder']}, last seen {_now() - note['renewed_at']:.0f} s ago" if note else "no holder note"
+            unknown_since = unknown_since or time.time()
+            if time.time() - unknown_since >= stale or (note is not None and time.time() - note["renewed_at"] >= stale):
+                who = f"{note['holder']}, last seen {time.time() - note['renewed_at']:.0f} s ago" if note else "no holder note"
                 logger.warning("the scoring slot %s is held by a run that is gone (%s): freeing it", name, who)
                 with get_client(sync_client=True) as client:
                     client.update_global_concurrency_limit(name, GlobalConcurrencyLimitUpdate(active_slots=0))
@@ -152,9 +148,9 @@ def scoring_slot(config: ChallengeConfig) -> Iterator[None]:
                     pass
                 unknown_since = None
                 continue
-        if _now() - started >= wait_seconds():
+        if time.time() - started >= wait_seconds():
             raise ChallengeError(
-                f"the scoring slot {name} stayed taken for {_now() - started:.0f} s: another scoring or finalize run "
+                f"the scoring slot {name} stayed taken for {time.time() - started:.0f} s: another scoring or finalize run "
                 f"of {config.name} is still running. Nothing was scored by this run; the next scheduled run will try "
                 f"again. If no run is active, free the slot under Concurrency in the Prefect UI, or with "
                 f"`prefect gcl update {name} --active-slots 0`")

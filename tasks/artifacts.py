@@ -15,10 +15,8 @@ from prefect.artifacts import create_link_artifact, create_markdown_artifact, cr
 
 from challenge.config import ChallengeConfig, public_web_address
 from tasks.leaderboard import PAGE_KEY
-from tasks.leaderboard_page import utc_minute
+from tasks.leaderboard_page import MISSING, utc_minute
 from tasks.storage import open_location
-
-MISSING = "–"
 
 
 def uniform_rows(rows: Iterable[dict[str, Any]], fill: Any = MISSING, columns: list[str] | None = None) -> list[dict[str, Any]]:

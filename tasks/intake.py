@@ -143,8 +143,7 @@ class DropGate:
     def check_regular_files(self) -> None:
         """Stop at once when an entry of the drop is not a regular file (a symbolic link could point at
         another task's hidden answers; a FIFO would block): nothing of the drop is read."""
-        bad = [f"{self.drop.relative(i) if i.key.startswith(self.drop.prefix) else i.key}: {i.problem}"
-               for i in self.drop.files if i.problem]
+        bad = [f"{self.drop.relative(i)}: {i.problem}" for i in self.drop.files if i.problem]
         if bad:
             self.add(failed("regular_files", "drop", count=len(bad), examples=bad[:5], source="read",
                             hint=f"{len(bad)} entr{'y is' if len(bad) == 1 else 'ies are'} not regular files "

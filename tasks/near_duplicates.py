@@ -205,9 +205,9 @@ def jaccard(tokens: RecordTokens, left: np.ndarray, right: np.ndarray) -> np.nda
     for lo in range(0, len(left), CHUNK_PAIRS):
         a, b = left[lo:lo + CHUNK_PAIRS], right[lo:lo + CHUNK_PAIRS]
         sets_a, sets_b = tokens.sets(a), tokens.sets(b)
-        codes_a, pair_a = _gather(sets_a.offsets, sets_a.codes, np.arange(len(a)))
-        codes_b, pair_b = _gather(sets_b.offsets, sets_b.codes, np.arange(len(b)))
-        keys = np.sort(np.concatenate([pair_a * tokens.vocabulary + codes_a, pair_b * tokens.vocabulary + codes_b]))
+        pair_a = np.repeat(np.arange(len(a), dtype=np.int64), sets_a.sizes)
+        pair_b = np.repeat(np.arange(len(b), dtype=np.int64), sets_b.sizes)
+        keys = np.sort(np.concatenate([pair_a * tokens.vocabulary + sets_a.codes, pair_b * tokens.vocabulary + sets_b.codes]))
         shared = keys[1:][keys[1:] == keys[:-1]] // tokens.vocabulary  # a token in both sets appears twice
         inter = np.bincount(shared, minlength=len(a)).astype(np.float64)
         union = sets_a.sizes + sets_b.sizes - inter

@@ -34,14 +34,13 @@ from tasks.cards import croissant_metadata, dataset_card
 from tasks.intake import list_staged
 from tasks.leakage import LeakColumns, LeakFinding, duplicate_records, find_leaks
 from tasks.opaque_ids import load_key, opaque_ids
-from tasks.releases import LATEST_KEY
+from tasks.releases import COMPLETE_MARKER, LATEST_KEY, card_key
 from tasks.retry import transient
 from tasks.splitting import SplitResult, split_classification, split_matching
 from tasks.storage import TRANSFER_THREADS, Storage, download_many, file_digest, open_location, upload_tree
 from tasks.task_spec import Modality, TaskSpec, snake_case
 
 RELEASE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-COMPLETE_MARKER = "release.json"
 PRIVATE_NOTES = ("classes_only_in_train",)
 
 
@@ -404,7 +403,7 @@ def publish_task(config: ChallengeConfig, task_id: str, release: str) -> dict[st
         return {
             "task_id": task_id, "kind": built.kind, "counts": built.counts, "classes": built.classes,
             "files": len(keys), "notes": built.notes, "leaks": [_finding_line(f) for f in built.leaks],
-            "card": public.uri_for(f"releases/{release}/{task_id}/README.md"),
+            "card": public.uri_for(card_key(release, task_id)),
         }
 
 

@@ -11,6 +11,7 @@ from challenge.errors import ChallengeError
 from tasks.storage import Storage
 
 LATEST_KEY = "latest.json"
+COMPLETE_MARKER = "release.json"  # releases/<release>/release.json, written once the release is complete
 log = logging.getLogger(__name__)
 
 
@@ -26,7 +27,7 @@ def _marker(public: Storage, key: str) -> dict[str, Any] | None:
 
 def complete_releases(public: Storage) -> list[dict[str, Any]]:
     """Every release whose marker (written when it was complete) is readable, oldest first."""
-    keys = [i.key for i in public.list("releases/") if i.key.count("/") == 2 and i.key.endswith("/release.json")]
+    keys = [i.key for i in public.list("releases/") if i.key.count("/") == 2 and i.key.endswith(f"/{COMPLETE_MARKER}")]
     markers = [m for m in (_marker(public, k) for k in keys) if m is not None]
     return sorted(markers, key=lambda m: (str(m.get("published_at", "")), m["release"]))
 
@@ -44,7 +45,7 @@ def read_latest(public: Storage) -> dict[str, Any] | None:
         newest = releases[-1]["release"]
         raise ChallengeError(
             f"{public.uri_for(LATEST_KEY)} is missing, but {len(releases)} release(s) exist (newest: {newest}): "
-            f"copy {public.uri_for(f'releases/{newest}/release.json')} to {public.uri_for(LATEST_KEY)} to make it "
+            f"copy {public.uri_for(f'releases/{newest}/{COMPLETE_MARKER}')} to {public.uri_for(LATEST_KEY)} to make it "
             "current again (participants read latest.json)")
     latest = _marker(public, LATEST_KEY)
     if latest is not None:

@@ -25,10 +25,10 @@ import pyarrow.parquet as pq
 
 import challenge
 from tasks.metrics import score_all
-from tasks.storage import TRANSFER_THREADS, Storage, is_valid_key
+from challenge.errors import StorageError
+from tasks.storage import TRANSFER_THREADS, ObjectChanged, Storage, is_valid_key
 from tasks.submissions import (
     BASELINE_TEAM,
-    ObjectChanged,
     FEEDBACK_SUFFIX,
     NOT_SCORED,
     IdIndex,
@@ -311,11 +311,14 @@ def rescore(record: dict[str, Any], key: AnswerKey, submissions: Storage) -> dic
 
     None when the uploaded object is gone or was replaced (its ETag changed).
     """
-    head = submissions.head(record["key"])
-    if head is None or head.version != record["etag"]:
-        return None
     sub = Submission.from_record(record)
-    metrics = evaluate(sub, submissions.read_bytes(sub.key), key)
+    try:  # the bytes that were scored: that version, no more than that size
+        data = submissions.read_limited(sub.key, sub.size, sub.etag)
+    except StorageError:  # gone (ObjectChanged: replaced)
+        return None
+    if len(data) > sub.size:
+        return None
+    metrics = evaluate(sub, data, key)
     new = result_record(sub, "scored", f"rescored: public {key.metric} {metrics['public'][key.metric]:.4f}",
                         key.release, key, metrics)
     previous = {k: v for k, v in record.items() if k != "history"}

@@ -125,6 +125,14 @@ def file_digest(path: Path, algorithm: str = "md5") -> str:
     return digest.hexdigest()
 
 
+LARGE_VERSION = "large-"
+
+
+def _large_version(info: os.stat_result) -> str:
+    """The version of a local file above LOCAL_HASH_LIMIT: its size, change time and inode, not its MD5."""
+    return f"{LARGE_VERSION}{info.st_size}-{info.st_mtime_ns}-{info.st_ino}"
+
+
 def file_digest_bytes(data: bytes) -> str:
     """The version (MD5) of bytes, as file_digest gives it for a file."""
     return hashlib.md5(data, usedforsecurity=False).hexdigest()
@@ -161,7 +169,7 @@ class LocalStorage:
         if problem:  # never opened: a FIFO would block, a link would lead elsewhere
             return ObjectInfo(key, 0, f"irregular-{info.st_ino}-{info.st_mtime_ns}", modified, problem)
         if info.st_size > LOCAL_HASH_LIMIT:  # not hashed on every listing: a 1 GB upload would cost seconds each run
-            return ObjectInfo(key, info.st_size, f"large-{info.st_size}-{info.st_mtime_ns}-{info.st_ino}", modified)
+            return ObjectInfo(key, info.st_size, _large_version(info), modified)
         return ObjectInfo(key=key, size=info.st_size, version=file_digest(path), modified=modified)
 
     def list(self, prefix: str = "", page_size: int = 1000) -> Iterator[ObjectInfo]:
@@ -207,7 +215,12 @@ class LocalStorage:
         are not the listed `version`."""
         with self.open_read(key) as stream:
             data = stream.read(limit + 1)
-        if version and not version.startswith("large-") and len(data) <= limit and file_digest_bytes(data) != version:
+            opened = os.fstat(stream.fileno())
+        if version and version.startswith(LARGE_VERSION):
+            changed = _large_version(opened) != version
+        else:
+            changed = bool(version) and len(data) <= limit and file_digest_bytes(data) != version
+        if changed:
             raise ObjectChanged(f"{self.uri_for(key)}: replaced since it was listed")
         return data
 

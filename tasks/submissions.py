@@ -11,8 +11,8 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-from collections import Counter
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 
 from challenge.config import ChallengeConfig
 from challenge.errors import ChallengeError, StorageError
-from tasks.storage import ObjectChanged, ObjectInfo, Storage, is_valid_key, validate_key  # noqa: F401 (re-exported)
+from tasks.storage import ObjectInfo, Storage, is_valid_key, validate_key
 
 FEEDBACK_SUFFIX = ".result.json"
 FINAL_CHOICE = "FINAL"
@@ -272,8 +272,8 @@ def read_submission(data: bytes, name: str, test_rows: int | None = None) -> pa.
             # text columns are read dictionary-encoded: a few huge distinct values are checked before they expand
             texts = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
                      or pa.types.is_binary(f.type) or pa.types.is_dictionary(f.type)]
-            table = pq.ParquetFile(io.BytesIO(data), read_dictionary=texts).read(columns=["id", "label"],
-                                                                                use_pandas_metadata=False)
+            table = pq.ParquetFile(io.BytesIO(data), metadata=source.metadata, read_dictionary=texts).read(
+                columns=["id", "label"], use_pandas_metadata=False)
         else:
             _check_columns(_csv_header(data))  # before the rows are parsed
             table = pa_csv.read_csv(
@@ -281,7 +281,6 @@ def read_submission(data: bytes, name: str, test_rows: int | None = None) -> pa.
                 convert_options=pa_csv.ConvertOptions(
                     column_types={"id": pa.string(), "label": pa.string()}, strings_can_be_null=True),
             )
-            _check_columns(table.column_names)
             if max_rows is not None and table.num_rows > max_rows:
                 raise ParticipantVisibleError(f"the file has {table.num_rows} rows; the test set has {test_rows}")
     except ParticipantVisibleError:
