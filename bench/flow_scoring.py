@@ -56,10 +56,10 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=10_000)
     args = parser.parse_args()
     from challenge.config import ChallengeConfig, write_config
-    from flows.publish_release import publish_release
-    from flows.score_submissions import score_submissions
-    from tasks.intake import discover_drops, gate_drop, run_time_label
-    from tasks.storage import open_storage, upload_tree
+    from challenge.flows.publish_release import publish_release
+    from challenge.flows.score_submissions import score_submissions
+    from challenge.tasks.intake import discover_drops, gate_drop, run_time_label
+    from challenge.storage import open_storage, upload_tree
 
     server, endpoint = start_moto()
     try:
@@ -111,7 +111,7 @@ def main() -> None:
               f"{seconds:.1f} s (target < 60 s); statuses {result['statuses']}, errors {result['errors']}")
 
         # The next scheduled run, nothing new: unchanged records come from the results index.
-        from tasks.result_records import INDEX_KEY
+        from challenge.tasks.result_records import INDEX_KEY
 
         score_submissions(config_path=config_path)  # the first run after scoring reads the new records once
         start = time.perf_counter()

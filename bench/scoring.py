@@ -25,8 +25,8 @@ import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tasks.scoring import AnswerKey, evaluate  # noqa: E402
-from tasks.submissions import Submission  # noqa: E402
+from challenge.tasks.scoring import AnswerKey, evaluate  # noqa: E402
+from challenge.tasks.submissions import Submission  # noqa: E402
 
 
 def best_of(n: int, fn) -> float:  # noqa: ANN001

@@ -43,7 +43,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_collect(args: argparse.Namespace) -> int:
-    from flows.collect_datasets import collect_datasets
+    from challenge.flows.collect_datasets import collect_datasets
 
     config, path = _config(args)
     try:
@@ -65,7 +65,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
-    from flows.publish_release import publish_release
+    from challenge.flows.publish_release import publish_release
 
     _, path = _config(args)
     result = publish_release(config_path=path, release=args.release, tasks=args.task or None)
@@ -80,7 +80,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    from flows.score_submissions import score_submissions
+    from challenge.flows.score_submissions import score_submissions
 
     _, path = _config(args)
     try:
@@ -113,7 +113,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     import json
 
     from challenge.config import load_config
-    from tasks.storage import open_location
+    from challenge.storage import open_location
 
     config = load_config(args.config)
     public = open_location(config, "public")
@@ -129,7 +129,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
 
 def cmd_finalize(args: argparse.Namespace) -> int:
-    from flows.score_submissions import finalize_challenge
+    from challenge.flows.score_submissions import finalize_challenge
 
     _, path = _config(args)
     result = finalize_challenge(config_path=path)
@@ -140,7 +140,7 @@ def cmd_finalize(args: argparse.Namespace) -> int:
 
 def cmd_baseline(args: argparse.Namespace) -> int:
     """Train and submit the baselines of the latest release (team `baseline`); one line per task."""
-    from flows.run_baselines import run_baselines
+    from challenge.flows.run_baselines import run_baselines
 
     _, path = _config(args)
     result = run_baselines(config_path=path, tasks=args.task or None)
@@ -152,7 +152,7 @@ def cmd_baseline(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from flows.deployments import serve_all
+    from challenge.flows.deployments import serve_all
 
     from prefect.settings import PREFECT_API_URL
 

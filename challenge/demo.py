@@ -19,8 +19,8 @@ import pyarrow.parquet as pq
 from challenge.config import ChallengeConfig, load_config
 from challenge.errors import DropsFailed
 from challenge.scaffold import init_challenge
-from tasks.releases import current_release, read_latest
-from tasks.storage import Storage, open_location
+from challenge.tasks.releases import current_release, read_latest
+from challenge.storage import Storage, open_location
 
 RELEASE = "demo-1"
 STEPS = 7
@@ -87,10 +87,10 @@ def run_demo(folder: str | Path, out: TextIO | None = None) -> dict[str, Any]:
     """Init (or reuse) a challenge in `folder`, then collect, publish, baselines, samples, score, leaderboard."""
     out = out or sys.stdout
     from challenge.board_text import print_board
-    from flows.collect_datasets import collect_datasets
-    from flows.publish_release import publish_release
-    from flows.run_baselines import run_baselines
-    from flows.score_submissions import score_submissions
+    from challenge.flows.collect_datasets import collect_datasets
+    from challenge.flows.publish_release import publish_release
+    from challenge.flows.run_baselines import run_baselines
+    from challenge.flows.score_submissions import score_submissions
 
     folder = Path(folder)
     config_path = folder / "challenge.yaml"

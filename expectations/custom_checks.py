@@ -16,8 +16,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from PIL import Image, UnidentifiedImageError
 
-from tasks.checks import CheckResult, failed, passed
-from tasks.task_spec import Modality, TaskSpec, snake_case
+from challenge.expectations.checks import CheckResult, failed, passed
+from challenge.task_spec import Modality, TaskSpec, snake_case
 
 
 @dataclass

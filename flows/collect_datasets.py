@@ -12,9 +12,9 @@ from prefect.states import State
 from challenge.config import load_config
 from challenge.errors import DropsFailed
 from challenge.task_runners import task_runner_from_env
-from flows.run_names import run_name, with_tasks
-from flows.run_states import failed_run, listing
-from tasks.intake import DropOutcome, discover_drops_task, gate_drop_task, run_time_label, task_id_clashes
+from challenge.flows.run_names import run_name, with_tasks
+from challenge.flows.run_states import failed_run, listing
+from challenge.tasks.intake import DropOutcome, discover_drops_task, gate_drop_task, run_time_label, task_id_clashes
 
 
 @dataclass

@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
+from prefect.deployments.runner import EntrypointType
 
 from challenge.config import ChallengeConfig
 
@@ -25,12 +26,14 @@ def build_deployments(config: ChallengeConfig, config_path: str, score_every_min
                       collect_cron: str | None = None, paused: bool = False) -> list[Any]:
     """collect-datasets, publish-release, score-submissions (on an interval), run-baselines and finalize-challenge,
     each named after the challenge, e.g. `score-submissions/<challenge name>`."""
-    from flows.collect_datasets import collect_datasets
-    from flows.publish_release import publish_release
-    from flows.run_baselines import run_baselines
-    from flows.score_submissions import finalize_challenge, score_submissions
+    from challenge.flows.collect_datasets import collect_datasets
+    from challenge.flows.publish_release import publish_release
+    from challenge.flows.run_baselines import run_baselines
+    from challenge.flows.score_submissions import finalize_challenge, score_submissions
 
+    # module paths (challenge.flows.<module>.<flow>): they resolve in the installed package from any folder
     common: dict[str, Any] = {"name": config.name, "parameters": {"config_path": config_path},
+                              "entrypoint_type": EntrypointType.MODULE_PATH,
                               "concurrency_limit": one_at_a_time(), "paused": paused}
     tag = f"challenge:{config.name}"
     return [

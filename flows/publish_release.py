@@ -8,10 +8,10 @@ from prefect import flow, tags
 
 from challenge.config import load_config
 from challenge.task_runners import task_runner_from_env
-from flows.run_names import run_name
-from tasks.artifacts import public_page_artifact, table_artifact
-from tasks.opaque_ids import load_or_create_key
-from tasks.publish import (
+from challenge.flows.run_names import run_name
+from challenge.tasks.artifacts import public_page_artifact, table_artifact
+from challenge.tasks.opaque_ids import load_or_create_key
+from challenge.tasks.publish import (
     default_release_name,
     finish_release,
     get_logger,
@@ -19,7 +19,7 @@ from tasks.publish import (
     prepare_release,
     publish_task_task,
 )
-from tasks.releases import card_key
+from challenge.tasks.releases import card_key
 
 
 @flow(name="publish-release", flow_run_name=run_name("publish", lambda p: p.get("release")),

@@ -10,10 +10,10 @@ from prefect.logging import get_run_logger
 
 from challenge.config import load_config
 from challenge.task_runners import task_runner_from_env
-from flows.run_names import run_name
-from tasks.baselines import BaselineError, baseline_task, select_tasks
-from tasks.releases import current_release
-from tasks.storage import open_location
+from challenge.flows.run_names import run_name
+from challenge.tasks.baselines import BaselineError, baseline_task, select_tasks
+from challenge.tasks.releases import current_release
+from challenge.storage import open_location
 
 
 def _release_label(params: dict[str, Any]) -> str | None:

@@ -20,13 +20,13 @@ from prefect.states import State
 from challenge.config import ChallengeConfig, load_config
 from challenge.errors import ChallengeError, ScoringErrors
 from challenge.task_runners import task_runner_from_env
-from flows.run_names import run_name, stamp, with_tasks
-from flows.run_states import failed_run, listing
-from flows.scoring_slot import scoring_slot
-from tasks.artifacts import leaderboard_artifacts, table_artifact
-from tasks.final_choices import answer_final_choices
-from tasks.leaderboard import FINAL_MARKER, PAGE_KEY, build_leaderboard, write_leaderboard
-from tasks.scoring import (
+from challenge.flows.run_names import run_name, stamp, with_tasks
+from challenge.flows.run_states import failed_run, listing
+from challenge.flows.scoring_slot import scoring_slot
+from challenge.tasks.artifacts import leaderboard_artifacts, table_artifact
+from challenge.tasks.final_choices import answer_final_choices
+from challenge.tasks.leaderboard import FINAL_MARKER, PAGE_KEY, build_leaderboard, write_leaderboard
+from challenge.tasks.scoring import (
     AnswerKey,
     feedback,
     load_answer_key,
@@ -37,10 +37,10 @@ from tasks.scoring import (
     write_notices,
     write_result,
 )
-from tasks.releases import LATEST_KEY, ReleasedTask, current_release, read_latest, release_tasks
-from tasks.result_records import load_results, scan_results
-from tasks.storage import Storage, open_location
-from tasks.submissions import Inbox, Submission, discover
+from challenge.tasks.releases import LATEST_KEY, ReleasedTask, current_release, read_latest, release_tasks
+from challenge.tasks.result_records import load_results, scan_results
+from challenge.storage import Storage, open_location
+from challenge.tasks.submissions import Inbox, Submission, discover
 
 
 def _locations(config: ChallengeConfig) -> tuple[Storage, Storage, Storage]:

@@ -35,7 +35,7 @@ from prefect.logging import get_run_logger
 
 from challenge.config import ChallengeConfig
 from challenge.errors import ChallengeError
-from tasks.storage import Storage, open_location
+from challenge.storage import Storage, open_location
 
 NOTE_KEY = "locks/scoring-slot.json"
 

@@ -14,9 +14,9 @@ from typing import Any
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 
 from challenge.config import ChallengeConfig, public_web_address
-from tasks.leaderboard import PAGE_KEY
-from tasks.leaderboard_page import MISSING, utc_minute
-from tasks.storage import open_location
+from challenge.tasks.leaderboard import PAGE_KEY
+from challenge.tasks.leaderboard_page import MISSING, utc_minute
+from challenge.storage import open_location
 
 
 def uniform_rows(rows: Iterable[dict[str, Any]], fill: Any = MISSING, columns: list[str] | None = None) -> list[dict[str, Any]]:

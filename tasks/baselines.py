@@ -45,7 +45,7 @@ from sklearn.model_selection import ShuffleSplit, StratifiedShuffleSplit
 
 from challenge.config import ChallengeConfig
 from challenge.errors import BaselineError
-from tasks.baseline_features import (
+from challenge.tasks.baseline_features import (
     as_numbers,
     as_strings,
     classification_model,
@@ -55,11 +55,11 @@ from tasks.baseline_features import (
     pair_features,
     positions_of,
 )
-from tasks.metrics import score
-from tasks.retry import transient
-from tasks.storage import Storage, download_many, file_digest, open_location
-from tasks.submissions import BASELINE_TEAM
-from tasks.task_spec import Modality
+from challenge.tasks.metrics import score
+from challenge.tasks.retry import transient
+from challenge.storage import Storage, download_many, file_digest, open_location
+from challenge.tasks.submissions import BASELINE_TEAM
+from challenge.task_spec import Modality
 
 SEED = 0
 VALIDATION_FRACTION = 0.2

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tasks.task_spec import Modality, TaskSpec, snake_case
+from challenge.task_spec import Modality, TaskSpec, snake_case
 
 CROISSANT_CONTEXT: dict[str, Any] = {
     "@language": "en",

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from tasks.releases import ReleasedTask
-from tasks.storage import TRANSFER_THREADS, ObjectInfo, Storage
-from tasks.submissions import FEEDBACK_SUFFIX, Inbox
+from challenge.tasks.releases import ReleasedTask
+from challenge.storage import TRANSFER_THREADS, ObjectInfo, Storage
+from challenge.tasks.submissions import FEEDBACK_SUFFIX, Inbox
 
 FINAL_MAX_BYTES = 1024
 CACHE_KEY = "cache/final-feedback.json"  # in private: feedback key → digest of the feedback last written

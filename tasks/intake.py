@@ -26,13 +26,13 @@ import pyarrow.parquet as pq
 from challenge.config import ChallengeConfig
 from challenge.errors import ConfigError, DataReadError
 from challenge.yamlfile import read_yaml_text
-from tasks.checks import CheckResult, failed, passed
-from tasks.quality import rules_fingerprint, run_quality_gate
-from tasks.read_tables import read_table
-from tasks.reports import GateReport, one_line, render_markdown
-from tasks.standardize import check_name_clashes, standardize_pairs, standardize_records
-from tasks.storage import LocalStorage, ObjectInfo, Storage, download_many, is_valid_key, open_location, upload_tree
-from tasks.task_spec import TASK_ID_PATTERN, Modality, TaskSpec, parse_task_spec
+from challenge.expectations.checks import CheckResult, failed, passed
+from challenge.tasks.quality import rules_fingerprint, run_quality_gate
+from challenge.tasks.read_tables import read_table
+from challenge.tasks.reports import GateReport, one_line, render_markdown
+from challenge.tasks.standardize import check_name_clashes, standardize_pairs, standardize_records
+from challenge.storage import LocalStorage, ObjectInfo, Storage, download_many, is_valid_key, open_location, upload_tree
+from challenge.task_spec import TASK_ID_PATTERN, Modality, TaskSpec, parse_task_spec
 
 TASK_FILE = "task.yaml"
 PIPELINE_VERSION = "intake-1"  # bump when standardization changes the staged output

@@ -18,10 +18,10 @@ import json
 from datetime import datetime, timezone
 from typing import Any
 
-from tasks.leaderboard_page import render_html
-from tasks.releases import ReleasedTask
-from tasks.storage import Storage
-from tasks.submissions import BASELINE_TEAM
+from challenge.tasks.leaderboard_page import render_html
+from challenge.tasks.releases import ReleasedTask
+from challenge.storage import Storage
+from challenge.tasks.submissions import BASELINE_TEAM
 
 FINAL_MARKER = "final.json"
 PAGE_KEY = "leaderboard/index.html"

@@ -28,7 +28,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tasks.near_duplicates import best_train_match, record_tokens
+from challenge.tasks.near_duplicates import best_train_match, record_tokens
 
 DEFAULT_SIMILARITY = 0.8
 MAX_EXAMPLES = 3

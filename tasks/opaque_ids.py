@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from challenge.errors import ChallengeError
-from tasks.storage import Storage
+from challenge.storage import Storage
 
 KEY_OBJECT = "secrets/opaque-id-key"
 

@@ -30,15 +30,15 @@ from prefect.logging import get_run_logger
 
 from challenge.config import ChallengeConfig
 from challenge.errors import ChallengeError
-from tasks.cards import croissant_metadata, dataset_card
-from tasks.intake import list_staged
-from tasks.leakage import LeakColumns, LeakFinding, duplicate_records, find_leaks
-from tasks.opaque_ids import load_key, opaque_ids
-from tasks.releases import COMPLETE_MARKER, LATEST_KEY, card_key
-from tasks.retry import transient
-from tasks.splitting import SplitResult, split_classification, split_matching
-from tasks.storage import TRANSFER_THREADS, Storage, download_many, file_digest, open_location, upload_tree
-from tasks.task_spec import Modality, TaskSpec, snake_case
+from challenge.tasks.cards import croissant_metadata, dataset_card
+from challenge.tasks.intake import list_staged
+from challenge.tasks.leakage import LeakColumns, LeakFinding, duplicate_records, find_leaks
+from challenge.tasks.opaque_ids import load_key, opaque_ids
+from challenge.tasks.releases import COMPLETE_MARKER, LATEST_KEY, card_key
+from challenge.tasks.retry import transient
+from challenge.tasks.splitting import SplitResult, split_classification, split_matching
+from challenge.storage import TRANSFER_THREADS, Storage, download_many, file_digest, open_location, upload_tree
+from challenge.task_spec import Modality, TaskSpec, snake_case
 
 RELEASE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 PRIVATE_NOTES = ("classes_only_in_train",)

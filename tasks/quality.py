@@ -20,10 +20,10 @@ import pyarrow as pa
 import yaml
 
 from challenge.errors import ConfigError
-from expectations import SUITES_DIR
-from expectations.custom_checks import CUSTOM_CHECKS, CheckContext
-from tasks.checks import CheckResult, failed
-from tasks.task_spec import TaskSpec, snake_case
+from challenge.expectations import SUITES_DIR
+from challenge.expectations.custom_checks import CUSTOM_CHECKS, CheckContext
+from challenge.expectations.checks import CheckResult, failed
+from challenge.task_spec import TaskSpec, snake_case
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 

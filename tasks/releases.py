@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from challenge.errors import ChallengeError
-from tasks.storage import Storage
+from challenge.storage import Storage
 
 LATEST_KEY = "latest.json"
 COMPLETE_MARKER = "release.json"  # releases/<release>/release.json, written once the release is complete

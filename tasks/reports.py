@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from tasks.checks import CheckResult
+from challenge.expectations.checks import CheckResult
 
 
 @dataclass

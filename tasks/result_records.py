@@ -21,7 +21,7 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from tasks.storage import TRANSFER_THREADS, ObjectInfo, Storage
+from challenge.storage import TRANSFER_THREADS, ObjectInfo, Storage
 
 INDEX_KEY = "cache/results-index.json.gz"
 ERROR_SUFFIX = ".error.json"

@@ -24,10 +24,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 import challenge
-from tasks.metrics import score_all
+from challenge.tasks.metrics import score_all
 from challenge.errors import StorageError
-from tasks.storage import TRANSFER_THREADS, ObjectChanged, Storage, is_valid_key
-from tasks.submissions import (
+from challenge.storage import TRANSFER_THREADS, ObjectChanged, Storage, is_valid_key
+from challenge.tasks.submissions import (
     BASELINE_TEAM,
     FEEDBACK_SUFFIX,
     NOT_SCORED,

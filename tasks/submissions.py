@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 
 from challenge.config import ChallengeConfig
 from challenge.errors import ChallengeError, StorageError
-from tasks.storage import ObjectInfo, Storage, is_valid_key, validate_key
+from challenge.storage import ObjectInfo, Storage, is_valid_key, validate_key
 
 FEEDBACK_SUFFIX = ".result.json"
 FINAL_CHOICE = "FINAL"

@@ -26,7 +26,7 @@ import boto3
 import pytest
 
 from challenge.config import ChallengeConfig, write_config
-from tasks.storage import LocalStorage, S3Storage, Storage, open_location, upload_tree
+from challenge.storage import LocalStorage, S3Storage, Storage, open_location, upload_tree
 
 BACKENDS = ["local", "s3"]
 _bucket_ids = itertools.count()

@@ -20,11 +20,11 @@ from test_publish import EXAMPLE_TASKS, stage
 
 from challenge.config import ChallengeConfig, load_config, write_config
 from challenge.errors import ConfigError
-from flows.publish_release import publish_release
-from flows.run_baselines import run_baselines
-from flows.score_submissions import score_submissions
-from tasks import storage as storage_module
-from tasks.baselines import (
+from challenge.flows.publish_release import publish_release
+from challenge.flows.run_baselines import run_baselines
+from challenge.flows.score_submissions import score_submissions
+from challenge import storage as storage_module
+from challenge.tasks.baselines import (
     BaselineError,
     _declared,
     column_modalities,
@@ -33,15 +33,15 @@ from tasks.baselines import (
     submission_key,
     train_baseline,
 )
-from tasks.metrics import score
-from tasks.submissions import (
+from challenge.tasks.metrics import score
+from challenge.tasks.submissions import (
     BASELINE_TEAM,
     ParticipantVisibleError,
     Submission,
     admit,
     check_quota,
 )
-from tasks.task_spec import Modality
+from challenge.task_spec import Modality
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 CSV_TYPES = pa_csv.ConvertOptions(column_types={"id": pa.string(), "label": pa.string()})
@@ -253,7 +253,7 @@ def test_text_categorical_numeric_and_image_columns_together(tmp_path: Path) -> 
     """Every modality in one classification table, with missing values: trains offline, deterministically."""
     from PIL import Image
 
-    from tasks.baselines import ReleasedTask
+    from challenge.tasks.baselines import ReleasedTask
 
     rng = np.random.default_rng(3)
     n = 120

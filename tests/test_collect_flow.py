@@ -14,7 +14,7 @@ from challenge.errors import DropsFailed
 from challenge.config import ChallengeConfig
 from conftest import EXAMPLES, put_drop, saved
 from drops import classification_drop, classification_frame
-from flows.collect_datasets import collect_datasets
+from challenge.flows.collect_datasets import collect_datasets
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 

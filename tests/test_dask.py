@@ -17,9 +17,9 @@ from challenge.config import ChallengeConfig
 from challenge.errors import ConfigError
 from challenge.task_runners import make_task_runner, task_runner_from_env
 from conftest import EXAMPLES, make_config, saved
-from flows.publish_release import publish_release
-from flows.score_submissions import score_submissions
-from tasks.storage import open_location
+from challenge.flows.publish_release import publish_release
+from challenge.flows.score_submissions import score_submissions
+from challenge.storage import open_location
 from test_publish import stage
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")

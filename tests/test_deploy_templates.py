@@ -4,6 +4,7 @@ the package needs, and docker-compose wires the worker to the server, the databa
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
 import tomllib
@@ -11,9 +12,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from prefect import Flow
 
 from challenge.config import ChallengeConfig
-from flows.deployments import SCORE_EVERY_MINUTES, build_deployments
+from challenge.flows.deployments import SCORE_EVERY_MINUTES, build_deployments
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
 REPO = DEPLOY.parent
@@ -33,11 +35,11 @@ def test_prefect_yaml_declares_the_served_deployments() -> None:
         intervals = [s["interval"] for s in entry["schedules"] if "interval" in s]
         assert intervals == [s.schedule.interval.total_seconds() for s in deployment.schedules
                              if hasattr(s.schedule, "interval")]
-    score = declared["flows/score_submissions.py:score_submissions"]
+    score = declared["challenge.flows.score_submissions.score_submissions"]
     assert score["schedules"] == [{"interval": SCORE_EVERY_MINUTES * 60, "active": True}]
-    for entry in declared.values():
-        path, func = entry["entrypoint"].split(":")
-        assert f"def {func}(" in (REPO / path).read_text()
+    for entry in declared.values():  # module paths of the installed package
+        module, func = entry["entrypoint"].rsplit(".", 1)
+        assert isinstance(getattr(importlib.import_module(module), func), Flow)
 
 
 def test_kubernetes_job_template_declares_every_variable_it_uses() -> None:
@@ -54,8 +56,8 @@ def test_kubernetes_job_template_declares_every_variable_it_uses() -> None:
 def test_dockerfile_copies_every_package_and_installs_the_dask_extra() -> None:
     dockerfile = (DEPLOY / "Dockerfile").read_text()
     copied = {line.split()[1] for line in dockerfile.splitlines() if line.startswith("COPY ")}
-    found = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]
-    packages = {pattern.rstrip("*") for pattern in found["include"]}
+    package_dirs = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-dir"]
+    packages = set(package_dirs.values())
     assert packages and packages <= copied
     assert all((REPO / source).exists() for source in copied)
     assert "pip install '.[dask]'" in dockerfile
@@ -78,14 +80,14 @@ def test_compose_runs_server_on_postgres_a_worker_and_s3() -> None:
 
 def test_serve_warns_without_a_prefect_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                               capsys: pytest.CaptureFixture[str]) -> None:
-    import flows.deployments
+    import challenge.flows.deployments as deployments
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     from challenge.cli import main
     from challenge.config import write_config
 
     served: list[tuple] = []
-    monkeypatch.setattr(flows.deployments, "serve_all", lambda *args: served.append(args))  # not the server here
+    monkeypatch.setattr(deployments, "serve_all", lambda *args: served.append(args))  # not the server here
     config = ChallengeConfig.model_validate({"name": "x-challenge", "title": "x", "storage": {
         n: str(tmp_path / n) for n in ("intake", "public", "private", "submissions")}})
     path = write_config(config, tmp_path / "challenge.yaml")

@@ -36,7 +36,7 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from challenge.config import ChallengeConfig, write_config
 from conftest import EXAMPLES, _free_port, make_config
-from tasks.storage import Storage, open_location
+from challenge.storage import Storage, open_location
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -195,7 +195,7 @@ def test_served_deployments_show_typed_forms_and_one_run_at_a_time(server: str, 
 
 
 def test_default_schedule_scores_every_five_minutes(challenge: tuple[ChallengeConfig, Path]) -> None:
-    from flows.deployments import build_deployments
+    from challenge.flows.deployments import build_deployments
 
     config, path = challenge
     by_flow = {d.flow_name: d for d in build_deployments(config, str(path), collect_cron="0 6 * * *")}

@@ -15,9 +15,9 @@ from challenge.config import ChallengeConfig
 from conftest import EXAMPLES, put_drop
 from test_config import BILLION_LAUGHS
 from drops import classification_drop, classification_frame, image_drop, matching_drop, matching_tables
-from tasks.intake import DropOutcome, discover_drops, gate_drop, list_staged, run_time_label, task_id_clashes
-from tasks.reports import GateReport
-from tasks.storage import open_location
+from challenge.tasks.intake import DropOutcome, discover_drops, gate_drop, list_staged, run_time_label, task_id_clashes
+from challenge.tasks.reports import GateReport
+from challenge.storage import open_location
 
 
 def storages(config: ChallengeConfig):

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 
 from conftest import chromium
-from tasks.leaderboard import build_leaderboard, write_leaderboard
-from tasks.releases import ReleasedTask, card_key
-from tasks.storage import LocalStorage
+from challenge.tasks.leaderboard import build_leaderboard, write_leaderboard
+from challenge.tasks.releases import ReleasedTask, card_key
+from challenge.storage import LocalStorage
 
 TASKS = {
     "penguins": ReleasedTask("penguins", "classification", "macro_f1", "Palmer penguins species", card_key("r2", "penguins")),

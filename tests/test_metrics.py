@@ -9,8 +9,8 @@ import pyarrow as pa
 import pytest
 from sklearn import metrics as skm
 
-from tasks.metrics import METRICS, confusion_matrix, score
-from tasks.task_spec import CLASSIFICATION_METRICS, MATCHING_METRICS
+from challenge.tasks.metrics import METRICS, confusion_matrix, score
+from challenge.task_spec import CLASSIFICATION_METRICS, MATCHING_METRICS
 
 SKLEARN = {
     "accuracy": skm.accuracy_score,
@@ -89,7 +89,7 @@ def test_lengths_must_agree() -> None:
 
 @pytest.mark.parametrize("kind,cases", [("classification", CLASSIFICATION_CASES), ("matching", MATCHING_CASES)])
 def test_score_all_equals_each_metric(kind: str, cases: dict) -> None:
-    from tasks.metrics import score_all
+    from challenge.tasks.metrics import score_all
 
     for make in cases.values():
         truth, pred = make(np.random.default_rng(3))

@@ -19,9 +19,9 @@ from challenge.config import ChallengeConfig
 from challenge.errors import ChallengeError
 from conftest import EXAMPLES, make_config, put_drop, saved
 from drops import classification_drop, classification_frame, matching_drop, matching_tables
-from flows.publish_release import publish_release
-from tasks.intake import discover_drops, gate_drop, run_time_label
-from tasks.storage import S3Storage, Storage, open_location
+from challenge.flows.publish_release import publish_release
+from challenge.tasks.intake import discover_drops, gate_drop, run_time_label
+from challenge.storage import S3Storage, Storage, open_location
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 EXAMPLE_TASKS = {"penguins": "penguin-lab", "digits": "vision-team", "febrl-people": "linkage-team"}
@@ -378,8 +378,8 @@ def test_card_counts_classes_in_train_only(staged: ChallengeConfig, release_a: d
 
 
 def test_pointers_and_keys_are_hints_or_errors_never_silently_recreated(config: ChallengeConfig) -> None:
-    from flows.score_submissions import score_submissions
-    from tasks.opaque_ids import KEY_OBJECT
+    from challenge.flows.score_submissions import score_submissions
+    from challenge.tasks.opaque_ids import KEY_OBJECT
 
     stage(config, EXAMPLES / "penguin-lab" / "penguins", "penguin-lab")
     publish_release(config_path=saved(config), release="r1")

@@ -7,10 +7,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-import tasks.read_tables as read_tables
+import challenge.tasks.read_tables as read_tables
 from challenge.errors import DataReadError
-from tasks.read_tables import read_table
-from tasks.task_spec import snake_case
+from challenge.tasks.read_tables import read_table
+from challenge.task_spec import snake_case
 
 
 def test_line_breaks_inside_quoted_values_survive_block_boundaries(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

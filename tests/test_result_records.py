@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from tasks.result_records import INDEX_KEY, scan_results
-from tasks.storage import Storage
+from challenge.tasks.result_records import INDEX_KEY, scan_results
+from challenge.storage import Storage
 
 
 def record(i: int, status: str = "scored") -> bytes:

@@ -22,8 +22,8 @@ from prefect.client.orchestration import get_client
 from challenge.config import ChallengeConfig
 from challenge.errors import ChallengeError, ScoringErrors
 from conftest import EXAMPLES, make_config, saved, stores
-from flows.publish_release import publish_release
-from flows.score_submissions import finalize_challenge, score_submissions
+from challenge.flows.publish_release import publish_release
+from challenge.flows.score_submissions import finalize_challenge, score_submissions
 from test_publish import stage
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
@@ -250,7 +250,7 @@ def test_crash_midway_then_rerun_gives_exactly_one_result_each(tmp_path: Path, m
     config, perfect = penguins_released(backend, tmp_path, request)
     for i in range(10):
         upload(config, f"team-a/penguins/s{i}.csv", perfect)
-    import tasks.scoring as scoring
+    import challenge.tasks.scoring as scoring
 
     import itertools
 
@@ -298,7 +298,7 @@ def test_two_scoring_runs_at_once_take_turns_on_the_concurrency_limit(tmp_path: 
         upload(config, f"team-a/penguins/s{i}.csv", perfect.slice(0, perfect.num_rows - i % 2))
     import time
 
-    import tasks.scoring as scoring
+    import challenge.tasks.scoring as scoring
 
     original = scoring.evaluate
 
@@ -455,7 +455,7 @@ def test_leaderboard_link_opens_in_a_browser_when_public_is_served(backend: str,
 def test_an_internal_error_is_retried_a_bounded_number_of_times_then_failed(tmp_path: Path, backend: str,
                                                                            request: pytest.FixtureRequest,
                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    import tasks.scoring as scoring
+    import challenge.tasks.scoring as scoring
 
     config, perfect = penguins_released(backend, tmp_path, request)
     upload(config, "team-a/penguins/cursed.csv", perfect)
@@ -491,7 +491,7 @@ def test_a_scoring_run_killed_with_sigkill_does_not_keep_the_slot(tmp_path: Path
 
     from prefect.settings import PREFECT_API_URL
 
-    from flows.scoring_slot import scoring_limit_name
+    from challenge.flows.scoring_slot import scoring_limit_name
 
     config, perfect = penguins_released("local", tmp_path, request)
     _, _, submissions = stores(config)
@@ -525,7 +525,7 @@ def test_a_scoring_run_killed_with_sigkill_does_not_keep_the_slot(tmp_path: Path
 
 def test_a_run_that_cannot_get_the_scoring_slot_says_so(tmp_path: Path, request: pytest.FixtureRequest,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    from flows.scoring_slot import ensure_scoring_limit
+    from challenge.flows.scoring_slot import ensure_scoring_limit
 
     config, perfect = penguins_released("local", tmp_path, request)
     monkeypatch.setenv("CHALLENGE_SCORING_WAIT_SECONDS", "2")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from challenge.errors import StorageError
-from tasks.storage import LocalStorage, S3Storage, Storage, join_key, open_storage, upload_tree, validate_key
+from challenge.storage import LocalStorage, S3Storage, Storage, join_key, open_storage, upload_tree, validate_key
 
 
 def test_write_read_head_and_version_change(storage: Storage) -> None:
@@ -149,7 +149,7 @@ def test_local_storage_lists_but_never_follows_or_opens_irregular_entries(tmp_pa
 
 
 def test_read_limited_reads_the_listed_version_and_no_more(storage: Storage) -> None:
-    from tasks.storage import ObjectChanged
+    from challenge.storage import ObjectChanged
 
     storage.write_bytes("team-a/t/s.csv", b"id,label\n" * 100)
     listed = storage.head("team-a/t/s.csv")

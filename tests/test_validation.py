@@ -5,7 +5,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from tasks.submissions import IdIndex, ParticipantVisibleError, validate
+from challenge.tasks.submissions import IdIndex, ParticipantVisibleError, validate
 
 NUMBERED = ["p0003", "p0000", "p0007", "p0005"]
 ARBITRARY = ["zeta", "alpha", "x-1", "Ω"]

@@ -1,0 +1,116 @@
+"""The house has one-way layers: entry points → flows → tasks → expectations → core, and no import cycle.
+
+Every import of the package's own modules is read from the source (also those inside functions), so an
+arrow that runs back up, or a circle of modules, fails here with the modules named.
+"""
+
+from __future__ import annotations
+
+import ast
+import tomllib
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+ENTRY_POINTS = {"challenge.cli", "challenge.demo", "challenge.board_text", "challenge.terminal", "challenge.prefect_setup",
+                "challenge.scaffold", "challenge.iam"}
+LAYERS = ["core", "expectations", "tasks", "flows", "entry"]  # an import may only point at its own layer or one below
+
+
+def package_modules() -> dict[str, Path]:
+    """Module name → source file, through pyproject's package-dir (flows/ installs as challenge.flows, ...)."""
+    package_dirs = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-dir"]
+    modules = {}
+    for package, folder in package_dirs.items():
+        for path in sorted((REPO / folder).glob("*.py")):
+            modules[package if path.stem == "__init__" else f"{package}.{path.stem}"] = path
+    return modules
+
+
+def layer(module: str) -> str:
+    if module in ENTRY_POINTS:
+        return "entry"
+    for name in ("flows", "tasks", "expectations"):
+        if module == f"challenge.{name}" or module.startswith(f"challenge.{name}."):
+            return name
+    return "core"
+
+
+def imports(modules: dict[str, Path]) -> dict[str, set[str]]:
+    """Module → the package modules it imports (at the top or inside functions)."""
+    graph: dict[str, set[str]] = {}
+    for module, path in modules.items():
+        found: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+            else:
+                continue
+            found |= {name for name in names if name in modules and name != module}
+        graph[module] = found
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for target in graph[node]:
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in on_stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in graph:
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_every_package_folder_is_read() -> None:
+    modules = package_modules()
+    assert {"challenge.cli", "challenge.flows.score_submissions", "challenge.tasks.scoring",
+            "challenge.expectations.custom_checks", "challenge.config"} <= set(modules)
+    assert ENTRY_POINTS <= set(modules)
+
+
+def test_imports_only_point_down_the_layers() -> None:
+    graph = imports(package_modules())
+    upward = [f"{source} ({layer(source)}) imports {target} ({layer(target)})"
+              for source, targets in sorted(graph.items()) for target in sorted(targets)
+              if LAYERS.index(layer(target)) > LAYERS.index(layer(source))]
+    assert not upward, "imports that run back up the layers:\n" + "\n".join(upward)
+
+
+def test_no_import_cycle_between_modules_or_layers() -> None:
+    graph = imports(package_modules())
+    assert not cycles(graph)
+    layer_graph: dict[str, set[str]] = {name: set() for name in LAYERS}
+    for source, targets in graph.items():
+        layer_graph[layer(source)] |= {layer(t) for t in targets if layer(t) != layer(source)}
+    assert not cycles(layer_graph)
+
+
+def test_the_cycle_finder_finds_a_cycle() -> None:
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert cycles({"a": {"b"}, "b": set()}) == []
