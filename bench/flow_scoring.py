@@ -58,8 +58,9 @@ def main() -> None:
     from challenge.config import ChallengeConfig, write_config
     from challenge.flows.publish_release import publish_release
     from challenge.flows.score_submissions import score_submissions
-    from challenge.tasks.intake import discover_drops, gate_drop, run_time_label
     from challenge.storage import open_storage, upload_tree
+    from challenge.tasks.drops import discover_drops, run_time_label
+    from challenge.tasks.gate import gate_drop
 
     server, endpoint = start_moto()
     try:
@@ -108,10 +109,10 @@ def main() -> None:
         result = score_submissions(config_path=config_path)
         seconds = time.perf_counter() - start
         print(f"score_submissions: {args.submissions} submissions of {answers.num_rows:,} rows on moto's S3 server: "
-              f"{seconds:.1f} s (target < 60 s); statuses {result['statuses']}, errors {result['errors']}")
+              f"{seconds:.1f} s (target < 60 s); statuses {result.statuses}, errors {result.errors}")
 
         # The next scheduled run, nothing new: unchanged records come from the results index.
-        from challenge.tasks.result_records import INDEX_KEY
+        from challenge.catalog import RESULTS_INDEX as INDEX_KEY
 
         score_submissions(config_path=config_path)  # the first run after scoring reads the new records once
         start = time.perf_counter()

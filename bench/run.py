@@ -93,8 +93,9 @@ def bench_config(folder: Path):  # noqa: ANN201
 
 
 def measure_gate(folder: Path) -> dict:
-    from challenge.tasks.intake import discover_drops, gate_drop, run_time_label
     from challenge.storage import LocalStorage
+    from challenge.tasks.drops import discover_drops, run_time_label
+    from challenge.tasks.gate import gate_drop
 
     drops, _ = discover_drops(LocalStorage(folder / "intake"))
     rss_before = peak_rss()
@@ -124,9 +125,9 @@ def measure_write(folder: Path) -> dict:
 
 
 def measure_publish(folder: Path) -> dict:
+    from challenge.storage import LocalStorage
     from challenge.tasks.opaque_ids import load_or_create_key
     from challenge.tasks.publish import publish_task
-    from challenge.storage import LocalStorage
 
     config = bench_config(folder)
     load_or_create_key(LocalStorage(folder / "private"))

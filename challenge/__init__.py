@@ -1,3 +1,8 @@
 """challenge: run a multi-team ML challenge on multimodal tabular data with Prefect."""
 
-__version__ = "0.1.0"
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("challenge")  # one place: pyproject.toml
+except PackageNotFoundError:  # run from a checkout that is not installed
+    __version__ = "0+unknown"

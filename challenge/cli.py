@@ -9,9 +9,12 @@ import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from challenge import catalog
+from challenge.catalog import FEEDBACK_SUFFIX
 from challenge.errors import ChallengeError, DropsFailed, ScoringErrors
 from challenge.prefect_setup import prepare_local_api, set_defaults
 from challenge.scaffold import init_challenge
+from challenge.task_runners import RUNNER_ENV, on_runner
 from challenge.terminal import error_line, hide_tracebacks_on_console
 
 if TYPE_CHECKING:
@@ -38,7 +41,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from challenge.demo import run_demo
 
-    run_demo(args.dir)
+    run_demo(args.dir, task_runner=args.task_runner)
     return 0
 
 
@@ -47,7 +50,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
 
     config, path = _config(args)
     try:
-        summary = collect_datasets(config_path=path, tasks=args.task or None, force=args.force)
+        summary = on_runner(collect_datasets, args.task_runner)(config_path=path, tasks=args.task or None, force=args.force)
     except DropsFailed as failed:
         summary = failed.result
     for outcome in summary.outcomes:
@@ -68,9 +71,9 @@ def cmd_publish(args: argparse.Namespace) -> int:
     from challenge.flows.publish_release import publish_release
 
     _, path = _config(args)
-    result = publish_release(config_path=path, release=args.release, tasks=args.task or None)
-    print(f"release {result['release']} published at {result['location']}")
-    for s in result["summaries"]:
+    result = on_runner(publish_release, args.task_runner)(config_path=path, release=args.release, tasks=args.task or None)
+    print(f"release {result.release} published at {result.location}")
+    for s in result.summaries:
         counts = ", ".join(f"{k} {v}" for k, v in s["counts"].items())
         print(f"  {s['task_id']:20} {s['kind']:15} {counts}")
         for finding in s["leaks"]:
@@ -84,23 +87,23 @@ def cmd_score(args: argparse.Namespace) -> int:
 
     _, path = _config(args)
     try:
-        result = score_submissions(config_path=path, rescore=args.rescore, tasks=args.task or None)
+        result = on_runner(score_submissions, args.task_runner)(config_path=path, rescore=args.rescore, tasks=args.task or None)
     except ScoringErrors as failed:
         result = failed.result
-    if result.get("message"):
-        print(f"{result['message']}; run `challenge publish` first")
+    if result.message:
+        print(f"{result.message}; run `challenge publish` first")
         return 0
-    if args.rescore:
-        print(f"rescored {result['rescored']} submission(s); leaderboard: {result['leaderboard']}")
+    if result.rescored is not None:
+        print(f"rescored {result.rescored} submission(s); leaderboard: {result.leaderboard}")
         return 0
-    statuses = ", ".join(f"{n} {s}" for s, n in sorted(result["statuses"].items())) or "nothing new"
-    print(f"{result['pending']} new submission(s): {statuses}")
-    if result.get("notices"):
-        print(f"{len(result['notices'])} upload(s) that are not submissions (told why in their .result.json)")
-    for key, reason in result["errors"]:
+    statuses = ", ".join(f"{n} {s}" for s, n in sorted(result.statuses.items())) or "nothing new"
+    print(f"{result.pending} new submission(s): {statuses}")
+    if result.notices:
+        print(f"{len(result.notices)} upload(s) that are not submissions (told why in their {FEEDBACK_SUFFIX})")
+    for key, reason in result.errors:
         print(f"  internal error, retried on the next run: {key}: {reason}")
-    print(f"leaderboard: {result['leaderboard']}")
-    return 1 if result["errors"] else 0
+    print(f"leaderboard: {result.leaderboard}")
+    return 1 if result.errors else 0
 
 
 def _print_board(board: dict, track: str | None, fmt: str, tasks: bool = False) -> None:
@@ -117,10 +120,10 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
     config = load_config(args.config)
     public = open_location(config, "public")
-    if not public.exists("leaderboard/leaderboard.json"):
+    if not public.exists(catalog.BOARD_JSON):
         print("no leaderboard yet: run `challenge score` first", file=sys.stderr)
         return 2
-    board = json.loads(public.read_bytes("leaderboard/leaderboard.json"))
+    board = json.loads(public.read_bytes(catalog.BOARD_JSON))
     if args.track and args.track not in board["tracks"]:
         print(f"unknown track {args.track!r}; tracks: {', '.join(sorted(board['tracks']))}", file=sys.stderr)
         return 2
@@ -133,8 +136,8 @@ def cmd_finalize(args: argparse.Namespace) -> int:
 
     _, path = _config(args)
     result = finalize_challenge(config_path=path)
-    print(f"finalized: leaderboards now show private scores at {result['leaderboard']}")
-    _print_board(result["board"], None, "table")
+    print(f"finalized: leaderboards now show private scores at {result.leaderboard}")
+    _print_board(result.board, None, "table")
     return 0
 
 
@@ -143,8 +146,8 @@ def cmd_baseline(args: argparse.Namespace) -> int:
     from challenge.flows.run_baselines import run_baselines
 
     _, path = _config(args)
-    result = run_baselines(config_path=path, tasks=args.task or None)
-    for s in result["tasks"]:
+    result = on_runner(run_baselines, args.task_runner)(config_path=path, tasks=args.task or None)
+    for s in result.baselines:
         state = "uploaded" if s["uploaded"] else "unchanged"
         print(f"{s['task_id']:20} {s['metric']} {s['validation_score']:.4f} (validation)  {s['train_seconds']:.1f}s  "
               f"{s['model']}  {state}: {s['submission']}")
@@ -152,9 +155,9 @@ def cmd_baseline(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from challenge.flows.deployments import serve_all
-
     from prefect.settings import PREFECT_API_URL
+
+    from challenge.flows.deployments import serve_all
 
     config, path = _config(args)
     if not PREFECT_API_URL.value():
@@ -233,8 +236,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     set_defaults()  # before Prefect is imported (inside the commands)
     args = build_parser().parse_args(argv)
-    if args.task_runner:  # read when the flows are imported, which happens inside the commands
-        os.environ["CHALLENGE_TASK_RUNNER"] = args.task_runner
+    if args.task_runner and args.command == "serve":  # served runs are subprocesses: they read it from the environment
+        os.environ[RUNNER_ENV] = args.task_runner
     try:
         if getattr(args, "prefect", False):
             prepare_local_api()

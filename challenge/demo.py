@@ -16,11 +16,13 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
+from challenge import catalog
 from challenge.config import ChallengeConfig, load_config
 from challenge.errors import DropsFailed
 from challenge.scaffold import init_challenge
-from challenge.tasks.releases import current_release, read_latest
 from challenge.storage import Storage, open_location
+from challenge.task_runners import on_runner
+from challenge.tasks.releases import current_release, read_latest
 
 RELEASE = "demo-1"
 STEPS = 7
@@ -37,19 +39,19 @@ def sample_submissions(config: ChallengeConfig) -> dict[str, bytes]:
     teams = [t.id for t in config.teams] or ["team-a"]
     good_team, random_team = teams[0], teams[1 % len(teams)]
     files: dict[str, bytes] = {}
-    for task_id in sorted(latest["tasks"]):
+    for task_id in sorted(latest.tasks):
         rng = np.random.default_rng(sum(task_id.encode()))
-        answers = pq.read_table(io.BytesIO(private.read_bytes(f"releases/{latest['release']}/{task_id}/answers.parquet")))
+        answers = pq.read_table(io.BytesIO(private.read_bytes(catalog.answers_key(latest.release, task_id))))
         truth = answers.select(["id", "label"])
         classes = np.array(sorted(set(truth["label"].to_pylist())))
         labels = truth["label"].to_numpy(zero_copy_only=False).copy()
         flip = rng.random(len(labels)) < 0.15  # good, not perfect: 15 % of the labels guessed
         labels[flip] = rng.choice(classes, int(flip.sum()))
         samples = {
-            f"{good_team}/{task_id}/good.csv": truth.set_column(1, "label", pa.array(labels)),
-            f"{random_team}/{task_id}/random.csv": truth.set_column(
+            catalog.submission_key(good_team, task_id, "good.csv"): truth.set_column(1, "label", pa.array(labels)),
+            catalog.submission_key(random_team, task_id, "random.csv"): truth.set_column(
                 1, "label", pa.array(rng.choice(classes, truth.num_rows))),
-            f"{good_team}/{task_id}/invalid.csv": truth.slice(1),  # one id missing
+            catalog.submission_key(good_team, task_id, "invalid.csv"): truth.slice(1),  # one id missing
         }
         for key, table in samples.items():
             out = io.BytesIO()
@@ -83,7 +85,7 @@ class Progress:
         print(f"{chr(13) if tty else ''}{line} {summary}  ({time.monotonic() - t0:.1f} s)", file=self.out, flush=True)
 
 
-def run_demo(folder: str | Path, out: TextIO | None = None) -> dict[str, Any]:
+def run_demo(folder: str | Path, out: TextIO | None = None, task_runner: str | None = None) -> dict[str, Any]:
     """Init (or reuse) a challenge in `folder`, then collect, publish, baselines, samples, score, leaderboard."""
     out = out or sys.stdout
     from challenge.board_text import print_board
@@ -105,7 +107,7 @@ def run_demo(folder: str | Path, out: TextIO | None = None) -> dict[str, Any]:
 
     def collect() -> str:
         try:
-            summary = collect_datasets(config_path=str(config_path))
+            summary = on_runner(collect_datasets, task_runner)(config_path=str(config_path))
         except DropsFailed as failed:  # the example drops pass; a user's own additions may not
             summary = failed.result
         counts = summary.counts()
@@ -117,14 +119,14 @@ def run_demo(folder: str | Path, out: TextIO | None = None) -> dict[str, Any]:
         public = open_location(state["config"], "public")
         latest = read_latest(public)
         if latest is not None:
-            return f"release {latest['release']} already published ({', '.join(latest['tasks'])})"
-        result = publish_release(config_path=str(config_path), release=RELEASE)
-        return f"release {RELEASE}: {', '.join(result['tasks'])} at {result['location']}"
+            return f"release {latest.release} already published ({', '.join(latest.tasks)})"
+        result = on_runner(publish_release, task_runner)(config_path=str(config_path), release=RELEASE)
+        return f"release {RELEASE}: {', '.join(result.task_ids)} at {result.location}"
 
     def baselines() -> str:
-        result = run_baselines(config_path=str(config_path))
-        scores = ", ".join(f"{s['task_id']} {s['metric']} {s['validation_score']:.3f}" for s in result["tasks"])
-        return f"{len(result['tasks'])} trained (validation: {scores}); {result['uploaded']} uploaded as team baseline"
+        result = on_runner(run_baselines, task_runner)(config_path=str(config_path))
+        scores = ", ".join(f"{s['task_id']} {s['metric']} {s['validation_score']:.3f}" for s in result.baselines)
+        return f"{len(result.baselines)} trained (validation: {scores}); {result.uploaded} uploaded as team baseline"
 
     def samples() -> str:
         files = sample_submissions(state["config"])
@@ -132,10 +134,10 @@ def run_demo(folder: str | Path, out: TextIO | None = None) -> dict[str, Any]:
         return f"{len(files)} sample submissions (good, random, invalid per task), {new} new"
 
     def score() -> str:
-        result = score_submissions(config_path=str(config_path))
-        state["board"] = result["board"]
-        statuses = ", ".join(f"{n} {s}" for s, n in sorted(result["statuses"].items())) or "nothing new"
-        return f"{result['pending']} new submission(s): {statuses}"
+        result = on_runner(score_submissions, task_runner)(config_path=str(config_path))
+        state["board"] = result.board
+        statuses = ", ".join(f"{n} {s}" for s, n in sorted(result.statuses.items())) or "nothing new"
+        return f"{result.pending} new submission(s): {statuses}"
 
     progress.run("init", init)
     state["config"] = load_config(config_path)
@@ -144,7 +146,7 @@ def run_demo(folder: str | Path, out: TextIO | None = None) -> dict[str, Any]:
     progress.run("baseline", baselines)
     progress.run("submit", samples)
     progress.run("score", score)
-    page = open_location(state["config"], "public").uri_for("leaderboard/index.html")
+    page = open_location(state["config"], "public").uri_for(catalog.PAGE)
     progress.run("board", lambda: f"written to {page}")
     print(file=out)
     print_board(state["board"], tasks=True, out=out)

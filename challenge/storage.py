@@ -113,16 +113,14 @@ class Storage(Protocol):
     def download_file(self, key: str, path: Path) -> None: ...
     def copy(self, src: str, dst: str) -> None: ...
     def delete(self, key: str) -> None: ...
+    def delete_many(self, keys: list[str]) -> None: ...
     def uri_for(self, key: str) -> str: ...
 
 
 def file_digest(path: Path, algorithm: str = "md5") -> str:
-    """Hex digest of a local file, read in 1 MiB chunks (MD5 is what S3 reports as a single-part ETag)."""
-    digest = hashlib.new(algorithm, usedforsecurity=False)
+    """Hex digest of a local file, streamed (MD5 is what S3 reports as a single-part ETag)."""
     with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(fh, lambda: hashlib.new(algorithm, usedforsecurity=False)).hexdigest()
 
 
 LARGE_VERSION = "large-"
@@ -285,6 +283,10 @@ class LocalStorage:
     def delete(self, key: str) -> None:
         self._inside(self._path(key)).unlink(missing_ok=True)
 
+    def delete_many(self, keys: list[str]) -> None:
+        for key in keys:
+            self.delete(key)
+
 
 class S3Storage:
     """An S3 bucket and prefix, through boto3 (any S3-compatible endpoint)."""
@@ -397,6 +399,16 @@ class S3Storage:
 
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
+
+    def delete_many(self, keys: list[str]) -> None:
+        """Up to 1,000 keys per request (S3's DeleteObjects); a key that could not be deleted is an error."""
+        for start in range(0, len(keys), 1000):
+            batch = [{"Key": self._key(k)} for k in keys[start:start + 1000]]
+            done = self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
+            if done.get("Errors"):
+                first = done["Errors"][0]
+                raise StorageError(f"{self.uri_for(first.get('Key', ''))}: could not be deleted ({first.get('Code')}: "
+                                   f"{first.get('Message')}); {len(done['Errors'])} key(s) left; run again")
 
 
 def open_storage(uri: str, endpoint_url: str | None = None, region: str | None = None) -> Storage:

@@ -8,13 +8,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from challenge.metrics import metric_names
 from challenge.yamlfile import model_from_yaml
 
 TASK_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{1,62}$"
 DATA_EXTENSIONS = (".csv", ".parquet", ".jsonl")
 
-CLASSIFICATION_METRICS = ("accuracy", "macro_f1", "weighted_f1", "balanced_accuracy")
-MATCHING_METRICS = ("f1", "precision", "recall")
+CLASSIFICATION_METRICS = metric_names("classification")  # from the registry: one list
+MATCHING_METRICS = metric_names("matching")
 
 
 class Modality(str, Enum):

@@ -11,10 +11,11 @@ from prefect.states import State
 
 from challenge.config import load_config
 from challenge.errors import DropsFailed
-from challenge.task_runners import task_runner_from_env
 from challenge.flows.run_names import run_name, with_tasks
 from challenge.flows.run_states import failed_run, listing
-from challenge.tasks.intake import DropOutcome, discover_drops_task, gate_drop_task, run_time_label, task_id_clashes
+from challenge.task_runners import task_runner_from_env
+from challenge.tasks.drops import DropOutcome, run_time_label, task_id_clashes
+from challenge.tasks.intake import discover_drops_task, gate_drop_task
 
 
 @dataclass

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 from prefect import flow, tags
 
+from challenge import catalog
 from challenge.config import load_config
-from challenge.task_runners import task_runner_from_env
 from challenge.flows.run_names import run_name
+from challenge.task_runners import task_runner_from_env
 from challenge.tasks.artifacts import public_page_artifact, table_artifact
 from challenge.tasks.opaque_ids import load_or_create_key
 from challenge.tasks.publish import (
@@ -19,13 +21,23 @@ from challenge.tasks.publish import (
     prepare_release,
     publish_task_task,
 )
-from challenge.tasks.releases import card_key
+
+
+@dataclass
+class PublishRun:
+    """The release a publish run made: its name, when, its task ids, a summary per task, where it is."""
+
+    release: str
+    published_at: str | None
+    task_ids: list[str]
+    summaries: list[dict[str, Any]] = field(default_factory=list)
+    location: str = ""
 
 
 @flow(name="publish-release", flow_run_name=run_name("publish", lambda p: p.get("release")),
       task_runner=task_runner_from_env())
 def publish_release(config_path: str | None = None, release: str | None = None,
-                    tasks: list[str] | None = None) -> dict[str, Any]:
+                    tasks: list[str] | None = None) -> PublishRun:
     """Split, de-identify, upload and verify every task; then point latest.json at the release.
 
     Args:
@@ -46,11 +58,12 @@ def publish_release(config_path: str | None = None, release: str | None = None,
     summaries = [f.result() for f in futures]  # any failure raises here: latest.json stays as it was
     marker = finish_release(public, release, [s["task_id"] for s in summaries])
     for s in summaries:
-        public_page_artifact(config, f"card-{s['task_id']}", card_key(release, s["task_id"]),
+        public_page_artifact(config, f"card-{s['task_id']}", catalog.card_key(release, s["task_id"]),
                              f"{s['task_id']} dataset card", f"Release {release}")
     table_artifact("release", [{"task": s["task_id"], "kind": s["kind"], "classes": s["classes"], "files": s["files"],
                                 **{f"rows_{k}": v for k, v in s["counts"].items()},
                                 "leak findings": len(s["leaks"])} for s in summaries],
                    f"Release {release}", {"task": "none"})
-    get_logger().info("release %s published: %s", release, ", ".join(marker["tasks"]))
-    return {**marker, "summaries": summaries, "location": public.uri_for(f"releases/{release}")}
+    get_logger().info("release %s published: %s", release, ", ".join(marker.tasks))
+    return PublishRun(marker.release, marker.published_at, marker.tasks, summaries,
+                      public.uri_for(catalog.release_prefix(release)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 from prefect import flow, tags
@@ -9,23 +10,33 @@ from prefect.artifacts import create_table_artifact
 from prefect.logging import get_run_logger
 
 from challenge.config import load_config
-from challenge.task_runners import task_runner_from_env
 from challenge.flows.run_names import run_name
+from challenge.storage import open_location
+from challenge.task_runners import task_runner_from_env
 from challenge.tasks.baselines import BaselineError, baseline_task, select_tasks
 from challenge.tasks.releases import current_release
-from challenge.storage import open_location
 
 
 def _release_label(params: dict[str, Any]) -> str | None:
     """The latest release's name, for the run name `baselines-<release>` (the time when there is none yet)."""
     try:
-        return current_release(open_location(load_config(params.get("config_path")), "public"))["release"]
+        return current_release(open_location(load_config(params.get("config_path")), "public")).release
     except Exception:  # noqa: BLE001 (any failure: the flow itself reports it)
         return None
 
 
+@dataclass
+class BaselineRun:
+    """The baselines of one release: a summary per task, how many were uploaded and how many were already there."""
+
+    release: str
+    baselines: list[dict[str, Any]] = field(default_factory=list)
+    uploaded: int = 0
+    unchanged: int = 0
+
+
 @flow(name="run-baselines", flow_run_name=run_name("baselines", _release_label), task_runner=task_runner_from_env())
-def run_baselines(config_path: str | None = None, tasks: list[str] | None = None) -> dict[str, Any]:
+def run_baselines(config_path: str | None = None, tasks: list[str] | None = None) -> BaselineRun:
     """Train each task's baseline on the latest public release and upload its predictions as team `baseline`.
 
     Args:
@@ -35,8 +46,8 @@ def run_baselines(config_path: str | None = None, tasks: list[str] | None = None
     logger = get_run_logger()
     config = load_config(config_path)
     latest = current_release(open_location(config, "public"))
-    release = latest["release"]
-    selected = select_tasks(tasks, latest["tasks"])
+    release = latest.release
+    selected = select_tasks(tasks, latest.tasks)
     logger.info("baselines for release %s: %d task(s): %s", release, len(selected), ", ".join(selected))
     futures = []
     for task_id in selected:
@@ -62,4 +73,4 @@ def run_baselines(config_path: str | None = None, tasks: list[str] | None = None
                 release, len(summaries), uploaded, len(summaries) - uploaded, len(failures))
     if failures:
         raise BaselineError(f"{len(failures)} baseline(s) failed: " + "; ".join(failures))
-    return {"release": release, "tasks": summaries, "uploaded": uploaded, "unchanged": len(summaries) - uploaded}
+    return BaselineRun(release, summaries, uploaded, len(summaries) - uploaded)

@@ -33,11 +33,10 @@ from prefect.concurrency.sync import concurrency
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 from prefect.logging import get_run_logger
 
+from challenge import catalog
 from challenge.config import ChallengeConfig
 from challenge.errors import ChallengeError
 from challenge.storage import Storage, open_location
-
-NOTE_KEY = "locks/scoring-slot.json"
 
 
 def stale_seconds() -> float:
@@ -75,7 +74,7 @@ def ensure_scoring_limit(config: ChallengeConfig) -> str:
 
 def _read_note(private: Storage) -> dict[str, Any] | None:
     try:
-        note = json.loads(private.read_bytes(NOTE_KEY))
+        note = json.loads(private.read_bytes(catalog.SCORING_SLOT_NOTE))
     except Exception:  # noqa: BLE001 (no note, or a damaged one: nothing says a holder is alive)
         return None
     return note if isinstance(note, dict) and isinstance(note.get("renewed_at"), (int, float)) else None
@@ -92,7 +91,7 @@ class _Heartbeat:
 
     def _write(self) -> None:
         self.note["renewed_at"] = time.time()
-        self.private.write_bytes(NOTE_KEY, json.dumps(self.note).encode())
+        self.private.write_bytes(catalog.SCORING_SLOT_NOTE, json.dumps(self.note).encode())
 
     def _run(self) -> None:
         while not self.stop_event.wait(self.interval):
@@ -110,7 +109,7 @@ class _Heartbeat:
         self.stop_event.set()
         self.thread.join()
         try:
-            self.private.delete(NOTE_KEY)
+            self.private.delete(catalog.SCORING_SLOT_NOTE)
         except Exception:  # noqa: BLE001 (a note left behind goes stale and is ignored)
             pass
 
@@ -143,7 +142,7 @@ def scoring_slot(config: ChallengeConfig) -> Iterator[None]:
                 with get_client(sync_client=True) as client:
                     client.update_global_concurrency_limit(name, GlobalConcurrencyLimitUpdate(active_slots=0))
                 try:
-                    private.delete(NOTE_KEY)
+                    private.delete(catalog.SCORING_SLOT_NOTE)
                 except Exception:  # noqa: BLE001
                     pass
                 unknown_since = None

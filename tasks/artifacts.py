@@ -11,12 +11,18 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
+from prefect.artifacts import (
+    create_link_artifact,
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
 
+from challenge import catalog
 from challenge.config import ChallengeConfig, public_web_address
-from challenge.tasks.leaderboard import PAGE_KEY
-from challenge.tasks.leaderboard_page import MISSING, utc_minute
 from challenge.storage import open_location
+from challenge.tasks.leaderboard_page import MISSING, utc_minute
 
 
 def uniform_rows(rows: Iterable[dict[str, Any]], fill: Any = MISSING, columns: list[str] | None = None) -> list[dict[str, Any]]:
@@ -73,4 +79,17 @@ def leaderboard_artifacts(config: ChallengeConfig, board: dict[str, Any]) -> Non
                 for e in info["entries"]]
         table_artifact(f"leaderboard-{task_id}", rows, f"{info.get('title') or task_id}: {info['metric']}{final}",
                        {"rank": MISSING, "team": "no scored submission yet", "score": MISSING})
-    public_page_artifact(config, "leaderboard-page", PAGE_KEY, "Leaderboard page", f"Release {board['release']}{final}")
+    public_page_artifact(config, "leaderboard-page", catalog.PAGE, "Leaderboard page", f"Release {board['release']}{final}")
+
+
+class ProgressArtifact:
+    """A Prefect progress artifact for a batch of `total` items, updated about every 5 %."""
+
+    def __init__(self, total: int, description: str):
+        self.total, self.step, self.last = total, max(1, total // 20), 0
+        self.artifact_id = create_progress_artifact(progress=0.0, description=description)
+
+    def __call__(self, done: int) -> None:
+        if done - self.last >= self.step or done == self.total:
+            self.last = done
+            update_progress_artifact(self.artifact_id, progress=100.0 * done / self.total)

@@ -43,8 +43,12 @@ from prefect.logging import get_run_logger
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import ShuffleSplit, StratifiedShuffleSplit
 
+from challenge import catalog
 from challenge.config import ChallengeConfig
 from challenge.errors import BaselineError
+from challenge.metrics import score
+from challenge.storage import Storage, download_many, file_digest, open_location
+from challenge.task_spec import Modality
 from challenge.tasks.baseline_features import (
     as_numbers,
     as_strings,
@@ -55,11 +59,8 @@ from challenge.tasks.baseline_features import (
     pair_features,
     positions_of,
 )
-from challenge.tasks.metrics import score
 from challenge.tasks.retry import transient
-from challenge.storage import Storage, download_many, file_digest, open_location
 from challenge.tasks.submissions import BASELINE_TEAM
-from challenge.task_spec import Modality
 
 SEED = 0
 VALIDATION_FRACTION = 0.2
@@ -112,25 +113,26 @@ def select_tasks(requested: Sequence[str] | None, known: Sequence[str]) -> list[
 def download_task(public: Storage, release: str, task_id: str, folder: Path) -> ReleasedTask:
     """Download what a baseline needs of one released task into `folder` (streamed to disk, checked
     against the manifest's SHA-256): manifest, Parquet tables, images, sample submission."""
-    prefix = f"releases/{release}/{task_id}"
+    prefix = catalog.task_prefix(release, task_id)
     folder.mkdir(parents=True, exist_ok=True)
-    public.download_file(f"{prefix}/manifest.json", folder / "manifest.json")
-    manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    public.download_file(catalog.manifest_key(release, task_id), folder / catalog.MANIFEST)
+    manifest = json.loads((folder / catalog.MANIFEST).read_text(encoding="utf-8"))
     kind = manifest["kind"]
     entries = {e["path"]: e for e in manifest["files"]}
-    wanted = [f"{name}.parquet" for name in TABLES[kind]] + ["sample_submission.csv"]
+    wanted = [catalog.table_file(name) for name in TABLES[kind]] + [catalog.SAMPLE_SUBMISSION]
     missing = [path for path in wanted if path not in entries]
     if missing:
         raise BaselineError(f"{public.uri_for(prefix)}: the manifest lists no {', '.join(missing)}; is the release complete?")
-    wanted += [path for path in entries if path.startswith("images/")]
+    wanted += [path for path in entries if path.startswith(catalog.image_file(""))]
     for path in wanted:
         if PurePosixPath(path).is_absolute() or ".." in PurePosixPath(path).parts:
             raise BaselineError(f"{public.uri_for(prefix)}: manifest path {path!r} leaves the task folder")
-    download_many(public, [(f"{prefix}/{path}", folder / path) for path in wanted])
+    download_many(public, [(catalog.release_file_key(release, task_id, path), folder / path) for path in wanted])
     for path in wanted:
         if file_digest(folder / path, "sha256") != entries[path]["sha256"]:
-            raise BaselineError(f"{public.uri_for(f'{prefix}/{path}')}: SHA-256 differs from the manifest's")
-    features = pq.read_table(folder / ("train.parquet" if kind == "classification" else "records.parquet"))
+            raise BaselineError(f"{public.uri_for(catalog.release_file_key(release, task_id, path))}: SHA-256 differs "
+                               "from the manifest's")
+    features = pq.read_table(folder / catalog.table_file("train" if kind == "classification" else "records"))
     return ReleasedTask(release, task_id, kind, manifest["metric"], column_modalities(manifest, features), folder)
 
 
@@ -149,7 +151,7 @@ def _infer(column: pa.ChunkedArray) -> Modality:
     if pa.types.is_dictionary(column.type):
         return Modality.categorical
     values = pc.drop_null(pc.cast(column, pa.string()))
-    if len(values) and pc.all(pc.starts_with(values, "images/")).as_py():
+    if len(values) and pc.all(pc.starts_with(values, catalog.image_file(""))).as_py():
         return Modality.image
     distinct = len(pc.unique(values))
     return Modality.categorical if distinct <= max(20, len(values) // 20) else Modality.text
@@ -194,7 +196,7 @@ def _describe(modalities: dict[str, Modality]) -> str:
 
 def train_classification(task_: ReleasedTask, seed: int = SEED) -> tuple[pa.Array, pa.Array, str, float, int]:
     """(test ids, predicted labels, model description, validation score, train rows) for a classification task."""
-    train, test = pq.read_table(task_.folder / "train.parquet"), pq.read_table(task_.folder / "test.parquet")
+    train, test = (pq.read_table(task_.folder / catalog.table_file(name)) for name in ("train", "test"))
     modalities = {c: m for c, m in task_.modalities.items()
                   if m is not Modality.text or has_text(train[c])}  # an all-empty text column has no vocabulary
     X, X_test = feature_frame(train, modalities), feature_frame(test, modalities)
@@ -208,8 +210,7 @@ def train_classification(task_: ReleasedTask, seed: int = SEED) -> tuple[pa.Arra
 def train_matching(task_: ReleasedTask, seed: int = SEED) -> tuple[pa.Array, pa.Array, str, float, int]:
     """(test pair ids, predicted 0/1 labels, model description, validation score, train rows) for a matching task."""
     folder = task_.folder
-    records = pq.read_table(folder / "records.parquet")
-    train, test = pq.read_table(folder / "train.parquet"), pq.read_table(folder / "test.parquet")
+    records, train, test = (pq.read_table(folder / catalog.table_file(name)) for name in ("records", "train", "test"))
     X, names = pair_features(records, positions_of(train["left_id"], records["id"], "train"),
                              positions_of(train["right_id"], records["id"], "train"), task_.modalities, folder)
     X_test, _ = pair_features(records, positions_of(test["left_id"], records["id"], "test"),
@@ -233,7 +234,7 @@ def predictions_csv(sample: bytes, ids: pa.Array, labels: pa.Array) -> bytes:
     pa_csv.write_csv(table, out)
     data = out.getvalue().to_pybytes()
     if data.split(b"\n", 1)[0] != sample.split(b"\n", 1)[0]:
-        raise BaselineError("the predictions' header differs from sample_submission.csv's")
+        raise BaselineError(f"the predictions' header differs from {catalog.SAMPLE_SUBMISSION}'s")
     return data
 
 
@@ -242,7 +243,7 @@ def train_baseline(released: ReleasedTask, seed: int = SEED) -> Baseline:
     start = time.perf_counter()
     train = train_classification if released.kind == "classification" else train_matching
     ids, labels, model, valid, rows = train(released, seed)
-    csv = predictions_csv((released.folder / "sample_submission.csv").read_bytes(), ids, labels)
+    csv = predictions_csv((released.folder / catalog.SAMPLE_SUBMISSION).read_bytes(), ids, labels)
     return Baseline(released.task_id, released.release, released.kind, released.metric, model, valid, rows,
                     len(ids), round(time.perf_counter() - start, 3), csv)
 
@@ -252,7 +253,7 @@ def train_baseline(released: ReleasedTask, seed: int = SEED) -> Baseline:
 
 def submission_key(task_id: str, release: str) -> str:
     """Where the baseline of `task_id` for `release` is uploaded in `submissions`."""
-    return f"{BASELINE_TEAM}/{task_id}/baseline-{release}.csv"
+    return catalog.submission_key(BASELINE_TEAM, task_id, f"baseline-{release}.csv")
 
 
 def submit_baseline(submissions: Storage, task_id: str, release: str, csv: bytes) -> tuple[str, bool]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from challenge import catalog
 from challenge.task_spec import Modality, TaskSpec, snake_case
 
 CROISSANT_CONTEXT: dict[str, Any] = {
@@ -91,7 +92,7 @@ def croissant_metadata(spec: TaskSpec, release: str, files: list[dict[str, Any]]
             "encodingFormat": "text/csv" if path.endswith(".csv") else "application/x-parquet",
             "sha256": entry["sha256"],
         }
-        if path.endswith(".csv") and path != "sample_submission.csv":
+        if path.endswith(".csv") and path != catalog.SAMPLE_SUBMISSION:
             obj["sameAs"] = path[: -len(".csv")] + ".parquet"
         distribution.append(obj)
     tables = {e["path"][: -len(".csv")]: e for e in files if e["path"].endswith(".csv") and "schema" in e}
@@ -113,7 +114,7 @@ def croissant_metadata(spec: TaskSpec, release: str, files: list[dict[str, Any]]
         "conformsTo": "http://mlcommons.org/croissant/1.0",
         "citeAs": f"{spec.title} ({spec.owner}), release {release}",
         "license": spec.license,
-        "url": f"releases/{release}/{spec.task_id}/",
+        "url": catalog.task_prefix(release, spec.task_id) + "/",
         "version": "1.0.0",
         "datePublished": published,
         "creator": {"@type": "sc:Organization", "name": spec.owner},
@@ -148,16 +149,16 @@ def dataset_card(spec: TaskSpec, release: str, counts: dict[str, int], train_cla
     lines += ["", "| class | train rows |" if spec.kind == "classification" else "| label | train pairs |", "|---|---|"]
     lines += [f"| {label} | {n} |" for label, n in sorted(train_class_counts.items(), key=lambda kv: str(kv[0]))]
     if spec.columns_of(Modality.image):
-        lines += ["", "Image columns hold paths relative to this folder (`images/<id>.png`)."]
+        lines += ["", f"Image columns hold paths relative to this folder (`{catalog.image_file('<id>.png')}`)."]
     lines += [
         "", "## How to submit", "",
         "Upload a CSV (or Parquet) with columns `id,label` and one row for every id in `test.csv` to "
-        f"`<submissions>/<your team>/{spec.task_id}/<any name>.csv`. "
-        "`sample_submission.csv` shows the format. "
+        f"`<submissions>/{catalog.submission_key('<your team>', spec.task_id, '<any name>.csv')}`. "
+        f"`{catalog.SAMPLE_SUBMISSION}` shows the format. "
         + ("Labels are class names as in `train.csv`." if spec.kind == "classification"
            else "Labels are 1 (same entity) or 0."),
         "Part of the test set is scored on the public leaderboard while the challenge runs; "
         "the rest decides the final ranking.",
-        "", "`manifest.json` lists every file with its SHA-256 and the SHA-256 of the hidden answer key.",
+        "", f"`{catalog.MANIFEST}` lists every file with its SHA-256 and the SHA-256 of the hidden answer key.",
     ]
     return "\n".join(lines) + "\n"

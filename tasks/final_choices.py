@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from challenge.tasks.releases import ReleasedTask
+from challenge import catalog
 from challenge.storage import TRANSFER_THREADS, ObjectInfo, Storage
-from challenge.tasks.submissions import FEEDBACK_SUFFIX, Inbox
+from challenge.tasks.releases import ReleasedTask
+from challenge.tasks.submissions import Inbox
 
 FINAL_MAX_BYTES = 1024
-CACHE_KEY = "cache/final-feedback.json"  # in private: feedback key → digest of the feedback last written
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ def read_final(submissions: Storage, info: ObjectInfo, team: str, task_id: str) 
     if len(names) > 1:
         return FinalFile(team, task_id, info.key, None,
                          f"FINAL holds {len(names)} lines; write the file name of one scored submission only")
-    name = names[0].removeprefix(f"{team}/{task_id}/")
+    name = names[0].removeprefix(catalog.task_folder(team, task_id) + "/")
     if "/" in name:
         return FinalFile(team, task_id, info.key, None,
                          f"FINAL names '{name[:100]}', which is not a file in {team}/{task_id}/; write the file name only")
@@ -93,12 +93,12 @@ def write_final_feedback(submissions: Storage, private: Storage, answers: list[t
     """`<team>/<task_id>/FINAL.result.json` for each FINAL whose answer changed since it was last written
     (or whose feedback file is not among the `existing` keys)."""
     try:
-        written = json.loads(private.read_bytes(CACHE_KEY)) if private.exists(CACHE_KEY) else {}
+        written = json.loads(private.read_bytes(catalog.FINAL_FEEDBACK_CACHE)) if private.exists(catalog.FINAL_FEEDBACK_CACHE) else {}
     except ValueError:  # a damaged cache costs a rewrite, nothing else
         written = {}
     changed = 0
     for final, body in answers:
-        key = final.key + FEEDBACK_SUFFIX
+        key = catalog.feedback_key(final.key)
         digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
         if written.get(key) == digest and key in existing:
             continue
@@ -107,7 +107,7 @@ def write_final_feedback(submissions: Storage, private: Storage, answers: list[t
         written[key] = digest
         changed += 1
     if changed:
-        private.write_bytes(CACHE_KEY, json.dumps(written, indent=1).encode())
+        private.write_bytes(catalog.FINAL_FEEDBACK_CACHE, json.dumps(written, indent=1).encode())
     return changed
 
 

@@ -18,13 +18,12 @@ import json
 from datetime import datetime, timezone
 from typing import Any
 
+from challenge import catalog
+from challenge.storage import Storage
 from challenge.tasks.leaderboard_page import render_html
 from challenge.tasks.releases import ReleasedTask
-from challenge.storage import Storage
 from challenge.tasks.submissions import BASELINE_TEAM
 
-FINAL_MARKER = "final.json"
-PAGE_KEY = "leaderboard/index.html"
 BASELINE_NAME = "Baseline"
 TRACK_MEAN = ("the average of a team's score on every task of the track; a task without a scored "
               "submission counts as 0")
@@ -131,14 +130,14 @@ def _csv(rows: list[dict[str, Any]], columns: list[str]) -> bytes:
 def write_leaderboard(public: Storage, board: dict[str, Any], title: str) -> list[str]:
     """leaderboard.json, one CSV per task and per track, and index.html under `<public>/leaderboard/`."""
     history, baseline_label = board.pop("_history", {}), board.pop("_baseline_label", None)
-    files = {"leaderboard/leaderboard.json": json.dumps(board, indent=2).encode()}
+    files = {catalog.BOARD_JSON: json.dumps(board, indent=2).encode()}
     for task_id, info in board["tasks"].items():
-        files[f"leaderboard/task-{task_id}.csv"] = _csv(info["entries"], ["rank", "team", "score", "submissions", "last_submitted_at"])
+        files[catalog.task_board_csv(task_id)] = _csv(info["entries"], ["rank", "team", "score", "submissions", "last_submitted_at"])
     for track, info in board["tracks"].items():
         rows = [{**{k: e[k] for k in ("rank", "team", "score")}, **e["tasks"]} for e in info["entries"]]
         tasks = info["tasks"]
-        files[f"leaderboard/track-{track}.csv"] = _csv(rows, ["rank", "team", "score", *tasks])
-    files[PAGE_KEY] = render_html({**board, "_history": history, "_baseline_label": baseline_label}, title).encode()
+        files[catalog.track_board_csv(track)] = _csv(rows, ["rank", "team", "score", *tasks])
+    files[catalog.PAGE] = render_html({**board, "_history": history, "_baseline_label": baseline_label}, title).encode()
     for key, data in files.items():
         public.write_bytes(key, data)
     return list(files)

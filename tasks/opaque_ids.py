@@ -15,10 +15,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from challenge import catalog
 from challenge.errors import ChallengeError
 from challenge.storage import Storage
-
-KEY_OBJECT = "secrets/opaque-id-key"
 
 
 def load_or_create_key(private: Storage) -> bytes:
@@ -27,25 +26,25 @@ def load_or_create_key(private: Storage) -> bytes:
     Once a release exists, a missing key is an error: a new key would give every record of the next
     release new published ids (and lose the link to the answers of the earlier ones).
     """
-    if private.exists(KEY_OBJECT):
-        key = private.read_bytes(KEY_OBJECT)
+    if private.exists(catalog.ID_KEY):
+        key = private.read_bytes(catalog.ID_KEY)
         if len(key) != 32:
-            raise ChallengeError(f"{private.uri_for(KEY_OBJECT)} is damaged ({len(key)} bytes, not 32): restore it "
+            raise ChallengeError(f"{private.uri_for(catalog.ID_KEY)} is damaged ({len(key)} bytes, not 32): restore it "
                                  "from a backup of the private location")
         return key
-    if next(iter(private.list("releases/")), None) is not None:
+    if next(iter(private.list(f"{catalog.RELEASES}/")), None) is not None:
         raise ChallengeError(
-            f"the id key {private.uri_for(KEY_OBJECT)} is missing, but releases exist under "
-            f"{private.uri_for('releases')}: restore the key from a backup of the private location. A new key "
+            f"the id key {private.uri_for(catalog.ID_KEY)} is missing, but releases exist under "
+            f"{private.uri_for(catalog.RELEASES)}: restore the key from a backup of the private location. A new key "
             "would change every published id in the next release")
     key = secrets.token_bytes(32)
-    private.write_bytes(KEY_OBJECT, key)
+    private.write_bytes(catalog.ID_KEY, key)
     return key
 
 
 def load_key(private: Storage) -> bytes:
     """The id key; it must exist (load_or_create_key runs once before a release)."""
-    return private.read_bytes(KEY_OBJECT)
+    return private.read_bytes(catalog.ID_KEY)
 
 
 def opaque_ids(ids: pa.Array | pa.ChunkedArray, key: bytes, scope: str, prefix: str) -> tuple[pa.Array, np.ndarray]:

@@ -21,8 +21,8 @@ import yaml
 
 from challenge.errors import ConfigError
 from challenge.expectations import SUITES_DIR
-from challenge.expectations.custom_checks import CUSTOM_CHECKS, CheckContext
 from challenge.expectations.checks import CheckResult, failed
+from challenge.expectations.custom_checks import CUSTOM_CHECKS, CheckContext
 from challenge.task_spec import TaskSpec, snake_case
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")

@@ -21,21 +21,20 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from challenge import catalog
 from challenge.storage import TRANSFER_THREADS, ObjectInfo, Storage
 
-INDEX_KEY = "cache/results-index.json.gz"
-ERROR_SUFFIX = ".error.json"
 log = logging.getLogger(__name__)
 
 
 def read_index(private: Storage) -> dict[str, dict[str, Any]]:
     """key → {"version", "raw"}; empty when there is no usable index."""
     try:
-        if not private.exists(INDEX_KEY):
+        if not private.exists(catalog.RESULTS_INDEX):
             return {}
-        index = json.loads(gzip.decompress(private.read_bytes(INDEX_KEY)))
+        index = json.loads(gzip.decompress(private.read_bytes(catalog.RESULTS_INDEX)))
     except Exception as exc:  # noqa: BLE001 (truncated gzip, bad JSON, ...: a damaged cache is rebuilt)
-        log.warning("%s is unreadable (%s); reading every result record", private.uri_for(INDEX_KEY), exc)
+        log.warning("%s is unreadable (%s); reading every result record", private.uri_for(catalog.RESULTS_INDEX), exc)
         return {}
     return index if isinstance(index, dict) else {}
 
@@ -71,8 +70,8 @@ def scan_results(private: Storage) -> tuple[list[dict[str, Any]], dict[str, int]
     an internal error, how many attempts they have had."""
     finals: list[ObjectInfo] = []
     errors: list[ObjectInfo] = []
-    for info in private.list("results/"):
-        if info.key.endswith(ERROR_SUFFIX):
+    for info in private.list(f"{catalog.RESULTS}/"):
+        if info.key.endswith(catalog.ERROR_SUFFIX):
             errors.append(info)
         elif info.key.endswith(".json"):
             finals.append(info)
@@ -81,11 +80,11 @@ def scan_results(private: Storage) -> tuple[list[dict[str, Any]], dict[str, int]
     fresh = [i for i in finals if raws[i.key] is None]
     with ThreadPoolExecutor(max_workers=TRANSFER_THREADS) as pool:
         raws.update(zip([i.key for i in fresh], pool.map(lambda i: private.read_bytes(i.key).decode("utf-8", "replace"), fresh)))
-        attempts = dict(zip([i.key.rsplit("/", 1)[-1][: -len(ERROR_SUFFIX)] for i in errors],
+        attempts = dict(zip([catalog.submission_id_of_error(i.key) for i in errors],
                             pool.map(lambda i: _attempts(private, i), errors)))
     index = {i.key: {"version": i.version, "raw": raws[i.key]} for i in finals}
     if fresh or index.keys() != cached.keys():
-        private.write_bytes(INDEX_KEY, gzip.compress(json.dumps(index, separators=(",", ":")).encode(), mtime=0))
+        private.write_bytes(catalog.RESULTS_INDEX, gzip.compress(json.dumps(index, separators=(",", ":")).encode(), mtime=0))
     records = [_parse(key, entry["raw"]) for key, entry in index.items()]
     return [r for r in records if r is not None], attempts
 

@@ -15,8 +15,8 @@ import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import cached_property
 from datetime import datetime, timedelta, timezone
+from functools import cached_property
 from typing import Any
 
 import pyarrow as pa
@@ -24,12 +24,12 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 import challenge
-from challenge.tasks.metrics import score_all
+from challenge import catalog
 from challenge.errors import StorageError
+from challenge.metrics import score_all
 from challenge.storage import TRANSFER_THREADS, ObjectChanged, Storage, is_valid_key
 from challenge.tasks.submissions import (
     BASELINE_TEAM,
-    FEEDBACK_SUFFIX,
     NOT_SCORED,
     IdIndex,
     ParticipantVisibleError,
@@ -72,16 +72,17 @@ class AnswerKey:
 
 
 def load_answer_key(public: Storage, private: Storage, release: str, task_id: str) -> AnswerKey:
-    manifest = json.loads(public.read_bytes(f"releases/{release}/{task_id}/manifest.json"))
-    answers = pq.read_table(io.BytesIO(private.read_bytes(f"releases/{release}/{task_id}/answers.parquet")))
-    if manifest["kind"] == "classification":
-        train = pq.read_table(io.BytesIO(public.read_bytes(f"releases/{release}/{task_id}/train.parquet")), columns=["label"])
+    manifest = catalog.read_manifest(public, release, task_id)
+    answers = pq.read_table(io.BytesIO(private.read_bytes(catalog.answers_key(release, task_id))))
+    if manifest.kind == "classification":
+        train = pq.read_table(io.BytesIO(public.read_bytes(catalog.release_file_key(release, task_id, catalog.table_file("train")))),
+                              columns=["label"])
         classes = pc.unique(pa.chunked_array(train["label"].chunks + answers["label"].chunks)).sort()
     else:
         classes = pa.array(["0", "1"])
     return AnswerKey(
-        release=release, task_id=task_id, kind=manifest["kind"], metric=manifest["metric"],
-        sha256=manifest["answers_sha256"], ids=answers["id"].combine_chunks(), labels=answers["label"].combine_chunks(),
+        release=release, task_id=task_id, kind=manifest.kind, metric=manifest.metric,
+        sha256=manifest.answers_sha256, ids=answers["id"].combine_chunks(), labels=answers["label"].combine_chunks(),
         public=pc.equal(answers["usage"], "public").combine_chunks(), classes=classes,
     )
 
@@ -262,7 +263,7 @@ def write_result(private: Storage, submissions: Storage, sub: Submission, record
     """The result record first (the durable truth), then the team's feedback file."""
     private.write_bytes(sub.result_key, json.dumps(record, indent=2).encode())
     if had_error:
-        private.delete(sub.result_key.replace(".json", ".error.json"))
+        private.delete(catalog.error_key(sub.result_key))
     if sub.feedback_key:
         submissions.write_bytes(sub.feedback_key, json.dumps(feedback(record), indent=2).encode())
 
@@ -286,7 +287,7 @@ def write_notices(submissions: Storage, ignored: list[str], feedback_written: se
     due = {}
     for key in ignored:
         reason = why_not_scored(key)
-        feedback_key = key + FEEDBACK_SUFFIX
+        feedback_key = catalog.feedback_key(key)
         if reason and feedback_key not in feedback_written and is_valid_key(feedback_key):
             due[feedback_key] = {"submission": key, "status": NOT_SCORED, "message": reason, "checked_at": now}
 
@@ -303,7 +304,7 @@ def write_error(private: Storage, sub: Submission, exc: BaseException, attempts:
     record = {"submission_id": sub.submission_id, "key": sub.key, "etag": sub.etag, "status": "error",
               "message": f"{type(exc).__name__}: {str(exc)[:1000]}", "attempts": attempts,
               "at": datetime.now(timezone.utc).isoformat()}
-    private.write_bytes(sub.result_key.replace(".json", ".error.json"), json.dumps(record, indent=2).encode())
+    private.write_bytes(catalog.error_key(sub.result_key), json.dumps(record, indent=2).encode())
 
 
 def rescore(record: dict[str, Any], key: AnswerKey, submissions: Storage) -> dict[str, Any] | None:

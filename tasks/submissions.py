@@ -22,12 +22,11 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
+from challenge import catalog
 from challenge.config import ChallengeConfig
 from challenge.errors import ChallengeError, StorageError
 from challenge.storage import ObjectInfo, Storage, is_valid_key, validate_key
 
-FEEDBACK_SUFFIX = ".result.json"
-FINAL_CHOICE = "FINAL"
 SUBMISSION_SUFFIXES = (".csv", ".parquet")
 MAX_EXAMPLES = 5
 MAX_MESSAGE = 2000  # characters of a participant-visible message
@@ -36,7 +35,6 @@ ROWS_ALLOWED = 2  # a submission may have at most this many times the test rows 
 BYTES_PER_ROW = 2048  # Parquet: decoded bytes allowed per allowed row (ids and labels are short)
 PANDAS_INDEX_NAMES = ("", "Unnamed: 0")  # how a CSV written with its pandas index reads back
 BASELINE_TEAM = "baseline"  # reserved: the organizers' reference submissions (tasks/baselines.py)
-UNUSABLE = "_unusable"  # results of uploads whose key cannot be stored under their team and task
 
 
 class ParticipantVisibleError(ChallengeError):
@@ -76,21 +74,21 @@ class Submission:
     @property
     def usable(self) -> bool:
         """Whether the key is one the product can store results and feedback for."""
-        return is_valid_key(self.key) and is_valid_key(f"{self.team}/{self.task_id}")
+        return is_valid_key(self.key) and is_valid_key(catalog.task_folder(self.team, self.task_id))
 
     @property
     def result_key(self) -> str:
         if not self.usable:
-            return f"results/{UNUSABLE}/{self.submission_id}.json"
-        return f"results/{self.team}/{self.task_id}/{self.submission_id}.json"
+            return catalog.unusable_result_key(self.submission_id)
+        return catalog.result_key(self.team, self.task_id, self.submission_id)
 
     @property
     def feedback_key(self) -> str | None:
         """Next to the upload; for a key that cannot be written to, in the team's folder when that
         folder can be named; else None (the organizers see the record)."""
         if is_valid_key(self.key):
-            return f"{self.key}{FEEDBACK_SUFFIX}"
-        fallback = f"{self.team}/{UNUSABLE}-{self.submission_id}{FEEDBACK_SUFFIX}"
+            return catalog.feedback_key(self.key)
+        fallback = catalog.unusable_feedback_key(self.team, self.submission_id)
         return fallback if is_valid_key(fallback) and self.team else None
 
 
@@ -128,9 +126,9 @@ def discover(submissions: Storage) -> Inbox:
             name = parts[-1] if parts[-1] else "(no name)"
             team, task = (parts + ["", ""])[:2] if len(parts) >= 2 else ("", "")
             inbox.unusable.append((_submission(info, [team, task, name]), problem))
-        elif info.key.endswith(FEEDBACK_SUFFIX):
+        elif info.key.endswith(catalog.FEEDBACK_SUFFIX):
             inbox.feedback.add(info.key)
-        elif len(parts) == 3 and parts[2] == FINAL_CHOICE:
+        elif len(parts) == 3 and parts[2] == catalog.FINAL_CHOICE:
             inbox.final_choices[(parts[0], parts[1])] = info
         elif len(parts) == 3 and parts[2].lower().endswith(SUBMISSION_SUFFIXES):
             inbox.submissions.append(_submission(info, parts))
@@ -151,7 +149,7 @@ def why_not_scored(key: str) -> str | None:
     parts = key.split("/")
     name = parts[-1]
     lower = name.lower()
-    if name.startswith(".") or lower.endswith(FEEDBACK_SUFFIX):
+    if name.startswith(".") or lower.endswith(catalog.FEEDBACK_SUFFIX):
         return None
     where = "<your team>/<task_id>/<any name>.csv"
     if len(parts) != 3:

@@ -18,12 +18,14 @@ import pytest
 from conftest import EXAMPLES, make_config, stores
 from test_publish import EXAMPLE_TASKS, stage
 
+from challenge import storage as storage_module
 from challenge.config import ChallengeConfig, load_config, write_config
 from challenge.errors import ConfigError
 from challenge.flows.publish_release import publish_release
-from challenge.flows.run_baselines import run_baselines
+from challenge.flows.run_baselines import BaselineRun, run_baselines
 from challenge.flows.score_submissions import score_submissions
-from challenge import storage as storage_module
+from challenge.metrics import score
+from challenge.task_spec import Modality
 from challenge.tasks.baselines import (
     BaselineError,
     _declared,
@@ -33,7 +35,6 @@ from challenge.tasks.baselines import (
     submission_key,
     train_baseline,
 )
-from challenge.tasks.metrics import score
 from challenge.tasks.submissions import (
     BASELINE_TEAM,
     ParticipantVisibleError,
@@ -41,7 +42,6 @@ from challenge.tasks.submissions import (
     admit,
     check_quota,
 )
-from challenge.task_spec import Modality
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 CSV_TYPES = pa_csv.ConvertOptions(column_types={"id": pa.string(), "label": pa.string()})
@@ -54,7 +54,7 @@ class World:
 
     config: ChallengeConfig
     path: str
-    run: dict
+    run: BaselineRun
 
 
 def read_csv(data: bytes) -> pa.Table:
@@ -96,9 +96,9 @@ def results(config: ChallengeConfig) -> dict[str, dict]:
 
 
 def test_baselines_beat_the_majority_predictor(world: World) -> None:
-    summaries = {s["task_id"]: s for s in world.run["tasks"]}
-    assert sorted(summaries) == sorted(EXAMPLE_TASKS) and world.run["release"] == "r1"
-    assert world.run["uploaded"] == 3 and world.run["unchanged"] == 0
+    summaries = {s["task_id"]: s for s in world.run.baselines}
+    assert sorted(summaries) == sorted(EXAMPLE_TASKS) and world.run.release == "r1"
+    assert world.run.uploaded == 3 and world.run.unchanged == 0
     records = results(world.config)
     _, _, submissions = stores(world.config)
     for task, summary in sorted(summaries.items()):
@@ -132,9 +132,9 @@ def test_predictions_are_byte_identical_across_runs(world: World, tmp_path: Path
     # the flow again: the same bytes are not uploaded again, so nothing new is scored
     versions = {t: submissions.head(submission_key(t, "r1")).version for t in EXAMPLE_TASKS}
     again = run_baselines(config_path=world.path)
-    assert again["uploaded"] == 0 and again["unchanged"] == 3
+    assert again.uploaded == 0 and again.unchanged == 3
     assert {t: submissions.head(submission_key(t, "r1")).version for t in EXAMPLE_TASKS} == versions
-    assert score_submissions(config_path=world.path)["pending"] == 0
+    assert score_submissions(config_path=world.path).pending == 0
 
 
 def test_baselines_never_open_private(world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -157,7 +157,7 @@ def test_baselines_never_open_private(world: World, tmp_path: Path, monkeypatch:
 
         monkeypatch.setattr(cls, "__init__", spy)
     result = run_baselines(config_path=path)
-    assert result["unchanged"] == 3  # it ran to the end, and found its own earlier uploads
+    assert result.unchanged == 3  # it ran to the end, and found its own earlier uploads
     assert opened and not any(uri.startswith((blocked, world.config.storage.private)) for uri in opened), opened
     assert {u.rstrip("/") for u in opened} <= {config.storage.public, config.storage.submissions}
 

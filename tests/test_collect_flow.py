@@ -6,14 +6,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-
+from conftest import EXAMPLES, put_drop, saved
+from drops import classification_drop, classification_frame
 from prefect.client.orchestration import get_client
 
 from challenge.cli import main
-from challenge.errors import DropsFailed
 from challenge.config import ChallengeConfig
-from conftest import EXAMPLES, put_drop, saved
-from drops import classification_drop, classification_frame
+from challenge.errors import DropsFailed
 from challenge.flows.collect_datasets import collect_datasets
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")

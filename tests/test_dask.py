@@ -12,15 +12,15 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 import pytest
+from conftest import EXAMPLES, make_config, saved
+from test_publish import stage
 
 from challenge.config import ChallengeConfig
 from challenge.errors import ConfigError
-from challenge.task_runners import make_task_runner, task_runner_from_env
-from conftest import EXAMPLES, make_config, saved
 from challenge.flows.publish_release import publish_release
 from challenge.flows.score_submissions import score_submissions
 from challenge.storage import open_location
-from test_publish import stage
+from challenge.task_runners import make_task_runner, task_runner_from_env
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -56,7 +56,7 @@ def test_dask_runner_publishes_and_scores_like_threads(backend: str, tmp_path: P
     path = saved(config)
     publish_release(config_path=path, release="threads")
     on_dask = publish_release.with_options(task_runner=dask())(config_path=path, release="dask")
-    assert on_dask["tasks"] == ["febrl-people", "penguins"]
+    assert on_dask.task_ids == ["febrl-people", "penguins"]
     assert _files(config, "dask") == _files(config, "threads")
 
     private, submissions = open_location(config, "private"), open_location(config, "submissions")
@@ -71,13 +71,13 @@ def test_dask_runner_publishes_and_scores_like_threads(backend: str, tmp_path: P
             submissions.write_bytes(f"team-a/{task_id}/{name}.csv", out.getvalue())
 
     scored = score_submissions.with_options(task_runner=dask())(config_path=path)
-    assert scored["statuses"] == {"scored": 4, "invalid": 2}
+    assert scored.statuses == {"scored": 4, "invalid": 2}
     on_dask_scores = _scores(config)
     board = open_location(config, "public").read_bytes("leaderboard/leaderboard.json")
 
     for info in private.list("results/"):  # score the same uploads again, on threads
         private.delete(info.key)
-    assert score_submissions(config_path=path)["statuses"] == {"scored": 4, "invalid": 2}
+    assert score_submissions(config_path=path).statuses == {"scored": 4, "invalid": 2}
     assert _scores(config) == on_dask_scores
     assert json.loads(open_location(config, "public").read_bytes("leaderboard/leaderboard.json"))["tasks"] == \
         json.loads(board)["tasks"]

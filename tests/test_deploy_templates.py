@@ -80,9 +80,9 @@ def test_compose_runs_server_on_postgres_a_worker_and_s3() -> None:
 
 def test_serve_warns_without_a_prefect_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                               capsys: pytest.CaptureFixture[str]) -> None:
-    import challenge.flows.deployments as deployments
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
+    import challenge.flows.deployments as deployments
     from challenge.cli import main
     from challenge.config import write_config
 

@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 import pytest
+from conftest import EXAMPLES, _free_port, make_config
 from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.client.schemas.filters import (
     ArtifactFilter,
@@ -35,7 +36,6 @@ from prefect.deployments import run_deployment
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from challenge.config import ChallengeConfig, write_config
-from conftest import EXAMPLES, _free_port, make_config
 from challenge.storage import Storage, open_location
 
 REPO = Path(__file__).resolve().parent.parent

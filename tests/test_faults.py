@@ -12,14 +12,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
-import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 import pytest
-
-from challenge.cli import main
 from conftest import EXAMPLES, _free_port, make_config, saved
 from test_publish import stage
+
+from challenge.cli import main
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 

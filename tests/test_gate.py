@@ -10,14 +10,16 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from conftest import EXAMPLES, put_drop
+from drops import classification_drop, classification_frame, image_drop, matching_drop, matching_tables
+from test_config import BILLION_LAUGHS
 
 from challenge.config import ChallengeConfig
-from conftest import EXAMPLES, put_drop
-from test_config import BILLION_LAUGHS
-from drops import classification_drop, classification_frame, image_drop, matching_drop, matching_tables
-from challenge.tasks.intake import DropOutcome, discover_drops, gate_drop, list_staged, run_time_label, task_id_clashes
-from challenge.tasks.reports import GateReport
 from challenge.storage import open_location
+from challenge.tasks.drops import DropOutcome, discover_drops, run_time_label, task_id_clashes
+from challenge.tasks.gate import gate_drop
+from challenge.tasks.reports import GateReport
+from challenge.tasks.staged import list_staged
 
 
 def storages(config: ChallengeConfig):
@@ -70,13 +72,13 @@ def test_example_drops_pass_and_are_staged_in_the_standard_schema(config: Challe
     assert report is not None and report.data_docs and not report.failures
     _, private = storages(config)
     current = list_staged(private)[task]
-    assert current["contributor"] == contributor
-    meta = json.loads(private.read_bytes(f"{current['prefix']}/staged.json"))
-    assert meta["fingerprint"] == current["fingerprint"]
+    assert current.contributor == contributor
+    meta = json.loads(private.read_bytes(f"{current.prefix}/staged.json"))
+    assert meta["fingerprint"] == current.fingerprint
     assert private.exists(report.data_docs.split(private.uri + "/")[-1] if private.uri in report.data_docs else "")
     for name in meta["tables"]:
         local = Path(f"/tmp/{task}-{name}.parquet")
-        private.download_file(f"{current['prefix']}/{name}.parquet", local)
+        private.download_file(f"{current.prefix}/{name}.parquet", local)
         schema = pq.read_schema(local)
         if name == "pairs":
             assert schema.names == ["left_id", "right_id", "label"] and schema.field("label").type == pa.int8()
@@ -90,7 +92,7 @@ def test_example_drops_pass_and_are_staged_in_the_standard_schema(config: Challe
         assert pa.types.is_dictionary(schema.field("island").type)
         assert schema.field("bill_length_mm").type == pa.float64() and schema.field("year").type == pa.int64()
     if task == "digits":
-        assert private.exists(f"{current['prefix']}/images/0000.png")
+        assert private.exists(f"{current.prefix}/images/0000.png")
 
 
 def test_snake_case_names_and_formats(config: ChallengeConfig, tmp_path: Path) -> None:

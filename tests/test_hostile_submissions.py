@@ -14,10 +14,10 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 import pytest
-
-from challenge.cli import main
 from conftest import saved, stores
 from test_scoring import penguins_released, results
+
+from challenge.cli import main
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 

@@ -8,11 +8,12 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
-
 from conftest import chromium
-from challenge.tasks.leaderboard import build_leaderboard, write_leaderboard
-from challenge.tasks.releases import ReleasedTask, card_key
+
+from challenge.catalog import card_key
 from challenge.storage import LocalStorage
+from challenge.tasks.leaderboard import build_leaderboard, write_leaderboard
+from challenge.tasks.releases import ReleasedTask
 
 TASKS = {
     "penguins": ReleasedTask("penguins", "classification", "macro_f1", "Palmer penguins species", card_key("r2", "penguins")),

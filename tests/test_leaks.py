@@ -10,16 +10,16 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
+from conftest import make_config, saved
+from drops import classification_drop, classification_frame, papers_drop, papers_frame, with_near_copies
+from test_gate import assert_fails, gate
+from test_publish import stage, stores
 
 from challenge.config import ChallengeConfig
 from challenge.errors import ChallengeError
-from conftest import make_config, saved
-from drops import classification_drop, classification_frame, papers_drop, papers_frame, with_near_copies
 from challenge.expectations.custom_checks import lookup_fit
 from challenge.flows.publish_release import publish_release
 from challenge.tasks.leakage import LeakColumns, find_leaks
-from test_gate import assert_fails, gate
-from test_publish import stage, stores
 
 COLUMNS = LeakColumns(["title", "authors", "year"], ["title", "authors"])
 

@@ -9,7 +9,7 @@ import pyarrow as pa
 import pytest
 from sklearn import metrics as skm
 
-from challenge.tasks.metrics import METRICS, confusion_matrix, score
+from challenge.metrics import METRICS, confusion_matrix, score
 from challenge.task_spec import CLASSIFICATION_METRICS, MATCHING_METRICS
 
 SKLEARN = {
@@ -89,7 +89,7 @@ def test_lengths_must_agree() -> None:
 
 @pytest.mark.parametrize("kind,cases", [("classification", CLASSIFICATION_CASES), ("matching", MATCHING_CASES)])
 def test_score_all_equals_each_metric(kind: str, cases: dict) -> None:
-    from challenge.tasks.metrics import score_all
+    from challenge.metrics import score_all
 
     for make in cases.values():
         truth, pred = make(np.random.default_rng(3))
@@ -98,3 +98,17 @@ def test_score_all_equals_each_metric(kind: str, cases: dict) -> None:
         assert set(together) == {n for n, m in METRICS.items() if m.kind == kind}
         for name, value in together.items():
             assert value == pytest.approx(expected(name, truth, pred), abs=1e-12)
+
+
+def test_docstring_examples_hold() -> None:
+    import doctest
+
+    import challenge.metrics
+
+    result = doctest.testmod(challenge.metrics)
+    assert result.attempted >= 10 and result.failed == 0
+
+
+def test_task_yaml_metric_names_come_from_the_registry() -> None:
+    assert CLASSIFICATION_METRICS == tuple(n for n, m in METRICS.items() if m.kind == "classification")
+    assert MATCHING_METRICS == tuple(n for n, m in METRICS.items() if m.kind == "matching")

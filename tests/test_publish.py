@@ -14,14 +14,15 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from conftest import EXAMPLES, make_config, put_drop, saved
+from drops import classification_drop, classification_frame, matching_drop, matching_tables
 
 from challenge.config import ChallengeConfig
 from challenge.errors import ChallengeError
-from conftest import EXAMPLES, make_config, put_drop, saved
-from drops import classification_drop, classification_frame, matching_drop, matching_tables
 from challenge.flows.publish_release import publish_release
-from challenge.tasks.intake import discover_drops, gate_drop, run_time_label
 from challenge.storage import S3Storage, Storage, open_location
+from challenge.tasks.drops import discover_drops, run_time_label
+from challenge.tasks.gate import gate_drop
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 EXAMPLE_TASKS = {"penguins": "penguin-lab", "digits": "vision-team", "febrl-people": "linkage-team"}
@@ -310,14 +311,13 @@ def test_failure_midway_leaves_latest_untouched_and_rerun_completes(config: Chal
     assert json.loads(public.read_bytes("latest.json"))["release"] == "second"
     first = {e["path"]: e["sha256"] for e in json.loads(public.read_bytes("releases/first/penguins/manifest.json"))["files"]}
     second = {e["path"]: e["sha256"] for e in json.loads(public.read_bytes("releases/second/penguins/manifest.json"))["files"]}
-    assert first["train.parquet"] == second["train.parquet"] and result["tasks"] == ["digits", "penguins"]
+    assert first["train.parquet"] == second["train.parquet"] and result.task_ids == ["digits", "penguins"]
 
 
 def test_s3_server_stopped_during_upload(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A real outage: the S3 server stops mid-release; latest.json still points at the previous one."""
-    from moto.server import ThreadedMotoServer
-
     from conftest import _free_port
+    from moto.server import ThreadedMotoServer
 
     port = _free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
@@ -378,15 +378,15 @@ def test_card_counts_classes_in_train_only(staged: ChallengeConfig, release_a: d
 
 
 def test_pointers_and_keys_are_hints_or_errors_never_silently_recreated(config: ChallengeConfig) -> None:
+    from challenge.catalog import ID_KEY as KEY_OBJECT
     from challenge.flows.score_submissions import score_submissions
-    from challenge.tasks.opaque_ids import KEY_OBJECT
 
     stage(config, EXAMPLES / "penguin-lab" / "penguins", "penguin-lab")
     publish_release(config_path=saved(config), release="r1")
     public, private = stores(config)
     whole = public.read_bytes("latest.json")
     public.write_bytes("latest.json", whole[: len(whole) // 2])  # truncated, as a killed writer could leave it
-    assert score_submissions(config_path=saved(config))["pending"] == 0  # rebuilt from the release marker
+    assert score_submissions(config_path=saved(config)).pending == 0  # rebuilt from the release marker
     assert json.loads(public.read_bytes("latest.json"))["release"] == "r1"
 
     public.delete("latest.json")

@@ -9,8 +9,8 @@ import pytest
 
 import challenge.tasks.read_tables as read_tables
 from challenge.errors import DataReadError
-from challenge.tasks.read_tables import read_table
 from challenge.task_spec import snake_case
+from challenge.tasks.read_tables import read_table
 
 
 def test_line_breaks_inside_quoted_values_survive_block_boundaries(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -7,8 +7,9 @@ import json
 
 import pytest
 
-from challenge.tasks.result_records import INDEX_KEY, scan_results
+from challenge.catalog import RESULTS_INDEX as INDEX_KEY
 from challenge.storage import Storage
+from challenge.tasks.result_records import scan_results
 
 
 def record(i: int, status: str = "scored") -> bytes:

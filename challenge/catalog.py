@@ -1,0 +1,317 @@
+"""The catalog: where every stored object lives, and the typed records read back from storage.
+
+Each object is declared here once and used by name (as in Kedro's `catalog.yml`); no other module
+spells a storage key (tests/test_catalog.py checks it). The locations are those of SPEC §3:
+
+public (participants read it)
+    latest.json                                     Latest: the current release
+    releases/<release>/release.json                 Latest: written when the release is complete
+    releases/<release>/<task>/                      the task's files (release_files), e.g.
+        manifest.json  README.md  croissant.json  <table>.parquet|.csv  sample_submission.csv  images/
+    leaderboard/leaderboard.json, index.html, task-<task>.csv, track-<track>.csv
+private (organizers only)
+    staged/<task>/current.json                      StagedPointer: the task's current staged version
+    staged/<task>/<version>/                        staged.json (StagedMeta), <table>.parquet, images/
+    reports/<task folder>/<run time>/               the gate's report.json, report.md, data_docs/
+    reports/<task folder>/latest-<contributor>.json the newest report of a contributor's drop
+    releases/<release>/<task>/                      answers.parquet (the hidden key), id_map.parquet,
+                                                    pair_id_map.parquet, leak_checks.json
+    results/<team>/<task>/<submission id>.json      a result record (.error.json: an internal error)
+    results/_unusable/<submission id>.json          the record of an upload whose key cannot be used
+    cache/results-index.json.gz, cache/final-feedback.json
+    locks/scoring-slot.json                         who holds the scoring slot
+    secrets/opaque-id-key                           the key of the published ids
+    final.json                                      written by finalize: boards show private scores
+submissions (each team writes its own folder)
+    <team>/<task>/<file>                            an upload; <file>.result.json is its feedback
+    <team>/<task>/FINAL                             the team's final pick; FINAL.result.json its feedback
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from challenge.errors import ChallengeError
+from challenge.storage import Storage
+
+# ---- public: releases ---------------------------------------------------------------------------------
+
+LATEST = "latest.json"
+RELEASES = "releases"
+RELEASE_MARKER = "release.json"  # releases/<release>/release.json, written once the release is complete
+MANIFEST = "manifest.json"
+CARD = "README.md"
+CROISSANT = "croissant.json"
+SAMPLE_SUBMISSION = "sample_submission.csv"
+IMAGES = "images"
+TABLE_FORMATS = ("parquet", "csv")
+
+
+def release_prefix(release: str) -> str:
+    return f"{RELEASES}/{release}"
+
+
+def release_marker_key(release: str) -> str:
+    return f"{RELEASES}/{release}/{RELEASE_MARKER}"
+
+
+def is_release_marker_key(key: str) -> bool:
+    """Whether a listed key is a release's marker (releases/<release>/release.json)."""
+    return key.count("/") == 2 and key.startswith(f"{RELEASES}/") and key.endswith(f"/{RELEASE_MARKER}")
+
+
+def task_prefix(release: str, task_id: str) -> str:
+    """The folder of one task of a release (public files in public, the hidden ones in private)."""
+    return f"{RELEASES}/{release}/{task_id}"
+
+
+def release_file_key(release: str, task_id: str, path: str) -> str:
+    """A file of a task's release folder, by its path inside it (as the manifest lists it)."""
+    return f"{task_prefix(release, task_id)}/{path}"
+
+
+def manifest_key(release: str, task_id: str) -> str:
+    return release_file_key(release, task_id, MANIFEST)
+
+
+def card_key(release: str, task_id: str) -> str:
+    return release_file_key(release, task_id, CARD)
+
+
+def table_file(name: str, fmt: str = "parquet") -> str:
+    """A table's file name in a release or staged folder: <name>.parquet or <name>.csv."""
+    return f"{name}.{fmt}"
+
+
+def image_file(name: str) -> str:
+    """An image's path inside a release or staged folder."""
+    return f"{IMAGES}/{name}"
+
+
+# ---- private: release secrets --------------------------------------------------------------------------
+
+ANSWERS = "answers.parquet"
+ID_MAP = "id_map.parquet"
+PAIR_ID_MAP = "pair_id_map.parquet"
+LEAK_CHECKS = "leak_checks.json"
+ID_KEY = "secrets/opaque-id-key"
+
+
+def answers_key(release: str, task_id: str) -> str:
+    return release_file_key(release, task_id, ANSWERS)
+
+
+# ---- private: staged data and gate reports -------------------------------------------------------------
+
+STAGED = "staged"
+STAGED_POINTER = "current.json"
+STAGED_META = "staged.json"
+REPORTS = "reports"
+REPORT_JSON = "report.json"
+REPORT_MARKDOWN = "report.md"
+DATA_DOCS = "data_docs"
+
+
+def staged_pointer_key(task_id: str) -> str:
+    return f"{STAGED}/{task_id}/{STAGED_POINTER}"
+
+
+def staged_version_prefix(task_id: str, version: str) -> str:
+    return f"{STAGED}/{task_id}/{version}"
+
+
+def staged_file_key(prefix: str, path: str) -> str:
+    """A file of a staged version (prefix from its pointer)."""
+    return f"{prefix}/{path}"
+
+
+def staged_task_of(key: str) -> str | None:
+    """The task id of a listed staged/<task>/current.json key, else None."""
+    parts = key.split("/")
+    return parts[1] if len(parts) == 3 and parts[0] == STAGED and parts[2] == STAGED_POINTER else None
+
+
+def reports_prefix(folder: str) -> str:
+    return f"{REPORTS}/{folder}"
+
+
+def report_prefix(folder: str, run_time: str) -> str:
+    return f"{REPORTS}/{folder}/{run_time}"
+
+
+def latest_report_key(folder: str, contributor: str) -> str:
+    return f"{REPORTS}/{folder}/latest-{contributor}.json"
+
+
+def data_docs_page(report_prefix_: str) -> str:
+    return f"{report_prefix_}/{DATA_DOCS}/index.html"
+
+
+def report_key(report_prefix_: str) -> str:
+    return f"{report_prefix_}/{REPORT_JSON}"
+
+
+# ---- private: results, caches, locks ------------------------------------------------------------------
+
+RESULTS = "results"
+UNUSABLE = "_unusable"  # results of uploads whose key cannot be stored under their team and task
+RESULT_SUFFIX = ".json"
+ERROR_SUFFIX = ".error.json"
+RESULTS_INDEX = "cache/results-index.json.gz"
+FINAL_FEEDBACK_CACHE = "cache/final-feedback.json"  # feedback key → digest of the feedback last written
+SCORING_SLOT_NOTE = "locks/scoring-slot.json"
+FINAL_MARKER = "final.json"
+
+
+def result_key(team: str, task_id: str, submission_id: str) -> str:
+    return f"{RESULTS}/{team}/{task_id}/{submission_id}{RESULT_SUFFIX}"
+
+
+def unusable_result_key(submission_id: str) -> str:
+    return f"{RESULTS}/{UNUSABLE}/{submission_id}{RESULT_SUFFIX}"
+
+
+def error_key(result_key_: str) -> str:
+    """The internal-error note beside a result record's key."""
+    return result_key_.removesuffix(RESULT_SUFFIX) + ERROR_SUFFIX
+
+
+def submission_id_of_error(key: str) -> str:
+    return key.rsplit("/", 1)[-1].removesuffix(ERROR_SUFFIX)
+
+
+# ---- public: leaderboards --------------------------------------------------------------------------------
+
+LEADERBOARD = "leaderboard"
+BOARD_JSON = f"{LEADERBOARD}/leaderboard.json"
+PAGE = f"{LEADERBOARD}/index.html"
+
+
+def task_board_csv(task_id: str) -> str:
+    return f"{LEADERBOARD}/task-{task_id}.csv"
+
+
+def track_board_csv(track: str) -> str:
+    return f"{LEADERBOARD}/track-{track}.csv"
+
+
+# ---- submissions ----------------------------------------------------------------------------------------
+
+FEEDBACK_SUFFIX = ".result.json"
+FINAL_CHOICE = "FINAL"
+
+
+def task_folder(team: str, task_id: str) -> str:
+    return f"{team}/{task_id}"
+
+
+def submission_key(team: str, task_id: str, name: str) -> str:
+    return f"{team}/{task_id}/{name}"
+
+
+def feedback_key(key: str) -> str:
+    return f"{key}{FEEDBACK_SUFFIX}"
+
+
+def unusable_feedback_key(team: str, submission_id: str) -> str:
+    """Feedback, in the team's folder, for an upload whose own key cannot be written beside."""
+    return f"{team}/{UNUSABLE}-{submission_id}{FEEDBACK_SUFFIX}"
+
+
+def final_choice_key(team: str, task_id: str) -> str:
+    return submission_key(team, task_id, FINAL_CHOICE)
+
+
+# ---- intake ---------------------------------------------------------------------------------------------
+
+TASK_FILE = "task.yaml"
+
+
+def drop_prefix(contributor: str, folder: str) -> str:
+    return f"{contributor}/{folder}/"
+
+
+# ---- typed records --------------------------------------------------------------------------------------
+
+
+class Record(BaseModel):
+    """A JSON record in storage: known fields typed, unknown ones kept (an older or newer writer's)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    def to_json(self) -> bytes:
+        return json.dumps(self.model_dump(mode="json", exclude_unset=True), indent=2).encode()
+
+
+class Latest(Record):
+    """latest.json and each release's release.json: a complete release and its tasks."""
+
+    release: str
+    published_at: str | None = None
+    tasks: list[str]
+
+
+class StagedPointer(Record):
+    """staged/<task>/current.json: the task's current staged version."""
+
+    task_id: str
+    kind: str | None = None  # None in pointers staged before kinds were recorded
+    contributor: str
+    version: str
+    prefix: str
+    fingerprint: str
+    staged_at: str
+
+
+class StagedMeta(Record):
+    """staged/<task>/<version>/staged.json: what was staged, from which drop, with its task.yaml."""
+
+    task_id: str
+    kind: str
+    fingerprint: str
+    tables: Any
+    spec: dict[str, Any]
+
+
+class Manifest(Record):
+    """releases/<release>/<task>/manifest.json: the task's files and their checksums, and the key's."""
+
+    task_id: str
+    kind: str
+    release: str
+    metric: str
+    title: str | None = None
+    answers_sha256: str
+    files: list[dict[str, Any]]
+    columns: dict[str, Any] = {}
+
+
+def parse_record(model: type[Record], data: bytes, where: str) -> Any:
+    """`data` as a `model`; a clear error naming `where` when it is not one."""
+    try:
+        return model.model_validate_json(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'record'}: {e['msg']}" for e in exc.errors()[:5])
+        raise ChallengeError(f"{where} is not a valid {model.__name__} record ({problems})") from None
+
+
+def read_record(location: Storage, key: str, model: type[Record]) -> Any:
+    """The record stored at `key`, typed; a clear error when it is missing or damaged."""
+    return parse_record(model, location.read_bytes(key), location.uri_for(key))
+
+
+def write_record(location: Storage, key: str, record: Record) -> None:
+    location.write_bytes(key, record.to_json())
+
+
+def read_manifest(public: Storage, release: str, task_id: str) -> Manifest:
+    return read_record(public, manifest_key(release, task_id), Manifest)
+
+
+def read_staged_pointer(private: Storage, task_id: str) -> StagedPointer | None:
+    """The task's current staged version; None when the task has never passed the gate."""
+    key = staged_pointer_key(task_id)
+    return read_record(private, key, StagedPointer) if private.exists(key) else None

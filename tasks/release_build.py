@@ -1,0 +1,274 @@
+"""Build one task's release in local folders: split, published ids, table files, answer key, leak checks,
+card, Croissant and manifest (SPEC §7). A step: no storage and no Prefect inside; the staged task comes
+in as Arrow tables, and images come through the `fetch_images` function the caller passes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+
+from challenge import catalog
+from challenge.config import ChallengeConfig
+from challenge.errors import ChallengeError
+from challenge.storage import file_digest
+from challenge.task_spec import Modality, TaskSpec, snake_case
+from challenge.tasks.cards import croissant_metadata, dataset_card
+from challenge.tasks.leakage import LeakColumns, LeakFinding, duplicate_records, find_leaks
+from challenge.tasks.opaque_ids import opaque_ids
+from challenge.tasks.splitting import SplitResult, split_classification, split_matching
+from challenge.tasks.staged import StagedTask
+
+PRIVATE_NOTES = ("classes_only_in_train",)
+ImageFetcher = Callable[[list[tuple[str, Path]]], None]  # [(image path in the staged images folder, local file)]
+
+
+class PublishError(ChallengeError):
+    """A release cannot be made; the message says why and what to do."""
+
+
+@dataclass
+class TaskRelease:
+    """One task's release, built in local folders and ready to upload."""
+
+    task_id: str
+    kind: str
+    public_dir: Path
+    private_dir: Path
+    counts: dict[str, int]
+    classes: int | None
+    notes: dict[str, Any] = field(default_factory=dict)
+    leaks: list[LeakFinding] = field(default_factory=list)
+
+
+def sha256_file(path: Path) -> str:
+    return file_digest(path, "sha256")
+
+
+def write_table_files(table: pa.Table, folder: Path, name: str) -> dict[str, Any]:
+    """<name>.csv and <name>.parquet with the same rows and column order."""
+    folder.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, folder / catalog.table_file(name), compression="zstd", row_group_size=256_000)
+    pa_csv.write_csv(table, folder / catalog.table_file(name, "csv"))
+    return {"rows": table.num_rows, "schema": [{"name": f.name, "type": str(f.type)} for f in table.schema]}
+
+
+def _publish_images(table: pa.Table, spec: TaskSpec, fetch_images: ImageFetcher, out: Path) -> pa.Table:
+    """Copy each row's image to images/<opaque id>[-<column>]<ext> and point the table at it."""
+    image_columns = [snake_case(c) for c in spec.columns_of(Modality.image)]
+    for column in image_columns:
+        suffix = "" if len(image_columns) == 1 else f"-{column}"
+        originals = table[column].to_pylist()
+        ids = table["id"].to_pylist()
+        renamed = []
+        jobs = []
+        for opaque, original in zip(ids, originals):
+            if original is None:
+                renamed.append(None)
+                continue
+            name = catalog.image_file(f"{opaque}{suffix}{PurePosixPath(original).suffix.lower()}")
+            renamed.append(name)
+            jobs.append((original, out / name))
+        fetch_images(jobs)
+        table = table.set_column(table.column_names.index(column), column, pa.array(renamed, pa.string()))
+    return table
+
+
+def _image_digests(table: pa.Table, columns: list[str], folder: Path) -> pa.Table:
+    """Replace image paths by the SHA-256 of the image, so duplicates are found by content."""
+    for column in columns:
+        digests = [sha256_file(folder / p) if p else None for p in table[column].to_pylist()]
+        table = table.set_column(table.column_names.index(column), column, pa.array(digests, pa.string()))
+    return table
+
+
+def _leak_gate(findings: list[LeakFinding], config: ChallengeConfig, task_id: str) -> None:
+    """Refuse the release when a refusable finding is above its limit in challenge.yaml."""
+    limits = {"exact_duplicate_rows": ("max_duplicate_fraction", config.release.max_duplicate_fraction),
+              "near_duplicate_records": ("max_text_duplicate_fraction", config.release.max_text_duplicate_fraction),
+              "identifying_column_duplicates": ("max_text_duplicate_fraction", config.release.max_text_duplicate_fraction)}
+    crossed = [f for f in findings if f.refusable and f.fraction > limits[f.check][1]]
+    if crossed:
+        lines = "; ".join(f"{f.detail} ({f.fraction:.1%} of test > release.{limits[f.check][0]} "
+                          f"{limits[f.check][1]:.1%})" for f in crossed)
+        raise PublishError(
+            f"task '{task_id}' leaks between train and test: {lines}. Deduplicate the drop (remove the test "
+            "records that repeat train records), or raise the limit in challenge.yaml"
+        )
+
+
+def _leak_columns(spec: TaskSpec, config: ChallengeConfig, features: list[str]) -> LeakColumns:
+    return LeakColumns(features, [snake_case(c) for c in spec.columns_of(Modality.text)],
+                       [snake_case(c) for c in spec.identifying_columns()], config.release.near_duplicate_similarity)
+
+
+def _write_answers(ids: pa.Array, labels: pa.Array, test: np.ndarray, public: np.ndarray, out: Path) -> str:
+    """answers.parquet (id, label, usage) for the test rows (already in id order); returns its SHA-256."""
+    mask = pa.array(test)
+    answers = pa.table({
+        "id": pc.filter(ids, mask),
+        "label": pc.filter(labels, mask),
+        "usage": pc.filter(pa.array(np.where(public, "public", "private")), mask),
+    })
+    pq.write_table(answers, out / catalog.ANSWERS, compression="zstd")
+    return sha256_file(out / catalog.ANSWERS)
+
+
+@dataclass
+class _Built:
+    split: SplitResult
+    counts: dict[str, int]
+    classes: int
+    class_counts: dict[str, int]  # train rows (pairs) per class: nothing about the test labels
+    files: dict[str, dict[str, Any]]
+    leaks: list[LeakFinding]
+    answers_sha256: str
+
+
+def _id_order(numbers: np.ndarray) -> tuple[pa.Array, np.ndarray]:
+    """Row order that sorts the opaque ids (their numbers share one width)."""
+    order = np.argsort(numbers, kind="stable")
+    return pa.array(order), order
+
+
+def _classification_files(staged: StagedTask, config: ChallengeConfig, key: bytes, fetch_images: ImageFetcher,
+                          public_dir: Path, private_dir: Path) -> _Built:
+    spec, data = staged.spec, staged.tables["data"]
+    split = split_classification(data["id"], data["label"], spec.split.test_fraction,
+                                 config.policy.public_fraction, spec.split.seed)
+    published, numbers = opaque_ids(data["id"], key, f"{spec.task_id}/rows", "")
+    order, order_np = _id_order(numbers)
+    test_mask, public_mask = split.test[order_np], split.public[order_np]
+    table = data.set_column(0, "id", published).take(order)  # every filtered table below stays in id order
+    pq.write_table(pa.table({"id": table["id"], "original_id": data["id"].take(order)}), private_dir / catalog.ID_MAP)
+    if spec.columns_of(Modality.image):
+        table = _publish_images(table, spec, fetch_images, public_dir)
+    train, test = table.filter(pa.array(~test_mask)), table.filter(pa.array(test_mask))
+    features = [c for c in table.column_names if c not in ("id", "label")]
+    images = [snake_case(c) for c in spec.columns_of(Modality.image)]
+    with ThreadPoolExecutor(max_workers=1) as pool:  # leak checks run while the files are written locally
+        leak_job = pool.submit(find_leaks, _image_digests(train, images, public_dir),
+                               _image_digests(test, images, public_dir), _leak_columns(spec, config, features))
+        files = {"train": write_table_files(train, public_dir, "train"),
+                 "test": write_table_files(test.drop_columns(["label"]), public_dir, "test")}
+        leaks = leak_job.result()
+    _leak_gate(leaks, config, spec.task_id)  # before anything is uploaded
+    answers_sha = _write_answers(table["id"], table["label"], test_mask, public_mask, private_dir)
+    label_counts = pc.value_counts(train["label"]).to_pylist()
+    majority = min(label_counts, key=lambda r: (-r["counts"], r["values"]))["values"]
+    pa_csv.write_csv(pa.table({"id": test["id"], "label": pa.array([majority] * test.num_rows, pa.string())}),
+                     public_dir / catalog.SAMPLE_SUBMISSION)
+    counts = {"train": train.num_rows, "test": test.num_rows,
+              "test_public": int(split.public.sum()), "test_private": int(split.test.sum() - split.public.sum())}
+    classes = len(pc.unique(data["label"]))
+    train_class_counts = {r["values"]: r["counts"] for r in label_counts}  # train only: test labels stay hidden
+    return _Built(split, counts, classes, train_class_counts, files, leaks, answers_sha)
+
+
+def _matching_files(staged: StagedTask, config: ChallengeConfig, key: bytes, fetch_images: ImageFetcher,
+                    public_dir: Path, private_dir: Path) -> _Built:
+    spec, records, pairs = staged.spec, staged.tables["records"], staged.tables["pairs"]
+    split = split_matching(pairs["left_id"], pairs["right_id"], pairs["label"], records["id"],
+                           spec.split.test_fraction, config.policy.public_fraction, spec.split.seed)
+    record_ids, record_numbers = opaque_ids(records["id"], key, f"{spec.task_id}/records", "r")
+    pair_keys = pc.binary_join_element_wise(pairs["left_id"], pairs["right_id"], "\x1f")
+    pair_ids, pair_numbers = opaque_ids(pair_keys, key, f"{spec.task_id}/pairs", "p")
+    record_order, _ = _id_order(record_numbers)
+    pair_order, pair_order_np = _id_order(pair_numbers)
+    pq.write_table(pa.table({"id": record_ids, "original_id": records["id"]}).take(record_order),
+                   private_dir / catalog.ID_MAP)
+    pq.write_table(pa.table({"id": pair_ids, "left_original": pairs["left_id"], "right_original": pairs["right_id"]})
+                   .take(pair_order), private_dir / catalog.PAIR_ID_MAP)
+    table = records.set_column(0, "id", record_ids).take(record_order)
+    if spec.columns_of(Modality.image):
+        table = _publish_images(table, spec, fetch_images, public_dir)
+    left = record_ids.take(pc.index_in(pairs["left_id"], value_set=records["id"]))
+    right = record_ids.take(pc.index_in(pairs["right_id"], value_set=records["id"]))
+    published_pairs = pa.table({"id": pair_ids, "left_id": left, "right_id": right, "label": pairs["label"]}).take(pair_order)
+    test_mask, public_mask = split.test[pair_order_np], split.public[pair_order_np]
+    train = published_pairs.filter(pa.array(~test_mask & ~split.dropped[pair_order_np]))
+    test = published_pairs.filter(pa.array(test_mask))
+    test_records = pc.unique(pa.chunked_array([test["left_id"], test["right_id"]]))
+    train_records = pc.unique(pa.chunked_array([train["left_id"], train["right_id"]]))
+    seen = pc.sum(pc.is_in(test_records, value_set=train_records)).as_py() or 0
+    split.notes["test_records_seen_in_train_pairs"] = round(seen / max(len(test_records), 1), 4)
+    features = [c for c in table.column_names if c != "id"]
+    images = [snake_case(c) for c in spec.columns_of(Modality.image)]
+    leaks = duplicate_records(_image_digests(table, images, public_dir), train_records, test_records,
+                              _leak_columns(spec, config, features))
+    _leak_gate(leaks, config, spec.task_id)  # before anything is uploaded
+    files = {"records": write_table_files(table, public_dir, "records"),
+             "train": write_table_files(train, public_dir, "train"),
+             "test": write_table_files(test.drop_columns(["label"]), public_dir, "test")}
+    answers_sha = _write_answers(published_pairs["id"], pc.cast(published_pairs["label"], pa.string()),
+                                 test_mask, public_mask, private_dir)
+    pa_csv.write_csv(pa.table({"id": test["id"], "label": pa.array(["0"] * test.num_rows, pa.string())}),
+                     public_dir / catalog.SAMPLE_SUBMISSION)
+    counts = {"records": records.num_rows, "train": train.num_rows, "test": test.num_rows,
+              "test_public": int(split.public.sum()), "test_private": int(split.test.sum() - split.public.sum()),
+              "dropped_across_groups": int(split.dropped.sum())}
+    train_class_counts = {str(r["values"]): r["counts"] for r in pc.value_counts(train["label"]).to_pylist()}
+    return _Built(split, counts, 2, train_class_counts, files, leaks, answers_sha)
+
+
+def build_task_release(
+    staged: StagedTask, config: ChallengeConfig, key: bytes, fetch_images: ImageFetcher, release: str, out: Path
+) -> TaskRelease:
+    """Split, de-identify and write one task's public and private files under `out` (images through
+    `fetch_images`)."""
+    spec = staged.spec
+    public_dir, private_dir = out / "public" / spec.task_id, out / "private" / spec.task_id
+    public_dir.mkdir(parents=True)
+    private_dir.mkdir(parents=True)
+    make = _classification_files if spec.kind == "classification" else _matching_files
+    built = make(staged, config, key, fetch_images, public_dir, private_dir)
+    split, counts, files = built.split, built.counts, built.files
+    (public_dir / catalog.CARD).write_text(dataset_card(spec, release, counts, built.class_counts, files), encoding="utf-8")
+    today = datetime.now(timezone.utc).date().isoformat()
+    digests: dict[Path, str] = {}
+    croissant = croissant_metadata(spec, release, _file_entries(public_dir, files, digests), counts, today)
+    (public_dir / catalog.CROISSANT).write_text(json.dumps(croissant, indent=2), encoding="utf-8")
+    manifest = {
+        "task_id": spec.task_id, "kind": spec.kind, "release": release, "metric": spec.metric, "title": spec.title,
+        "columns": {snake_case(name): {"modality": column.modality.value, "description": column.description}
+                    for name, column in spec.columns.items()},
+        "staged_fingerprint": staged.fingerprint,
+        "split": {"method": split.notes.get("method"), "seed": spec.split.seed, "test_fraction": spec.split.test_fraction,
+                  "public_fraction": config.policy.public_fraction, "counts": counts,
+                  # which classes have no test row is a fact about the test labels: it stays private
+                  "notes": {k: v for k, v in split.notes.items() if k not in PRIVATE_NOTES}},
+        "leak_checks": [f.public() for f in built.leaks],
+        "answers_sha256": built.answers_sha256,
+        "files": _file_entries(public_dir, files, digests),
+    }
+    (public_dir / catalog.MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+    # the organizer's copy also says how many repeats carry the train row's label (a fact about test labels)
+    (private_dir / catalog.LEAK_CHECKS).write_text(json.dumps([f.__dict__ for f in built.leaks], indent=2), encoding="utf-8")
+    return TaskRelease(spec.task_id, spec.kind, public_dir, private_dir, counts, built.classes, dict(split.notes), built.leaks)
+
+
+def _file_entries(public_dir: Path, tables: dict[str, dict[str, Any]], digests: dict[Path, str]) -> list[dict[str, Any]]:
+    """Every file but the manifest, with bytes, SHA-256 (memoized in `digests`) and table rows/schema."""
+    entries = []
+    for path in sorted(p for p in public_dir.rglob("*") if p.is_file() and p.name != catalog.MANIFEST):
+        if path not in digests:
+            digests[path] = sha256_file(path)
+        entry: dict[str, Any] = {"path": path.relative_to(public_dir).as_posix(), "bytes": path.stat().st_size,
+                                 "sha256": digests[path]}
+        stem = path.stem if path.suffix in (".csv", ".parquet") else None
+        if stem in tables:
+            entry.update(tables[stem])
+        entries.append(entry)
+    return entries
+

@@ -1,0 +1,106 @@
+"""The scoring run's steps: pending submissions grouped by task, one Prefect task per task's batch, and
+what the run did (SPEC §8). The flow, flows/score_submissions.py, wires them in order."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from prefect.logging import get_run_logger
+
+from challenge.config import ChallengeConfig
+from challenge.errors import ChallengeError
+from challenge.storage import Storage, open_location
+from challenge.tasks.artifacts import ProgressArtifact
+from challenge.tasks.scoring import AnswerKey, feedback, load_answer_key, process_batch, rescore, write_result
+from challenge.tasks.submissions import Inbox, Submission
+
+
+def locations(config: ChallengeConfig) -> tuple[Storage, Storage, Storage]:
+    """The public, private and submissions locations of the challenge."""
+    return open_location(config, "public"), open_location(config, "private"), open_location(config, "submissions")
+
+
+def check_task_ids(chosen: list[str] | None, known: list[str]) -> set[str]:
+    """The task ids a run works on: `chosen` (each must be in the release), else every task of it."""
+    unknown = sorted(set(chosen or []) - set(known))
+    if unknown:
+        raise ChallengeError(f"unknown task id(s) {', '.join(unknown)}: the current release has {', '.join(known)}")
+    return set(chosen or known)
+
+
+def pending_by_task(inbox: Inbox, done: set[str], task_ids: set[str] | None) -> dict[str, list[Submission]]:
+    """Task id → the submissions without a final result, in listing order (of `task_ids` when given)."""
+    by_task: dict[str, list[Submission]] = {}
+    for sub in inbox.submissions:
+        if sub.submission_id not in done and (task_ids is None or sub.task_id in task_ids):
+            by_task.setdefault(sub.task_id, []).append(sub)
+    return dict(sorted(by_task.items()))
+
+
+def missing_feedback(inbox: Inbox, done: dict[str, dict[str, Any]]) -> list[tuple[str, bytes]]:
+    """(feedback key, bytes) for final results whose feedback is not there (a crash between the two)."""
+    return [(sub.feedback_key, json.dumps(feedback(done[sub.submission_id]), indent=2).encode())
+            for sub in inbox.submissions
+            if sub.submission_id in done and sub.feedback_key and sub.feedback_key not in inbox.feedback]
+
+
+@dataclass
+class BatchOutcome:
+    """One task's batch: the new final records, and (key, error) of submissions retried on the next run."""
+
+    records: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[tuple[str, str]] = field(default_factory=list)
+
+
+def tally(new: list[dict[str, Any]], batches: dict[str, BatchOutcome]) -> tuple[dict[str, int], dict[str, dict[str, int]]]:
+    """Status → count over the new records, and the same per task (with the retried errors)."""
+    statuses: dict[str, int] = {}
+    per_task: dict[str, dict[str, int]] = {task_id: {} for task_id in batches}
+    for record in new:
+        statuses[record["status"]] = statuses.get(record["status"], 0) + 1
+        if record["task_id"] in per_task:
+            counts = per_task[record["task_id"]]
+            counts[record["status"]] = counts.get(record["status"], 0) + 1
+    for task_id, batch in batches.items():
+        if batch.errors:
+            per_task[task_id]["error (retried)"] = len(batch.errors)
+    return statuses, per_task
+
+
+@task(name="score-batch", task_run_name="score-{task_id}", cache_policy=NO_CACHE)
+def score_batch(config: ChallengeConfig, task_id: str, subs: list[Submission], release: str | None,
+                task_ids: set[str], counts: dict[tuple[str, str, str], int], had_error: dict[str, int]) -> BatchOutcome:
+    """One task's pending submissions (threads inside; the daily quota is applied in upload order)."""
+    logger = get_run_logger()
+    public, private, submissions = locations(config)
+    key: AnswerKey | None = load_answer_key(public, private, release, task_id) if release and task_id in task_ids else None
+    progress = ProgressArtifact(len(subs), f"Scoring {len(subs)} submission(s) to {task_id}")
+    records, errors = process_batch(subs, config, key, task_ids, counts, private, submissions, had_error,
+                                    progress=progress)
+    for failed, reason in errors:
+        logger.error("%s: internal error, will be retried on the next run: %s", failed, reason)
+    statuses, _ = tally(records, {})
+    logger.info("%s: %d submission(s): %s", task_id, len(subs), statuses)
+    return BatchOutcome(records, errors)
+
+
+@task(name="rescore-task", task_run_name="rescore-{task_id}", cache_policy=NO_CACHE)
+def rescore_batch(config: ChallengeConfig, task_id: str, release: str, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every scored submission of one task, against its current answer key (the old result kept as history)."""
+    logger = get_run_logger()
+    public, private, submissions = locations(config)
+    key = load_answer_key(public, private, release, task_id)
+    updated: list[dict[str, Any]] = []
+    for record in records:
+        new = rescore(record, key, submissions)
+        if new is None:
+            logger.warning("%s: the uploaded file is gone or replaced; result kept as it was", record["key"])
+            continue
+        write_result(private, submissions, Submission.from_record(record), new)
+        updated.append(new)
+    logger.info("%s: rescored %d of %d submission(s)", task_id, len(updated), len(records))
+    return updated

@@ -1,0 +1,52 @@
+"""The staged tasks in `private`: which are staged, and one task's current version read into Arrow tables."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from challenge import catalog
+from challenge.catalog import StagedMeta, StagedPointer
+from challenge.errors import ChallengeError
+from challenge.storage import Storage
+from challenge.task_spec import TaskSpec
+
+
+@dataclass
+class StagedTask:
+    spec: TaskSpec
+    prefix: str
+    tables: dict[str, pa.Table]
+    fingerprint: str
+
+
+def load_staged_task(private: Storage, task_id: str, workdir: Path) -> StagedTask:
+    """The current staged version of `task_id`, read into Arrow tables."""
+    pointer = catalog.read_staged_pointer(private, task_id)
+    if pointer is None:
+        raise ChallengeError(
+            f"task '{task_id}' is not staged: it has not passed the quality gate. Run `challenge collect` "
+            f"and read its report under {private.uri_for(catalog.reports_prefix(task_id))}"
+        )
+    meta = catalog.read_record(private, catalog.staged_file_key(pointer.prefix, catalog.STAGED_META), StagedMeta)
+    spec = TaskSpec.model_validate(meta.spec)
+    tables = {}
+    for name in meta.tables:
+        local = workdir / "staged" / task_id / catalog.table_file(name)
+        private.download_file(catalog.staged_file_key(pointer.prefix, catalog.table_file(name)), local)
+        tables[name] = pq.read_table(local)
+    return StagedTask(spec, pointer.prefix, tables, pointer.fingerprint)
+
+
+
+def list_staged(private: Storage) -> dict[str, StagedPointer]:
+    """task_id → the pointer to the current staged version of every staged task."""
+    staged = {}
+    for info in private.list(f"{catalog.STAGED}/"):
+        task_id = catalog.staged_task_of(info.key)
+        if task_id is not None:
+            staged[task_id] = catalog.read_record(private, info.key, StagedPointer)
+    return staged
