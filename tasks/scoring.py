@@ -175,12 +175,12 @@ def _day(sub: Submission) -> tuple[str, str, str]:
     return (sub.team, sub.task_id, sub.uploaded_at.astimezone(timezone.utc).date().isoformat())
 
 
-def _first_pass(sub: Submission, config: Any, key: AnswerKey | None, tasks: set[str],
+def _first_pass(sub: Submission, config: Any, key: AnswerKey | None, task_ids: set[str],
                 submissions: Storage) -> tuple[str, Any]:
     """Admission before reading, then validation and scoring: ("final", record) or ("valid", metrics)."""
     release = key.release if key else None
     try:
-        admit(sub, config, tasks)
+        admit(sub, config, task_ids)
         assert key is not None
         data = read_upload(submissions, sub, int(config.policy.max_submission_mb * 1024 * 1024))
         return "valid", evaluate(sub, data, key)
@@ -190,23 +190,16 @@ def _first_pass(sub: Submission, config: Any, key: AnswerKey | None, tasks: set[
         return "changed", None
 
 
-def process_batch(subs: list[Submission], config: Any, key: AnswerKey | None, tasks: set[str],
-                  counts: dict[tuple[str, str, str], int], private: Storage, submissions: Storage,
-                  had_error: dict[str, int], workers: int = TRANSFER_THREADS,
-                  progress: Callable[[int], None] | None = None) -> tuple[list[dict[str, Any]], list[str]]:
-    """Score one task's pending submissions: read and score in threads, apply the daily quota in
-    upload order (only scored submissions count), then write results and feedback in threads.
-
-    `progress(n)` is called with the number of submissions read and scored so far. `had_error`: the
-    submissions whose earlier attempts hit an internal error, and how many attempts.
-    Returns the new final records and, for each submission that hit an internal error (retried next
-    run, MAX_ATTEMPTS times in all, then `failed`), its key and the error. A submission replaced while
-    it was read is left for the next run, which lists its new version.
-    """
+def read_and_score(subs: list[Submission], config: Any, key: AnswerKey | None, task_ids: set[str],
+                   submissions: Storage, workers: int = TRANSFER_THREADS,
+                   progress: Callable[[int], None] | None = None) -> list[tuple[str, Any]]:
+    """Admit, read, validate and score each submission in threads: per submission ("final", record),
+    ("valid", metrics), ("changed", None) when it was replaced while read, or ("error", exception).
+    `progress(n)` is called with the number of submissions done so far."""
 
     def first(sub: Submission) -> tuple[str, Any]:
         try:
-            return _first_pass(sub, config, key, tasks, submissions)
+            return _first_pass(sub, config, key, task_ids, submissions)
         except Exception as exc:  # internal: retried next run
             return "error", exc
 
@@ -216,6 +209,16 @@ def process_batch(subs: list[Submission], config: Any, key: AnswerKey | None, ta
             outcomes.append(outcome)
             if progress:
                 progress(len(outcomes))
+    return outcomes
+
+
+def settle(subs: list[Submission], outcomes: list[tuple[str, Any]], config: Any, key: AnswerKey | None,
+           task_ids: set[str], counts: dict[tuple[str, str, str], int],
+           had_error: dict[str, int]) -> tuple[list[tuple[Submission, dict[str, Any]]], list[tuple[Submission, BaseException]]]:
+    """Decide each submission's final record, in upload order: the daily quota counts only scored
+    submissions (`counts` is updated); an internal error is retried (MAX_ATTEMPTS in all, then `failed`);
+    a submission replaced while it was read is left for the next run. A step: no storage inside.
+    Returns (submission, final record) and (submission, error) of those retried next run."""
     finals: list[tuple[Submission, dict[str, Any]]] = []
     errors: list[tuple[Submission, BaseException]] = []
     limit = config.policy.max_submissions_per_day
@@ -244,9 +247,24 @@ def process_batch(subs: list[Submission], config: Any, key: AnswerKey | None, ta
                 primary = value["public"][key.metric]
                 record = result_record(sub, "scored", f"scored: public {key.metric} {primary:.4f}",
                                        key.release, key, value)
-        if sub.task_id in tasks and (sub.team == BASELINE_TEAM or sub.team in team_ids):  # a quota to report
+        if sub.task_id in task_ids and (sub.team == BASELINE_TEAM or sub.team in team_ids):  # a quota to report
             record["quota"] = quota_status(sub, limit, counts.get(_day(sub), 0))
         finals.append((sub, record))
+    return finals, errors
+
+
+def process_batch(subs: list[Submission], config: Any, key: AnswerKey | None, task_ids: set[str],
+                  counts: dict[tuple[str, str, str], int], private: Storage, submissions: Storage,
+                  had_error: dict[str, int], workers: int = TRANSFER_THREADS,
+                  progress: Callable[[int], None] | None = None) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
+    """Score one task's pending submissions: read and score them (read_and_score), decide their final
+    records (settle), then write results and feedback in threads.
+
+    `had_error`: the submissions whose earlier attempts hit an internal error, and how many attempts.
+    Returns the new final records and, for each submission retried next run, its key and the error.
+    """
+    outcomes = read_and_score(subs, config, key, task_ids, submissions, workers, progress)
+    finals, errors = settle(subs, outcomes, config, key, task_ids, counts, had_error)
 
     def write(item: tuple[Submission, dict[str, Any]]) -> None:
         sub, record = item

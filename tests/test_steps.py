@@ -91,3 +91,26 @@ def test_a_run_is_tallied_per_status_and_task() -> None:
     assert statuses == {"scored": 2, "invalid": 1, "rejected": 1}
     assert per_task == {"t1": {"scored": 1, "invalid": 1}, "t2": {"scored": 1, "error (retried)": 1}}
     assert json.dumps(per_task)  # plain values, ready for an artifact
+
+
+def test_a_batch_is_settled_in_upload_order_with_the_daily_quota() -> None:
+    from challenge.tasks.scoring import MAX_ATTEMPTS, AnswerKey, settle
+
+    config = ChallengeConfig.model_validate({**CONFIG.model_dump(), "policy": {"max_submissions_per_day": 2},
+                                             "teams": [{"id": "a", "name": "A"}]})
+    key = AnswerKey(release="r1", task_id="t", kind="classification", metric="accuracy", sha256="0" * 64,
+                    ids=pa.array(["1"]), labels=pa.array(["x"]), public=pa.array([True]), classes=pa.array(["x"]))
+    subs = [_sub("a", "t", f"{i}.csv") for i in range(5)]
+    subs = [Submission(s.key, s.team, s.task_id, s.name, s.etag, s.size, s.uploaded_at.replace(hour=i))
+            for i, s in enumerate(subs)]
+    scored = ("valid", {"public": {"accuracy": 0.5}, "private": {"accuracy": 0.5}})
+    invalid = ("final", {"status": "invalid", "message": "bad ids"})
+    outcomes = [scored, invalid, ("error", RuntimeError("boom")), scored, scored]
+    counts: dict = {}
+    finals, errors = settle(list(reversed(subs)), list(reversed(outcomes)), config, key, {"t"}, counts, {})
+    assert [(s.name, r["status"]) for s, r in finals] == [
+        ("0.csv", "scored"), ("1.csv", "invalid"), ("3.csv", "scored"), ("4.csv", "rejected: quota")]
+    assert [r["quota"]["left"] for _, r in finals] == [1, 1, 0, 0]  # invalid files use no quota
+    assert [s.name for s, _ in errors] == ["2.csv"] and sum(counts.values()) == 2
+    finals, errors = settle([subs[2]], [outcomes[2]], config, key, {"t"}, {}, {subs[2].submission_id: MAX_ATTEMPTS - 1})
+    assert errors == [] and finals[0][1]["status"] == "failed"  # the last attempt is recorded, not retried
