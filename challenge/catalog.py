@@ -287,6 +287,7 @@ class Manifest(Record):
     answers_sha256: str
     files: list[dict[str, Any]]
     columns: dict[str, Any] = {}
+    build_inputs: dict[str, Any] | None = None  # what the files depend on: equal inputs, equal files
 
 
 def parse_record(model: type[Record], data: bytes, where: str) -> Any:
@@ -309,6 +310,11 @@ def write_record(location: Storage, key: str, record: Record) -> None:
 
 def read_manifest(public: Storage, release: str, task_id: str) -> Manifest:
     return read_record(public, manifest_key(release, task_id), Manifest)
+
+
+def list_release_task(location: Storage, release: str, task_id: str) -> list[str]:
+    """Every key of one task's folder of a release (in public or private)."""
+    return [i.key for i in location.list(task_prefix(release, task_id) + "/")]
 
 
 def read_staged_pointer(private: Storage, task_id: str) -> StagedPointer | None:

@@ -75,7 +75,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
     print(f"release {result.release} published at {result.location}")
     for s in result.summaries:
         counts = ", ".join(f"{k} {v}" for k, v in s["counts"].items())
-        print(f"  {s['task_id']:20} {s['kind']:15} {counts}")
+        print(f"  {s['task_id']:20} {s['kind']:15} {counts}  ({s['action']})")
         for finding in s["leaks"]:
             print(f"  {'':20} leak check (below the limits): {finding}")
         print(f"  {'':20} card: {s['card']}")
@@ -199,7 +199,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     publish = sub.add_parser("publish", parents=[common], help="publish staged tasks as a new immutable release")
     publish.add_argument("--release", metavar="NAME", help="release name (default: UTC timestamp)")
-    publish.add_argument("--task", action="append", metavar="ID", help="only this task id (repeatable)")
+    publish.add_argument("--task", action="append", metavar="ID",
+                         help="rebuild this task even if unchanged (repeatable); every staged task is in the release")
     publish.set_defaults(func=cmd_publish, prefect=True)
 
     score = sub.add_parser("score", parents=[common], help="score new submissions and rebuild the leaderboards")

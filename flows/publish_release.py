@@ -14,6 +14,7 @@ from challenge.task_runners import task_runner_from_env
 from challenge.tasks.artifacts import public_page_artifact, table_artifact
 from challenge.tasks.opaque_ids import load_or_create_key
 from challenge.tasks.publish import (
+    carry_task_task,
     default_release_name,
     finish_release,
     get_logger,
@@ -43,24 +44,29 @@ def publish_release(config_path: str | None = None, release: str | None = None,
     Args:
         config_path: Path of challenge.yaml (default: $CHALLENGE_CONFIG, else ./challenge.yaml).
         release: Name of the new release, e.g. 2026-12 (default: the UTC time); releases are immutable.
-        tasks: Publish only these staged task ids (default: every staged task).
+        tasks: Rebuild these task ids even if unchanged (every staged task is in the release; unchanged ones
+            are carried over from the current release byte for byte).
     """
     config = load_config(config_path)
     release = release or default_release_name()
-    selected = prepare_release(config, release, tasks)
+    plans = prepare_release(config, release, tasks)
     public, private = open_locations(config)
     load_or_create_key(private)  # once, before the tasks run concurrently; they read it themselves
-    get_logger().info("publishing release %s: %d task(s): %s", release, len(selected), ", ".join(selected))
+    get_logger().info("publishing release %s: %d task(s): %s", release, len(plans),
+                      ", ".join(p.task_id + (f" (carried over from {p.source})" if p.source else "") for p in plans))
     futures = []
-    for task_id, kind in selected.items():
-        with tags(f"task:{task_id}", *([f"track:{kind}"] if kind else []), f"release:{release}"):
-            futures.append(publish_task_task.submit(config, task_id, release))
+    for plan in plans:
+        with tags(f"task:{plan.task_id}", *([f"track:{plan.kind}"] if plan.kind else []), f"release:{release}"):
+            if plan.source:
+                futures.append(carry_task_task.submit(config, plan.task_id, plan.source, release))
+            else:
+                futures.append(publish_task_task.submit(config, plan.task_id, release))
     summaries = [f.result() for f in futures]  # any failure raises here: latest.json stays as it was
     marker = finish_release(public, release, [s["task_id"] for s in summaries])
     for s in summaries:
         public_page_artifact(config, f"card-{s['task_id']}", catalog.card_key(release, s["task_id"]),
                              f"{s['task_id']} dataset card", f"Release {release}")
-    table_artifact("release", [{"task": s["task_id"], "kind": s["kind"], "classes": s["classes"], "files": s["files"],
+    table_artifact("release", [{"task": s["task_id"], "kind": s["kind"], "files": s["files"], "action": s["action"],
                                 **{f"rows_{k}": v for k, v in s["counts"].items()},
                                 "leak findings": len(s["leaks"])} for s in summaries],
                    f"Release {release}", {"task": "none"})

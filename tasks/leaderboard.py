@@ -76,20 +76,30 @@ def _history(records: list[dict[str, Any]], metric: str) -> dict[str, list[tuple
     return out
 
 
+def counts_for(record: dict[str, Any], task: ReleasedTask, release: str) -> bool:
+    """Whether a result counts on the task's current board: scored with its current answer key (a record
+    without one, e.g. a rejection, counts in the release it was made in)."""
+    used = (record.get("scored_by") or {}).get("answers_sha256")
+    if used and task.answers_sha256:
+        return used == task.answers_sha256
+    return record.get("release") == release
+
+
 def build_leaderboard(challenge_name: str, release: str, tasks: dict[str, ReleasedTask],
                       records: list[dict[str, Any]], final: bool, choices: dict[tuple[str, str], str],
                       team_names: dict[str, str] | None = None) -> dict[str, Any]:
-    """Task and track boards. Only records scored against `release` count. `choices`: (team, task) →
-    the submission id the team's FINAL picks. A track entry's task without a scored submission is
-    None in `tasks`, listed in `missing`, and counts as 0 in the mean."""
-    current = [r for r in records if r.get("release") == release]
+    """Task and track boards. Only records scored with a task's current answer key count (whatever release
+    they were scored in: a task carried over unchanged keeps its results). `choices`: (team, task) → the
+    submission id the team's FINAL picks. A track entry's task without a scored submission is None in
+    `tasks`, listed in `missing`, and counts as 0 in the mean."""
     board: dict[str, Any] = {"challenge": challenge_name, "release": release,
                              "updated_at": datetime.now(timezone.utc).isoformat(), "final": final, "tasks": {}, "tracks": {}}
     history = {}
     for task_id, task in sorted(tasks.items()):
-        task_records = [r for r in current if r["task_id"] == task_id]
+        task_records = [r for r in records if r["task_id"] == task_id and counts_for(r, task, release)]
         team_choices = {team: chosen for (team, t), chosen in choices.items() if t == task_id}
         board["tasks"][task_id] = {"kind": task.kind, "metric": task.metric, "title": task.title, "card": task.card,
+                                   "changed_in": task.changed_in or release,
                                    "entries": _task_entries(task_records, task.metric, final, team_choices)}
         history[task_id] = _history(task_records, task.metric)
     for track in sorted({task.kind for task in tasks.values()}):

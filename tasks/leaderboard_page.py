@@ -214,6 +214,8 @@ def render_html(board: dict[str, Any], title: str) -> str:
                 for e in info["entries"]]
         card = info.get("card")
         card_link = f" · <a href='../{html.escape(card)}'>dataset card</a>" if card else ""
+        changed = info.get("changed_in")
+        card_link += f" · unchanged since release {html.escape(changed)}" if changed and changed != board["release"] else ""
         parts += [f"<h2 id='task-{html.escape(task_id)}-title'>{html.escape(info.get('title') or task_id)} "
                   f"<small>{html.escape(task_id)} · {html.escape(info['kind'])} · metric {html.escape(info['metric'])}"
                   f"{card_link}</small></h2>",

@@ -1,6 +1,7 @@
-"""Publish a release (SPEC §7): check its name and tasks, build each task's files (tasks/release_build.py),
-upload and verify them (tasks/release_upload.py); only when every task is up does finish_release write
-the release marker and `<public>/latest.json`.
+"""Publish a release (SPEC §7): check its name and tasks, then for every staged task either build its
+files (tasks/release_build.py) and upload and verify them (tasks/release_upload.py), or carry them over
+byte for byte from the current release when nothing they depend on changed. Only when every task is up
+does finish_release write the release marker and `<public>/latest.json`.
 """
 
 from __future__ import annotations
@@ -8,6 +9,8 @@ from __future__ import annotations
 import logging
 import re
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -17,17 +20,19 @@ from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
 from challenge import catalog
-from challenge.catalog import Latest
+from challenge.catalog import Latest, Manifest, StagedPointer
 from challenge.config import ChallengeConfig
-from challenge.storage import Storage, download_many, open_location
+from challenge.storage import TRANSFER_THREADS, Storage, download_many, open_location
 from challenge.tasks.leakage import LeakFinding
 from challenge.tasks.opaque_ids import load_key
-from challenge.tasks.release_build import PublishError, build_task_release
+from challenge.tasks.release_build import PublishError, build_inputs, build_task_release
 from challenge.tasks.release_upload import clear_incomplete, upload_and_verify
+from challenge.tasks.releases import read_latest
 from challenge.tasks.retry import transient
 from challenge.tasks.staged import list_staged, load_staged_task
 
-__all__ = ["PublishError", "publish_task", "publish_task_task", "prepare_release", "finish_release"]
+__all__ = ["PublishError", "TaskPlan", "carry_task_task", "finish_release", "plan_release", "prepare_release",
+           "publish_task", "publish_task_task"]
 
 RELEASE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
@@ -75,6 +80,7 @@ def publish_task(config: ChallengeConfig, task_id: str, release: str) -> dict[st
     key = load_key(private)  # read here, never passed around: task parameters show in the Prefect UI
     with tempfile.TemporaryDirectory(prefix="challenge-release-") as tmp:
         staged = load_staged_task(private, task_id, Path(tmp))
+
         def fetch_images(jobs: list[tuple[str, Path]]) -> None:
             download_many(private, [(catalog.staged_file_key(staged.prefix, catalog.image_file(original)), path)
                                     for original, path in jobs])
@@ -85,8 +91,50 @@ def publish_task(config: ChallengeConfig, task_id: str, release: str) -> dict[st
         return {
             "task_id": task_id, "kind": built.kind, "counts": built.counts, "classes": built.classes,
             "files": len(keys), "notes": built.notes, "leaks": [_finding_line(f) for f in built.leaks],
-            "card": public.uri_for(catalog.card_key(release, task_id)),
+            "card": public.uri_for(catalog.card_key(release, task_id)), "action": "built",
         }
+
+
+def _copy_folder(location: Storage, source: str, release: str, task_id: str) -> int:
+    """Copy a task's folder of release `source` into `release` and check every copy's size (and MD5, where
+    both versions are one); returns how many objects."""
+    prefix = catalog.task_prefix(source, task_id) + "/"
+    originals = {i.key[len(prefix):]: i for i in location.list(prefix)}
+    pairs = [(info.key, catalog.release_file_key(release, task_id, path)) for path, info in originals.items()]
+    with ThreadPoolExecutor(max_workers=TRANSFER_THREADS) as pool:
+        list(pool.map(lambda pair: location.copy(*pair), pairs))
+    copies = {i.key[len(catalog.task_prefix(release, task_id)) + 1:]: i
+              for i in location.list(catalog.task_prefix(release, task_id) + "/")}
+    for path, info in originals.items():
+        copy = copies.get(path)
+        md5s = "-" not in info.version and copy is not None and "-" not in copy.version
+        if copy is None or copy.size != info.size or (md5s and copy.version != info.version):
+            raise PublishError(f"{location.uri_for(catalog.release_file_key(release, task_id, path))}: the copy of "
+                               f"{location.uri_for(info.key)} is missing or differs; publish again")
+    return len(originals)
+
+
+def carry_task(config: ChallengeConfig, task_id: str, source: str, release: str) -> dict[str, Any]:
+    """Carry one task's files (public and private) over from release `source`, byte for byte."""
+    public, private = open_locations(config)
+    _copy_folder(private, source, release, task_id)
+    files = _copy_folder(public, source, release, task_id)
+    manifest = catalog.read_manifest(public, release, task_id)
+    split = (manifest.model_extra or {}).get("split") or {}
+    return {
+        "task_id": task_id, "kind": manifest.kind, "counts": split.get("counts", {}), "classes": None, "files": files,
+        "notes": split.get("notes", {}), "leaks": [], "card": public.uri_for(catalog.card_key(release, task_id)),
+        "action": f"carried over from {source} (unchanged since {manifest.release})",
+    }
+
+
+@task(name="carry-task", task_run_name="carry-{task_id}", cache_policy=NO_CACHE, retries=1,
+      retry_delay_seconds=5, retry_condition_fn=transient)
+def carry_task_task(config: ChallengeConfig, task_id: str, source: str, release: str) -> dict[str, Any]:
+    """Prefect wrapper: one task run per carried-over task (copies run in threads inside it)."""
+    summary = carry_task(config, task_id, source, release)
+    get_run_logger().info("%s: %s", task_id, summary["action"])
+    return summary
 
 
 @task(name="publish-task", task_run_name="publish-{task_id}", cache_policy=NO_CACHE, retries=1,
@@ -98,10 +146,32 @@ def publish_task_task(config: ChallengeConfig, task_id: str, release: str) -> di
     return summary
 
 
-def prepare_release(config: ChallengeConfig, release: str, task_ids: list[str] | None) -> dict[str, str | None]:
-    """Check the release name and the tasks; clear what an interrupted run of this release left.
+@dataclass(frozen=True)
+class TaskPlan:
+    """What a release does with one staged task: build its files, or carry them over from `source`."""
 
-    Returns task id → kind (None for tasks staged before kinds were recorded).
+    task_id: str
+    kind: str | None  # None for tasks staged before kinds were recorded
+    source: str | None = None  # the release whose files are carried over; None: build them
+
+
+def plan_release(staged: dict[str, StagedPointer], current: dict[str, Manifest], rebuild: set[str],
+                 config: ChallengeConfig, current_release: str | None) -> list[TaskPlan]:
+    """Every staged task is in the release: carried over from the current release when the inputs of its
+    files there equal today's (and it is not in `rebuild`), else built. A step: no storage inside."""
+    plans = []
+    for task_id, pointer in sorted(staged.items()):
+        manifest = current.get(task_id)
+        same = (manifest is not None and task_id not in rebuild
+                and manifest.build_inputs == build_inputs(pointer.fingerprint, config))
+        plans.append(TaskPlan(task_id, pointer.kind, current_release if same else None))
+    return plans
+
+
+def prepare_release(config: ChallengeConfig, release: str, task_ids: list[str] | None) -> list[TaskPlan]:
+    """Check the release name and the tasks; clear what an interrupted run of this release left; plan it.
+
+    Every staged task is in the release; `task_ids` are rebuilt even when nothing they depend on changed.
     """
     public, private = open_locations(config)
     check_release_name(release)
@@ -111,20 +181,22 @@ def prepare_release(config: ChallengeConfig, release: str, task_ids: list[str] |
             "releases are immutable: choose another name"
         )
     staged = list_staged(private)
-    selected = sorted(set(task_ids)) if task_ids else sorted(staged)
+    selected = sorted(set(task_ids or []))
     missing = [t for t in selected if t not in staged]
     if missing:
         raise PublishError(
             f"cannot publish {', '.join(missing)}: not staged (never passed the quality gate). "
             f"Run `challenge collect` and read the reports under {private.uri_for(catalog.REPORTS)}"
         )
-    if not selected:
+    if not staged:
         raise PublishError(f"nothing to publish: no staged task under {private.uri_for(catalog.STAGED)}; run `challenge collect` first")
     prefix = catalog.release_prefix(release)
     cleared = clear_incomplete(public, prefix) + clear_incomplete(private, prefix)
     if cleared:
         get_logger().warning("release %s was left incomplete by an earlier run: removed %d object(s), restarting", release, cleared)
-    return {task_id: staged[task_id].kind for task_id in selected}
+    latest = read_latest(public)
+    current = {t: catalog.read_manifest(public, latest.release, t) for t in latest.tasks if t in staged} if latest else {}
+    return plan_release(staged, current, set(selected), config, latest.release if latest else None)
 
 
 def get_logger() -> logging.Logger | logging.LoggerAdapter:

@@ -31,6 +31,7 @@ from challenge.tasks.splitting import SplitResult, split_classification, split_m
 from challenge.tasks.staged import StagedTask
 
 PRIVATE_NOTES = ("classes_only_in_train",)
+RELEASE_FORMAT = 1  # bump when the files a build writes change for the same inputs (tasks are then rebuilt)
 ImageFetcher = Callable[[list[tuple[str, Path]]], None]  # [(image path in the staged images folder, local file)]
 
 
@@ -222,6 +223,14 @@ def _matching_files(staged: StagedTask, config: ChallengeConfig, key: bytes, fet
     return _Built(split, counts, 2, train_class_counts, files, leaks, answers_sha)
 
 
+def build_inputs(staged_fingerprint: str, config: ChallengeConfig) -> dict[str, Any]:
+    """Everything a task's release files depend on besides the id key: the staged version (its data and
+    task.yaml, seed included), the challenge's public fraction and leak settings, the build's format.
+    A task whose inputs equal those of its files in the current release is carried over as it is."""
+    return {"format": RELEASE_FORMAT, "staged_fingerprint": staged_fingerprint,
+            "public_fraction": config.policy.public_fraction, "release": config.release.model_dump(mode="json")}
+
+
 def build_task_release(
     staged: StagedTask, config: ChallengeConfig, key: bytes, fetch_images: ImageFetcher, release: str, out: Path
 ) -> TaskRelease:
@@ -251,6 +260,7 @@ def build_task_release(
         "leak_checks": [f.public() for f in built.leaks],
         "answers_sha256": built.answers_sha256,
         "files": _file_entries(public_dir, files, digests),
+        "build_inputs": build_inputs(staged.fingerprint, config),
     }
     (public_dir / catalog.MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
     # the organizer's copy also says how many repeats carry the train row's label (a fact about test labels)

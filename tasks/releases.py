@@ -72,10 +72,13 @@ class ReleasedTask:
     metric: str
     title: str
     card: str  # key of the dataset card under public
+    answers_sha256: str | None = None  # the answer key results must have been scored with to count
+    changed_in: str | None = None  # the release in which the task's files last changed
 
     @classmethod
     def from_manifest(cls, manifest: Manifest, task_id: str, release: str) -> "ReleasedTask":
-        return cls(task_id, manifest.kind, manifest.metric, manifest.title or task_id, catalog.card_key(release, task_id))
+        return cls(task_id, manifest.kind, manifest.metric, manifest.title or task_id, catalog.card_key(release, task_id),
+                   manifest.answers_sha256, manifest.release)
 
 
 def release_tasks(public: Storage, latest: Latest) -> dict[str, ReleasedTask]:

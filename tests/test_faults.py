@@ -129,13 +129,14 @@ def test_endpoint_lost_during_publish(proxy: CuttableProxy, s3_endpoint: str, tm
     path = saved(config)
     assert main(["--config", path, "publish", "--release", "r1"]) == 0
     capsys.readouterr()
-    proxy.cut_after(30)  # part-way through the uploads of r2
-    assert main(["--config", path, "publish", "--release", "r2"]) != 0
+    proxy.cut_after(30)  # part-way through the uploads of r2 (both tasks rebuilt, not carried over)
+    rebuild = ["--task", "penguins", "--task", "febrl-people"]
+    assert main(["--config", path, "publish", "--release", "r2", *rebuild]) != 0
     assert "S3 endpoint unreachable" in one_error_line(capsys)
     proxy.restore()
     assert json.loads(direct(config, s3_endpoint, "public", "latest.json"))["release"] == "r1"  # r2 never visible
     assert direct(config, s3_endpoint, "public", "releases/r2/release.json") is None
-    assert main(["--config", path, "publish", "--release", "r2"]) == 0  # the rerun completes it
+    assert main(["--config", path, "publish", "--release", "r2", *rebuild]) == 0  # the rerun completes it
     assert json.loads(direct(config, s3_endpoint, "public", "latest.json"))["release"] == "r2"
 
 

@@ -302,12 +302,12 @@ def test_failure_midway_leaves_latest_untouched_and_rerun_completes(config: Chal
     storage_class = type(public)
     with monkeypatch.context() as patch:
         _failing_uploads(patch, storage_class, after=40, action=boom)
-        with pytest.raises(Exception):
-            publish_release(config_path=saved(config), release="second")
+        with pytest.raises(Exception):  # both rebuilt (not carried over), so files are uploaded
+            publish_release(config_path=saved(config), release="second", tasks=["penguins", "digits"])
     assert public.read_bytes("latest.json") == latest
     assert not public.exists("releases/second/release.json")
     assert list(public.list("releases/second/"))  # it did get midway
-    result = publish_release(config_path=saved(config), release="second")
+    result = publish_release(config_path=saved(config), release="second", tasks=["penguins", "digits"])
     assert json.loads(public.read_bytes("latest.json"))["release"] == "second"
     first = {e["path"]: e["sha256"] for e in json.loads(public.read_bytes("releases/first/penguins/manifest.json"))["files"]}
     second = {e["path"]: e["sha256"] for e in json.loads(public.read_bytes("releases/second/penguins/manifest.json"))["files"]}
@@ -332,12 +332,12 @@ def test_s3_server_stopped_during_upload(tmp_path: Path, monkeypatch: pytest.Mon
         latest = public.read_bytes("latest.json")
         with monkeypatch.context() as patch:
             _failing_uploads(patch, S3Storage, after=3, action=server.stop)
-            with pytest.raises(Exception):
-                publish_release(config_path=saved(config), release="two")
+            with pytest.raises(Exception):  # rebuilt, so uploaded (an unchanged task would be copied)
+                publish_release(config_path=saved(config), release="two", tasks=["penguins"])
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)  # same process: same data
         server.start()
         assert public.read_bytes("latest.json") == latest
-        publish_release(config_path=saved(config), release="two")
+        publish_release(config_path=saved(config), release="two", tasks=["penguins"])
         assert json.loads(public.read_bytes("latest.json"))["release"] == "two"
     finally:
         server.stop()
