@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any
 
 from prefect import flow, tags
@@ -30,6 +31,7 @@ from challenge.tasks.releases import current_release, read_latest, release_tasks
 from challenge.tasks.result_records import load_results, scan_results
 from challenge.tasks.score_batches import (
     check_task_ids,
+    finalized_at,
     locations,
     missing_feedback,
     pending_by_task,
@@ -55,8 +57,10 @@ class ScoringRun:
     message: str = ""  # why nothing was done, when nothing could be
 
 
-def score_new(config: ChallengeConfig, only: list[str] | None = None) -> ScoringRun:
-    """Score every submission without a final result (of the `only` tasks, if given); rebuild the leaderboards."""
+def score_new(config: ChallengeConfig, only: list[str] | None = None, closing_at: datetime | None = None) -> ScoringRun:
+    """Score every submission without a final result (of the `only` tasks, if given); rebuild the leaderboards.
+
+    Once the challenge is finalized (or while it is, `closing_at`), later uploads are `rejected: closed`."""
     logger = get_run_logger()
     public, private, submissions = locations(config)
     latest = read_latest(public)
@@ -81,11 +85,13 @@ def score_new(config: ChallengeConfig, only: list[str] | None = None) -> Scoring
     logger.info("%d submission(s) in %s, %d already final, %d to score", len(inbox.submissions),
                 config.storage.submissions, len(done), sum(map(len, pending.values())))
     counts = scored_per_day(records)
+    closed_at = closing_at or finalized_at(private)
     futures = {}
     for task_id, subs in pending.items():
         kind = released[task_id].kind if task_id in released else "unknown"
         with tags(f"task:{task_id}", f"track:{kind}"):
-            futures[task_id] = score_batch.submit(config, task_id, subs, latest.release, set(latest.tasks), counts, had_error)
+            futures[task_id] = score_batch.submit(config, task_id, subs, latest.release, set(latest.tasks), counts, had_error,
+                                                  closed_at)
     batches = {task_id: future.result() for task_id, future in futures.items()}
     new = unusable + [r for batch in batches.values() for r in batch.records]
     board, page = refresh_leaderboard(config, public, private, submissions, records + new, inbox, latest, released)
@@ -144,7 +150,8 @@ def score_submissions(config_path: str | None = None, rescore: bool = False,
 
 @flow(name="finalize-challenge", flow_run_name=run_name("finalize"))
 def finalize_challenge(config_path: str | None = None) -> ScoringRun:
-    """Switch the leaderboards to private scores, for good (the end of the challenge).
+    """Score every upload that arrived before now, then switch the leaderboards to private scores, for good
+    (the end of the challenge): anything uploaded later is `rejected: closed`.
 
     Args:
         config_path: Path of challenge.yaml (default: $CHALLENGE_CONFIG, else ./challenge.yaml).
@@ -152,7 +159,13 @@ def finalize_challenge(config_path: str | None = None) -> ScoringRun:
     config = load_config(config_path)
     public, private, submissions = locations(config)
     with scoring_slot(config):
-        private.write_bytes(catalog.FINAL_MARKER, json.dumps({"finalized_at": stamp()}).encode())
+        now = datetime.now(timezone.utc)
+        if finalized_at(private) is None:
+            last = score_new(config, closing_at=now)  # the uploads before the close count, later ones do not
+            if last.errors:
+                raise ScoringErrors(f"{len(last.errors)} submission(s) hit an internal error; the challenge is not "
+                                    "finalized: run `challenge finalize` again", last)
+            private.write_bytes(catalog.FINAL_MARKER, json.dumps({"finalized_at": stamp(now)}).encode())
         board, page = refresh_leaderboard(config, public, private, submissions)
     get_run_logger().info("finalized: the leaderboards now rank by private scores; %s", page)
     return ScoringRun(leaderboard=page, board=board)

@@ -45,7 +45,8 @@ def _task_entries(records: list[dict[str, Any]], metric: str, final: bool, choic
     """`choices`: team → the submission id its FINAL picks (used after finalize)."""
     by_team: dict[str, list[dict[str, Any]]] = {}
     for record in records:
-        by_team.setdefault(record["team"], []).append(record)
+        if record["status"] != "rejected: closed":  # after the close: not a submission to the challenge
+            by_team.setdefault(record["team"], []).append(record)
     entries = []
     for team, team_records in by_team.items():
         scored = [r for r in team_records if r["status"] == "scored"]

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
+from challenge import catalog
 from challenge.config import ChallengeConfig
 from challenge.errors import ChallengeError
 from challenge.storage import Storage, open_location
@@ -39,6 +41,17 @@ def pending_by_task(inbox: Inbox, done: set[str], task_ids: set[str] | None) -> 
         if sub.submission_id not in done and (task_ids is None or sub.task_id in task_ids):
             by_task.setdefault(sub.task_id, []).append(sub)
     return dict(sorted(by_task.items()))
+
+
+def finalized_at(private: Storage) -> datetime | None:
+    """When the challenge was finalized (nothing uploaded later is scored); None while it runs."""
+    if not private.exists(catalog.FINAL_MARKER):
+        return None
+    try:
+        return datetime.fromisoformat(json.loads(private.read_bytes(catalog.FINAL_MARKER))["finalized_at"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ChallengeError(f"{private.uri_for(catalog.FINAL_MARKER)} is damaged ({exc}); it says when the "
+                             "challenge was finalized: restore it, or run `challenge finalize` again") from None
 
 
 def missing_feedback(inbox: Inbox, done: dict[str, dict[str, Any]]) -> list[tuple[str, bytes]]:
@@ -73,14 +86,15 @@ def tally(new: list[dict[str, Any]], batches: dict[str, BatchOutcome]) -> tuple[
 
 @task(name="score-batch", task_run_name="score-{task_id}", cache_policy=NO_CACHE)
 def score_batch(config: ChallengeConfig, task_id: str, subs: list[Submission], release: str | None,
-                task_ids: set[str], counts: dict[tuple[str, str, str], int], had_error: dict[str, int]) -> BatchOutcome:
+                task_ids: set[str], counts: dict[tuple[str, str, str], int], had_error: dict[str, int],
+                finalized_at: datetime | None = None) -> BatchOutcome:
     """One task's pending submissions (threads inside; the daily quota is applied in upload order)."""
     logger = get_run_logger()
     public, private, submissions = locations(config)
     key: AnswerKey | None = load_answer_key(public, private, release, task_id) if release and task_id in task_ids else None
     progress = ProgressArtifact(len(subs), f"Scoring {len(subs)} submission(s) to {task_id}")
     records, errors = process_batch(subs, config, key, task_ids, counts, private, submissions, had_error,
-                                    progress=progress)
+                                    progress=progress, finalized_at=finalized_at)
     for failed, reason in errors:
         logger.error("%s: internal error, will be retried on the next run: %s", failed, reason)
     statuses, _ = tally(records, {})

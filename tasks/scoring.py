@@ -45,7 +45,8 @@ from challenge.tasks.submissions import (
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 3  # internal errors on one submission before it is recorded as `failed`
-FINAL_STATUSES = ("scored", "invalid", "rejected", "rejected: early", "rejected: late", "rejected: quota", "failed")
+FINAL_STATUSES = ("scored", "invalid", "rejected", "rejected: early", "rejected: closed", "rejected: late",  # late: before 0.2
+                  "rejected: quota", "failed")
 
 
 @dataclass
@@ -176,11 +177,11 @@ def _day(sub: Submission) -> tuple[str, str, str]:
 
 
 def _first_pass(sub: Submission, config: Any, key: AnswerKey | None, task_ids: set[str],
-                submissions: Storage) -> tuple[str, Any]:
+                submissions: Storage, finalized_at: datetime | None = None) -> tuple[str, Any]:
     """Admission before reading, then validation and scoring: ("final", record) or ("valid", metrics)."""
     release = key.release if key else None
     try:
-        admit(sub, config, task_ids)
+        admit(sub, config, task_ids, finalized_at)
         assert key is not None
         data = read_upload(submissions, sub, int(config.policy.max_submission_mb * 1024 * 1024))
         return "valid", evaluate(sub, data, key)
@@ -192,14 +193,15 @@ def _first_pass(sub: Submission, config: Any, key: AnswerKey | None, task_ids: s
 
 def read_and_score(subs: list[Submission], config: Any, key: AnswerKey | None, task_ids: set[str],
                    submissions: Storage, workers: int = TRANSFER_THREADS,
-                   progress: Callable[[int], None] | None = None) -> list[tuple[str, Any]]:
+                   progress: Callable[[int], None] | None = None,
+                   finalized_at: datetime | None = None) -> list[tuple[str, Any]]:
     """Admit, read, validate and score each submission in threads: per submission ("final", record),
     ("valid", metrics), ("changed", None) when it was replaced while read, or ("error", exception).
     `progress(n)` is called with the number of submissions done so far."""
 
     def first(sub: Submission) -> tuple[str, Any]:
         try:
-            return _first_pass(sub, config, key, task_ids, submissions)
+            return _first_pass(sub, config, key, task_ids, submissions, finalized_at)
         except Exception as exc:  # internal: retried next run
             return "error", exc
 
@@ -256,14 +258,15 @@ def settle(subs: list[Submission], outcomes: list[tuple[str, Any]], config: Any,
 def process_batch(subs: list[Submission], config: Any, key: AnswerKey | None, task_ids: set[str],
                   counts: dict[tuple[str, str, str], int], private: Storage, submissions: Storage,
                   had_error: dict[str, int], workers: int = TRANSFER_THREADS,
-                  progress: Callable[[int], None] | None = None) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
+                  progress: Callable[[int], None] | None = None,
+                  finalized_at: datetime | None = None) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
     """Score one task's pending submissions: read and score them (read_and_score), decide their final
     records (settle), then write results and feedback in threads.
 
     `had_error`: the submissions whose earlier attempts hit an internal error, and how many attempts.
     Returns the new final records and, for each submission retried next run, its key and the error.
     """
-    outcomes = read_and_score(subs, config, key, task_ids, submissions, workers, progress)
+    outcomes = read_and_score(subs, config, key, task_ids, submissions, workers, progress, finalized_at)
     finals, errors = settle(subs, outcomes, config, key, task_ids, counts, had_error)
 
     def write(item: tuple[Submission, dict[str, Any]]) -> None:

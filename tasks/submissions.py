@@ -171,11 +171,12 @@ def _submission(info: ObjectInfo, parts: list[str]) -> Submission:
     return Submission(info.key, parts[0], parts[1], parts[2], info.version, info.size, uploaded)
 
 
-def admit(sub: Submission, config: ChallengeConfig, tasks: set[str]) -> None:
+def admit(sub: Submission, config: ChallengeConfig, tasks: set[str], finalized_at: datetime | None = None) -> None:
     """Admission before reading the file, in order: known team and task, on time, size.
 
     The reserved team `baseline` is admitted though challenge.yaml does not list it (config
-    rejects a team of that id), and at any time: it is the organizers' reference, not a competitor.
+    rejects a team of that id), and at any time until the challenge is finalized: it is the
+    organizers' reference, not a competitor. Nothing uploaded after `finalized_at` is scored.
     """
     policy = config.policy
     baseline = sub.team == BASELINE_TEAM
@@ -189,10 +190,14 @@ def admit(sub: Submission, config: ChallengeConfig, tasks: set[str]) -> None:
             f"early: uploaded at {sub.uploaded_at.isoformat()}, before the challenge opens at "
             f"{policy.opens_at.isoformat()}; uploads before the opening are not scored: upload it again "
             "after the opening", "rejected: early")
+    if finalized_at and sub.uploaded_at > finalized_at:
+        raise ParticipantVisibleError(
+            f"closed: uploaded at {sub.uploaded_at.isoformat()}, after the challenge was finalized at "
+            f"{finalized_at.isoformat()}; the final standings do not change", "rejected: closed")
     if policy.closes_at and sub.uploaded_at > policy.closes_at and not baseline:
         raise ParticipantVisibleError(
-            f"late: uploaded at {sub.uploaded_at.isoformat()}, after the challenge closed at "
-            f"{policy.closes_at.isoformat()}", "rejected: late")
+            f"closed: uploaded at {sub.uploaded_at.isoformat()}, after the challenge closed at "
+            f"{policy.closes_at.isoformat()}", "rejected: closed")
     if sub.size > policy.max_submission_mb * 1024 * 1024:
         raise ParticipantVisibleError(
             f"the file is {sub.size / 1048576:.1f} MB; the limit is {policy.max_submission_mb} MB", "rejected")

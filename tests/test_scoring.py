@@ -358,9 +358,9 @@ def test_late_and_oversized_submissions_are_rejected(tmp_path: Path, backend: st
     perfect = answers(config, "penguins").select(["id", "label"])
     closed = config.model_copy(update={"policy": Policy(opens_at="2000-01-01T00:00:00Z", closes_at="2000-01-02T00:00:00Z")})
     upload(config, "team-a/penguins/late.csv", perfect)
-    assert score_submissions(config_path=saved(closed)).statuses == {"rejected: late": 1}
+    assert score_submissions(config_path=saved(closed)).statuses == {"rejected: closed": 1}  # issue 13's name
     note = feedback(config, "team-a/penguins/late.csv")
-    assert note["status"] == "rejected: late" and "after the challenge closed at 2000-01-02" in note["message"]
+    assert note["status"] == "rejected: closed" and "after the challenge closed at 2000-01-02" in note["message"]
     not_open = config.model_copy(update={"policy": Policy(opens_at="2999-01-01T00:00:00Z")})
     upload(config, "team-a/penguins/early.csv", perfect)
     assert score_submissions(config_path=saved(not_open)).statuses == {"rejected: early": 1}
@@ -536,3 +536,25 @@ def test_a_run_that_cannot_get_the_scoring_slot_says_so(tmp_path: Path, request:
         client.increment_concurrency_slots_with_lease(names=[name], slots=1, mode="concurrency", lease_duration=300)
     with pytest.raises(ChallengeError, match=r"the scoring slot .* stayed taken for \d+ s: another scoring or finalize run"):
         score_submissions(config_path=saved(config))
+
+
+def test_finalize_scores_what_came_before_and_nothing_after(tmp_path: Path, backend: str,
+                                                            request: pytest.FixtureRequest) -> None:
+    """Finalize is final (issue 13): it scores the uploads that arrived before it, then closes; a later upload
+    is `rejected: closed` and the final standings do not move."""
+    config, perfect = penguins_released(backend, tmp_path, request)
+    labels = perfect["label"].to_pylist()
+    worse = perfect.set_column(1, "label", pa.array(labels[1:] + labels[:1]))  # most labels shifted by one row
+    upload(config, "team-a/penguins/before.csv", worse)  # not scored yet when the organizer finalizes
+    final = finalize_challenge(config_path=saved(config))
+    assert feedback(config, "team-a/penguins/before.csv")["status"] == "scored"
+    standings = final.board["tasks"]["penguins"]["entries"]
+    assert [e["team"] for e in standings] == ["team-a"] and standings[0]["score"] < 1.0
+    upload(config, "team-a/penguins/after.csv", perfect)  # a perfect file, too late
+    run = score_submissions(config_path=saved(config))
+    assert run.statuses == {"rejected: closed": 1}
+    note = feedback(config, "team-a/penguins/after.csv")
+    assert "after the challenge was finalized" in note["message"] and note["public_score"] is None
+    assert run.board["final"] is True and run.board["tasks"]["penguins"]["entries"] == standings
+    again = finalize_challenge(config_path=saved(config))  # finalizing again changes nothing
+    assert again.board["tasks"]["penguins"]["entries"] == standings
