@@ -223,7 +223,7 @@ def test_admission_and_quota_let_the_baseline_in(tmp_path: Path) -> None:
     admit(mine, config, {"penguins"})  # not in challenge.yaml, outside the window: still admitted
     check_quota(mine, config, scored_today=1000)
     theirs = Submission("team-a/penguins/x.csv", "team-a", "penguins", "x.csv", "e", 10, now)
-    with pytest.raises(ParticipantVisibleError, match="late"):
+    with pytest.raises(ParticipantVisibleError, match="closed"):
         admit(theirs, config, {"penguins"})
     with pytest.raises(ParticipantVisibleError, match="quota"):
         check_quota(theirs, config, scored_today=1000)

@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import EXAMPLES, make_config, saved, stores
 from prefect.client.orchestration import get_client
+from prefect.client.schemas.actions import GlobalConcurrencyLimitUpdate
 from test_publish import stage
 
 from challenge.config import ChallengeConfig
@@ -534,8 +535,12 @@ def test_a_run_that_cannot_get_the_scoring_slot_says_so(tmp_path: Path, request:
     name = ensure_scoring_limit(config)
     with get_client(sync_client=True) as client:  # another run holds the slot
         client.increment_concurrency_slots_with_lease(names=[name], slots=1, mode="concurrency", lease_duration=300)
-    with pytest.raises(ChallengeError, match=r"the scoring slot .* stayed taken for \d+ s: another scoring or finalize run"):
-        score_submissions(config_path=saved(config))
+    try:
+        with pytest.raises(ChallengeError, match=r"the scoring slot .* stayed taken for \d+ s: another scoring or finalize run"):
+            score_submissions(config_path=saved(config))
+    finally:  # the slot is per challenge name: free it for the tests after this one
+        with get_client(sync_client=True) as client:
+            client.update_global_concurrency_limit(name, GlobalConcurrencyLimitUpdate(active_slots=0))
 
 
 def test_finalize_scores_what_came_before_and_nothing_after(tmp_path: Path, backend: str,
