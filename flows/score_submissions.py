@@ -84,7 +84,7 @@ def score_new(config: ChallengeConfig, only: list[str] | None = None, closing_at
     pending = pending_by_task(inbox, set(done), chosen if only else None)
     logger.info("%d submission(s) in %s, %d already final, %d to score", len(inbox.submissions),
                 config.storage.submissions, len(done), sum(map(len, pending.values())))
-    counts = scored_per_day(records)
+    counts = scored_per_day(records, {task_id: task.answers_sha256 for task_id, task in released.items()})
     closed_at = closing_at or finalized_at(private)
     futures = {}
     for task_id, subs in pending.items():

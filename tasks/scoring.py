@@ -162,11 +162,16 @@ def quota_status(sub: Submission, limit: int, used: int) -> dict[str, Any]:
             "left": None if unlimited else max(limit - used, 0), "resets_at": resets.strftime("%Y-%m-%dT%H:%M:%SZ")}
 
 
-def scored_per_day(records: list[dict[str, Any]]) -> dict[tuple[str, str, str], int]:
-    """(team, task, UTC day) → scored submissions, for the daily quota."""
+def scored_per_day(records: list[dict[str, Any]],
+                   current_keys: dict[str, str | None] | None = None) -> dict[tuple[str, str, str], int]:
+    """(team, task, UTC day) → scored submissions, for the daily quota. With `current_keys` (task id →
+    the SHA-256 of its current answer key), a result scored with another key does not count: when a task
+    changes in a release, the teams get their quota back to resubmit."""
     counts: dict[tuple[str, str, str], int] = {}
     for r in records:
-        if r["status"] == "scored":
+        used = (r.get("scored_by") or {}).get("answers_sha256")
+        current = (current_keys or {}).get(r["task_id"])
+        if r["status"] == "scored" and not (used and current and used != current):
             day = (r["team"], r["task_id"], r["uploaded_at"][:10])
             counts[day] = counts.get(day, 0) + 1
     return counts

@@ -48,7 +48,8 @@ def entries(board: dict, task: str) -> list[tuple]:
 def season(request: pytest.FixtureRequest, tmp_path: Path) -> tuple:
     """Release r1 of the three example tasks, a perfect submission per task from team-a, scored."""
     endpoint = request.getfixturevalue("s3_endpoint") if request.param == "s3" else None
-    config = make_config(request.param, tmp_path / "challenge", endpoint, teams=[{"id": "team-a", "name": "A"}])
+    config = make_config(request.param, tmp_path / "challenge", endpoint, teams=[{"id": "team-a", "name": "A"}],
+                         policy={"max_submissions_per_day": 1})
     for task, contributor in EXAMPLE_TASKS.items():
         stage(config, EXAMPLES / contributor / task, contributor)
     publish_release(config_path=saved(config), release="r1")
@@ -87,6 +88,12 @@ def test_a_changed_task_is_rebuilt_and_unchanged_ones_keep_files_and_results(sea
     assert after.board["tasks"]["penguins"]["changed_in"] == "r2"
     page = stores(config)[0].read_bytes("leaderboard/index.html").decode()
     assert "unchanged since release r1" in page
+    # the quota (1 a day) counts results against a task's current key: penguins changed, so team-a may resubmit
+    submit_perfect(config, "r2", "team-a")
+    assert score_submissions(config_path=saved(config)).statuses == {"scored": 1, "rejected: quota": 2}
+    submissions = stores(config)[2]
+    status = {t: json.loads(submissions.read_bytes(f"team-a/{t}/perfect-r2.csv.result.json"))["status"] for t in EXAMPLE_TASKS}
+    assert status == {"penguins": "scored", "digits": "rejected: quota", "febrl-people": "rejected: quota"}
 
 
 def test_publish_task_rebuilds_it_and_keeps_every_other_task(season: tuple) -> None:

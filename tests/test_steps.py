@@ -114,3 +114,15 @@ def test_a_batch_is_settled_in_upload_order_with_the_daily_quota() -> None:
     assert [s.name for s, _ in errors] == ["2.csv"] and sum(counts.values()) == 2
     finals, errors = settle([subs[2]], [outcomes[2]], config, key, {"t"}, {}, {subs[2].submission_id: MAX_ATTEMPTS - 1})
     assert errors == [] and finals[0][1]["status"] == "failed"  # the last attempt is recorded, not retried
+
+
+def test_the_quota_counts_only_results_against_the_current_answer_key() -> None:
+    from challenge.tasks.scoring import scored_per_day
+
+    def record(task: str, key: str, status: str = "scored") -> dict:
+        return {"team": "a", "task_id": task, "uploaded_at": "2026-11-01T10:00:00+00:00", "status": status,
+                "scored_by": {"answers_sha256": key}}
+
+    records = [record("t", "old"), record("t", "old"), record("t", "new"), record("t", "new", "invalid"), record("u", "k")]
+    assert scored_per_day(records) == {("a", "t", "2026-11-01"): 3, ("a", "u", "2026-11-01"): 1}
+    assert scored_per_day(records, {"t": "new", "u": "k"}) == {("a", "t", "2026-11-01"): 1, ("a", "u", "2026-11-01"): 1}
