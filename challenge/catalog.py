@@ -312,11 +312,6 @@ def read_manifest(public: Storage, release: str, task_id: str) -> Manifest:
     return read_record(public, manifest_key(release, task_id), Manifest)
 
 
-def list_release_task(location: Storage, release: str, task_id: str) -> list[str]:
-    """Every key of one task's folder of a release (in public or private)."""
-    return [i.key for i in location.list(task_prefix(release, task_id) + "/")]
-
-
 def read_staged_pointer(private: Storage, task_id: str) -> StagedPointer | None:
     """The task's current staged version; None when the task has never passed the gate."""
     key = staged_pointer_key(task_id)

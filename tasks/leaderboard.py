@@ -22,6 +22,7 @@ from challenge import catalog
 from challenge.storage import Storage
 from challenge.tasks.leaderboard_page import render_html
 from challenge.tasks.releases import ReleasedTask
+from challenge.tasks.scoring import scored_with
 from challenge.tasks.submissions import BASELINE_TEAM
 
 BASELINE_NAME = "Baseline"
@@ -80,7 +81,7 @@ def _history(records: list[dict[str, Any]], metric: str) -> dict[str, list[tuple
 def counts_for(record: dict[str, Any], task: ReleasedTask, release: str) -> bool:
     """Whether a result counts on the task's current board: scored with its current answer key (a record
     without one, e.g. a rejection, counts in the release it was made in)."""
-    used = (record.get("scored_by") or {}).get("answers_sha256")
+    used = scored_with(record)
     if used and task.answers_sha256:
         return used == task.answers_sha256
     return record.get("release") == release

@@ -162,6 +162,11 @@ def quota_status(sub: Submission, limit: int, used: int) -> dict[str, Any]:
             "left": None if unlimited else max(limit - used, 0), "resets_at": resets.strftime("%Y-%m-%dT%H:%M:%SZ")}
 
 
+def scored_with(record: dict[str, Any]) -> str | None:
+    """The SHA-256 of the answer key a result record was scored with (None when it was not scored with one)."""
+    return (record.get("scored_by") or {}).get("answers_sha256")
+
+
 def scored_per_day(records: list[dict[str, Any]],
                    current_keys: dict[str, str | None] | None = None) -> dict[tuple[str, str, str], int]:
     """(team, task, UTC day) → scored submissions, for the daily quota. With `current_keys` (task id →
@@ -169,7 +174,7 @@ def scored_per_day(records: list[dict[str, Any]],
     changes in a release, the teams get their quota back to resubmit."""
     counts: dict[tuple[str, str, str], int] = {}
     for r in records:
-        used = (r.get("scored_by") or {}).get("answers_sha256")
+        used = scored_with(r)
         current = (current_keys or {}).get(r["task_id"])
         if r["status"] == "scored" and not (used and current and used != current):
             day = (r["team"], r["task_id"], r["uploaded_at"][:10])
