@@ -37,7 +37,8 @@ def print_board(board: dict[str, Any], track: str | None = None, fmt: str = "tab
     if fmt == "json":
         print(json.dumps(board if not track else board["tracks"][track], indent=2), file=out)
         return
-    scores = " (final, private scores)" if board["final"] else " (public scores)"
+    scores = (" (post-challenge benchmark, whole test set)" if board.get("benchmark")
+              else " (final, private scores)" if board["final"] else " (public scores)")
     writer = csv.writer(out) if fmt == "csv" else None
     for name in [track] if track else sorted(board["tracks"]):
         entries = board["tracks"][name]["entries"]

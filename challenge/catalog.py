@@ -8,23 +8,29 @@ public (participants read it)
     releases/<release>/release.json                 Latest: written when the release is complete
     releases/<release>/<task>/                      the task's files (release_files), e.g.
         manifest.json  README.md  croissant.json  <table>.parquet|.csv  sample_submission.csv  images/
+    releases/<release>/<task>/corrections.json      answer-key corrections (dates, versions, SHA-256s)
     leaderboard/leaderboard.json, index.html, task-<task>.csv, track-<track>.csv
+    leaderboard/final/                              the final snapshot (same files), written once by finalize
+    leaderboard/final-replaced/<time>/              a snapshot replaced by finalize --force
+    leaderboard/benchmark/                          the post-challenge board (policy.after_close: benchmark)
 private (organizers only)
     staged/<task>/current.json                      StagedPointer: the task's current staged version
     staged/<task>/<version>/                        staged.json (StagedMeta), <table>.parquet, images/
     reports/<task folder>/<run time>/               the gate's report.json, report.md, data_docs/
     reports/<task folder>/latest-<contributor>.json the newest report of a contributor's drop
     releases/<release>/<task>/                      answers.parquet (the hidden key), id_map.parquet,
-                                                    pair_id_map.parquet, leak_checks.json
+                                                    pair_id_map.parquet, leak_checks.json,
+                                                    answers-v<n>.parquet, answer_versions.json (corrections)
     results/<team>/<task>/<submission id>.json      a result record (.error.json: an internal error)
     results/_unusable/<submission id>.json          the record of an upload whose key cannot be used
-    cache/results-index.json.gz, cache/final-feedback.json
+    cache/results-index.json.gz, cache/final-feedback.json, cache/histories.json
     locks/scoring-slot.json                         who holds the scoring slot
     secrets/opaque-id-key                           the key of the published ids
     final.json                                      written by finalize: boards show private scores
 submissions (each team writes its own folder)
     <team>/<task>/<file>                            an upload; <file>.result.json is its feedback
-    <team>/<task>/FINAL                             the team's final pick; FINAL.result.json its feedback
+    <team>/<task>/FINAL                             the team's final picks; FINAL.result.json its feedback
+    <team>/<task>/history.json                      every submission of the team to the task, its quota
 """
 
 from __future__ import annotations
@@ -100,8 +106,21 @@ LEAK_CHECKS = "leak_checks.json"
 ID_KEY = "secrets/opaque-id-key"
 
 
-def answers_key(release: str, task_id: str) -> str:
-    return release_file_key(release, task_id, ANSWERS)
+ANSWER_VERSIONS = "answer_versions.json"  # private: the answer key's corrected versions (AnswerVersions)
+CORRECTIONS = "corrections.json"  # public: when the answer key was corrected, never which labels
+
+
+def answers_key(release: str, task_id: str, version: int = 1) -> str:
+    """The hidden answer key of a task (version 1 as built; later versions written by correct-answers)."""
+    return release_file_key(release, task_id, ANSWERS if version == 1 else f"answers-v{version}.parquet")
+
+
+def answer_versions_key(release: str, task_id: str) -> str:
+    return release_file_key(release, task_id, ANSWER_VERSIONS)
+
+
+def corrections_key(release: str, task_id: str) -> str:
+    return release_file_key(release, task_id, CORRECTIONS)
 
 
 # ---- private: staged data and gate reports -------------------------------------------------------------
@@ -163,6 +182,7 @@ ERROR_SUFFIX = ".error.json"
 RESULTS_INDEX = "cache/results-index.json.gz"
 FINAL_FEEDBACK_CACHE = "cache/final-feedback.json"  # feedback key → digest of the feedback last written
 SCORING_SLOT_NOTE = "locks/scoring-slot.json"
+HISTORY_CACHE = "cache/histories.json"  # history key → digest of the history last written
 FINAL_MARKER = "final.json"
 
 
@@ -190,18 +210,36 @@ BOARD_JSON = f"{LEADERBOARD}/leaderboard.json"
 PAGE = f"{LEADERBOARD}/index.html"
 
 
-def task_board_csv(task_id: str) -> str:
-    return f"{LEADERBOARD}/task-{task_id}.csv"
+FINAL_BOARD = f"{LEADERBOARD}/final"  # the snapshot finalize writes once (board_json(FINAL_BOARD), ...)
+BENCHMARK_BOARD = f"{LEADERBOARD}/benchmark"  # uploads after the close, with policy.after_close: benchmark
+REPLACED_FINALS = f"{LEADERBOARD}/final-replaced"  # earlier final snapshots, kept by finalize --force
 
 
-def track_board_csv(track: str) -> str:
-    return f"{LEADERBOARD}/track-{track}.csv"
+def board_json(folder: str = LEADERBOARD) -> str:
+    return f"{folder}/leaderboard.json"
+
+
+def board_page(folder: str = LEADERBOARD) -> str:
+    return f"{folder}/index.html"
+
+
+def task_board_csv(task_id: str, folder: str = LEADERBOARD) -> str:
+    return f"{folder}/task-{task_id}.csv"
+
+
+def track_board_csv(track: str, folder: str = LEADERBOARD) -> str:
+    return f"{folder}/track-{track}.csv"
+
+
+def replaced_final_folder(stamp: str) -> str:
+    return f"{REPLACED_FINALS}/{stamp}"
 
 
 # ---- submissions ----------------------------------------------------------------------------------------
 
 FEEDBACK_SUFFIX = ".result.json"
 FINAL_CHOICE = "FINAL"
+HISTORY = "history.json"  # <team>/<task>/history.json: the team's own submissions, written by scoring
 
 
 def task_folder(team: str, task_id: str) -> str:
@@ -223,6 +261,10 @@ def unusable_feedback_key(team: str, submission_id: str) -> str:
 
 def final_choice_key(team: str, task_id: str) -> str:
     return submission_key(team, task_id, FINAL_CHOICE)
+
+
+def history_key(team: str, task_id: str) -> str:
+    return submission_key(team, task_id, HISTORY)
 
 
 # ---- intake ---------------------------------------------------------------------------------------------
@@ -247,11 +289,32 @@ class Record(BaseModel):
 
 
 class Latest(Record):
-    """latest.json and each release's release.json: a complete release and its tasks."""
+    """latest.json and each release's release.json: a complete release and its tasks (and the tasks
+    withdrawn from it, with the organizers' reason)."""
 
     release: str
     published_at: str | None = None
     tasks: list[str]
+    withdrawn: dict[str, str] = {}
+
+
+class AnswerVersion(Record):
+    """One version of a task's answer key: version 1 is the built one, later ones corrections."""
+
+    version: int
+    answers_sha256: str
+    corrected_at: str | None = None
+    labels_changed: int = 0
+    release: str | None = None  # the release the correction was made in
+    staged_fingerprint: str | None = None  # the staged data after the fix (carries the task over)
+    source_sha256: str | None = None  # of the corrections file (private)
+
+
+class AnswerVersions(Record):
+    """releases/<release>/<task>/answer_versions.json (private): every version of the key, the last in use."""
+
+    task_id: str
+    versions: list[AnswerVersion]
 
 
 class StagedPointer(Record):

@@ -120,10 +120,13 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
     config = load_config(args.config)
     public = open_location(config, "public")
-    if not public.exists(catalog.BOARD_JSON):
-        print("no leaderboard yet: run `challenge score` first", file=sys.stderr)
+    folder = {"live": catalog.LEADERBOARD, "final": catalog.FINAL_BOARD, "benchmark": catalog.BENCHMARK_BOARD}[args.board]
+    if not public.exists(catalog.board_json(folder)):
+        hint = {"live": "run `challenge score` first", "final": "the challenge is not finalized (`challenge finalize`)",
+                "benchmark": "no post-challenge board (policy.after_close: benchmark, after the close)"}[args.board]
+        print(f"no {args.board} leaderboard yet: {hint}", file=sys.stderr)
         return 2
-    board = json.loads(public.read_bytes(catalog.BOARD_JSON))
+    board = json.loads(public.read_bytes(catalog.board_json(folder)))
     if args.track and args.track not in board["tracks"]:
         print(f"unknown track {args.track!r}; tracks: {', '.join(sorted(board['tracks']))}", file=sys.stderr)
         return 2
@@ -135,9 +138,23 @@ def cmd_finalize(args: argparse.Namespace) -> int:
     from challenge.flows.score_submissions import finalize_challenge
 
     _, path = _config(args)
-    result = finalize_challenge(config_path=path)
-    print(f"finalized: leaderboards now show private scores at {result.leaderboard}")
+    result = finalize_challenge(config_path=path, force=args.force)
+    print(f"finalized: the final standings (private scores) are at {result.leaderboard}")
     _print_board(result.board, None, "table")
+    return 0
+
+
+def cmd_correct_answers(args: argparse.Namespace) -> int:
+    from challenge.flows.correct_answers import correct_answers
+
+    _, path = _config(args)
+    result = correct_answers(task=args.task, file=args.file, config_path=path)
+    c, run = result.correction, result.scoring
+    print(f"{c.task_id}: answer key version {c.version} in use in release {c.release}: {c.labels_changed} label(s) changed "
+          f"(SHA-256 {c.answers_sha256[:16]}…, was {c.previous_sha256[:16]}…)")
+    print(f"  staged data: {c.staged}")
+    print(f"  {run.corrected} result(s) rescored, {run.superseded} superseded (upload gone or replaced); the teams' "
+          f"feedback and history say so; leaderboard: {run.leaderboard}")
     return 0
 
 
@@ -212,10 +229,20 @@ def build_parser() -> argparse.ArgumentParser:
     board.add_argument("--track", help="one track only (classification, matching)")
     board.add_argument("--format", choices=["table", "csv", "json"], default="table")
     board.add_argument("--tasks", action="store_true", help="also one table per task (table format)")
+    board.add_argument("--board", choices=["live", "final", "benchmark"], default="live",
+                       help="the live board (default), the final snapshot, or the post-challenge benchmark board")
     board.set_defaults(func=cmd_leaderboard)
 
     finalize = sub.add_parser("finalize", parents=[common], help="switch leaderboards to private scores (end of the challenge)")
+    finalize.add_argument("--force", action="store_true",
+                          help="rebuild the final snapshot of a finalized challenge (the previous one is kept)")
     finalize.set_defaults(func=cmd_finalize, prefect=True)
+
+    correct = sub.add_parser("correct-answers", parents=[common],
+                             help="fix labels of a task's answer key (a new version; the old one kept) and rescore")
+    correct.add_argument("--task", required=True, metavar="ID", help="the task whose answer key is corrected")
+    correct.add_argument("--file", required=True, metavar="CSV", help="columns id,label: published test ids, right labels")
+    correct.set_defaults(func=cmd_correct_answers, prefect=True)
 
     baseline = sub.add_parser("baseline", parents=[common], help="train a scikit-learn baseline per task and submit it as team 'baseline'")
     baseline.add_argument("--task", action="append", metavar="ID", help="only this task id (repeatable)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from datetime import datetime
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
@@ -75,6 +76,8 @@ class Policy(Strict):
     opens_at: datetime | None = None
     closes_at: datetime | None = None
     public_fraction: float = Field(0.3, gt=0, lt=1)
+    final_picks: int = Field(2, ge=1, le=20)  # submissions per task a team may name in FINAL
+    after_close: Literal["reject", "benchmark"] = "reject"  # benchmark: later uploads go to a post-challenge board
 
     @model_validator(mode="after")
     def window_is_ordered(self) -> "Policy":
@@ -109,6 +112,17 @@ class ChallengeConfig(Strict):
     policy: Policy = Policy()
     release: ReleaseSettings = ReleaseSettings()
     teams: list[Team] = []
+    withdrawn: dict[str, str] = {}  # task id → why it is withdrawn (left out of the next release and the boards)
+
+    @field_validator("withdrawn")
+    @classmethod
+    def withdrawal_reasons(cls, withdrawn: dict[str, str]) -> dict[str, str]:
+        for task_id, reason in withdrawn.items():
+            if not reason or not reason.strip():
+                raise ValueError(f"{task_id}: give the reason the task is withdrawn (it is shown on the leaderboard page)")
+            if len(reason) > 500:
+                raise ValueError(f"{task_id}: the reason is {len(reason)} characters; keep it under 500")
+        return withdrawn
 
     @field_validator("teams")
     @classmethod

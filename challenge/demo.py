@@ -1,6 +1,8 @@
 """`challenge demo DIR`: the whole lifecycle on the embedded default (local folders, Prefect's
-temporary API), one progress line per step. Run it again on the same folder and every step
-reuses what is there: unchanged drops are not re-gated, the release and the uploads exist."""
+temporary API), one progress line per step, then a second release: a contributor fixes one
+example drop, release 2 rebuilds that task and carries the others over, and the demo prints what
+happened to each team's results. Run it again on the same folder and every step reuses what is
+there: unchanged drops are not re-gated, the releases and the uploads exist."""
 
 from __future__ import annotations
 
@@ -22,14 +24,19 @@ from challenge.errors import DropsFailed
 from challenge.scaffold import init_challenge
 from challenge.storage import Storage, open_location
 from challenge.task_runners import on_runner
-from challenge.tasks.releases import current_release, read_latest
+from challenge.tasks.releases import current_release, read_answer_versions, read_latest, release_tasks
+from challenge.tasks.result_records import load_results
 
 RELEASE = "demo-1"
-STEPS = 7
+SECOND_RELEASE = "demo-2"
+CHANGED = ("penguin-lab", "penguins")  # the example drop its contributor fixes before the second release
+ROWS_REMOVED = 10
+STEPS = 10
 
 
-def sample_submissions(config: ChallengeConfig) -> dict[str, bytes]:
-    """Per task of the latest release: a good (team-a), a random (team-b) and an invalid (team-a) CSV.
+def sample_submissions(config: ChallengeConfig, only: list[str] | None = None, suffix: str = "") -> dict[str, bytes]:
+    """Per task of the latest release (or the `only` ones): a good (team-a), a random (team-b) and an
+    invalid (team-a) CSV, named good{suffix}.csv and so on.
 
     Only an organizer can make these: they start from the hidden answer key. Seeded, so a
     second demo produces the same bytes.
@@ -39,25 +46,55 @@ def sample_submissions(config: ChallengeConfig) -> dict[str, bytes]:
     teams = [t.id for t in config.teams] or ["team-a"]
     good_team, random_team = teams[0], teams[1 % len(teams)]
     files: dict[str, bytes] = {}
-    for task_id in sorted(latest.tasks):
+    for task_id in sorted(only or latest.tasks):
         rng = np.random.default_rng(sum(task_id.encode()))
-        answers = pq.read_table(io.BytesIO(private.read_bytes(catalog.answers_key(latest.release, task_id))))
+        versions = read_answer_versions(private, latest.release, task_id)
+        version = versions.versions[-1].version if versions else 1
+        answers = pq.read_table(io.BytesIO(private.read_bytes(catalog.answers_key(latest.release, task_id, version))))
         truth = answers.select(["id", "label"])
         classes = np.array(sorted(set(truth["label"].to_pylist())))
         labels = truth["label"].to_numpy(zero_copy_only=False).copy()
         flip = rng.random(len(labels)) < 0.15  # good, not perfect: 15 % of the labels guessed
         labels[flip] = rng.choice(classes, int(flip.sum()))
         samples = {
-            catalog.submission_key(good_team, task_id, "good.csv"): truth.set_column(1, "label", pa.array(labels)),
-            catalog.submission_key(random_team, task_id, "random.csv"): truth.set_column(
+            catalog.submission_key(good_team, task_id, f"good{suffix}.csv"): truth.set_column(1, "label", pa.array(labels)),
+            catalog.submission_key(random_team, task_id, f"random{suffix}.csv"): truth.set_column(
                 1, "label", pa.array(rng.choice(classes, truth.num_rows))),
-            catalog.submission_key(good_team, task_id, "invalid.csv"): truth.slice(1),  # one id missing
+            catalog.submission_key(good_team, task_id, f"invalid{suffix}.csv"): truth.slice(1),  # one id missing
         }
         for key, table in samples.items():
             out = io.BytesIO()
             pa_csv.write_csv(table, out)
             files[key] = out.getvalue()
     return files
+
+
+def fix_example_drop(intake: Storage, done: Path) -> bool:
+    """The contributor of CHANGED fixes its drop: its last ROWS_REMOVED rows go. Once: `done` (a file in the
+    demo folder) records it; False when it was done before."""
+    contributor, task = CHANGED
+    tables = [i.key for i in intake.list(catalog.drop_prefix(contributor, task)) if i.key.endswith(".csv")]
+    if not tables or done.exists():
+        return False
+    lines = intake.read_bytes(tables[0]).decode("utf-8").splitlines(keepends=True)
+    intake.write_bytes(tables[0], "".join(lines[:-ROWS_REMOVED]).encode())
+    done.write_text(f"{ROWS_REMOVED} rows removed from {tables[0]} by the demo\n", encoding="utf-8")
+    return True
+
+
+def what_happened(records: list[dict[str, Any]], released: dict[str, Any]) -> list[str]:
+    """One line per team: its results kept, superseded (their task changed) and new, per task."""
+    lines = []
+    for team in sorted({r["team"] for r in records if r.get("task_id") in released}):
+        mine = [r for r in records if r["team"] == team and r.get("task_id") in released]
+        kept = sorted({r["task_id"] for r in mine if r["status"] == "scored" and r.get("release") == RELEASE})
+        superseded = sorted({r["task_id"] for r in mine if r["status"] == "superseded"})
+        new = sorted({r["task_id"] for r in mine if r["status"] == "scored" and r.get("release") == SECOND_RELEASE})
+        parts = ([f"kept on the boards: {', '.join(kept)}"] if kept else []) + (
+            [f"superseded (task changed, resubmit): {', '.join(superseded)}"] if superseded else []) + (
+            [f"scored against {SECOND_RELEASE}: {', '.join(new)}"] if new else [])
+        lines.append(f"      {team}: {'; '.join(parts) or 'nothing scored'}")
+    return lines
 
 
 def upload_new(submissions: Storage, files: dict[str, bytes]) -> int:
@@ -86,7 +123,8 @@ class Progress:
 
 
 def run_demo(folder: str | Path, out: TextIO | None = None, task_runner: str | None = None) -> dict[str, Any]:
-    """Init (or reuse) a challenge in `folder`, then collect, publish, baselines, samples, score, leaderboard."""
+    """Init (or reuse) a challenge in `folder`, then collect, publish, baselines, samples, score; then a
+    contributor's fix, a second release, the changed task resubmitted and scored; the leaderboard."""
     out = out or sys.stdout
     from challenge.board_text import print_board
     from challenge.flows.collect_datasets import collect_datasets
@@ -146,6 +184,36 @@ def run_demo(folder: str | Path, out: TextIO | None = None, task_runner: str | N
     progress.run("baseline", baselines)
     progress.run("submit", samples)
     progress.run("score", score)
+
+    def update() -> str:
+        fixed = fix_example_drop(open_location(state["config"], "intake"), folder / ".demo-drop-fixed")
+        summary = collect()
+        what = f"{CHANGED[0]} removed {ROWS_REMOVED} rows from {CHANGED[1]}" if fixed else f"{CHANGED[1]} was fixed before"
+        return f"{what}; collect: {summary}"
+
+    def second_release() -> str:
+        public = open_location(state["config"], "public")
+        if read_latest(public).release == SECOND_RELEASE:
+            return f"release {SECOND_RELEASE} already published"
+        result = on_runner(publish_release, task_runner)(config_path=str(config_path), release=SECOND_RELEASE)
+        return f"release {SECOND_RELEASE}: " + "; ".join(f"{s['task_id']} {s['action']}" for s in result.summaries)
+
+    def rescore() -> str:
+        on_runner(run_baselines, task_runner)(config_path=str(config_path), tasks=[CHANGED[1]])
+        upload_new(open_location(state["config"], "submissions"), sample_submissions(state["config"], [CHANGED[1]], "-2"))
+        result = on_runner(score_submissions, task_runner)(config_path=str(config_path))
+        state["board"] = result.board
+        config = state["config"]
+        public, private = open_location(config, "public"), open_location(config, "private")
+        released = release_tasks(public, read_latest(public), private)
+        lines = what_happened(load_results(private), released)
+        statuses = ", ".join(f"{n} {s}" for s, n in sorted(result.statuses.items())) or "nothing new"
+        return (f"{CHANGED[1]} resubmitted (its baseline retrained): {statuses}; {result.superseded} result(s) superseded this run\n"
+                + "\n".join(lines))
+
+    progress.run("update", update)
+    progress.run("release2", second_release)
+    progress.run("rescore", rescore)
     page = open_location(state["config"], "public").uri_for(catalog.PAGE)
     progress.run("board", lambda: f"written to {page}")
     print(file=out)

@@ -31,12 +31,17 @@ policy:
   opens_at: null                  # ISO 8601 UTC, e.g. 2026-12-01T00:00:00Z
   closes_at: null
   public_fraction: 0.3            # share of each test set scored on the public leaderboard
+  final_picks: 2                  # submissions per task a team may name in its FINAL file
+  after_close: reject             # or benchmark: later uploads are scored on a post-challenge board
 
 release:                          # leak limits checked when publishing (fractions of test rows)
   max_duplicate_fraction: 0.01    # test rows whose features all equal a train row's
   max_text_duplicate_fraction: 0.05  # test records that nearly repeat a train record (all text columns
                                   # together plus the other features), or repeat an identifying column
   near_duplicate_similarity: 0.8  # token (Jaccard) similarity from which a record nearly repeats another
+
+withdrawn: {{}}                     # task id: reason, e.g. {{penguins: "labels under review"}}; leaves the
+                                  # next release and the boards, the reason shown on the page
 
 teams:
   - id: team-a

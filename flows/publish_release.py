@@ -62,7 +62,7 @@ def publish_release(config_path: str | None = None, release: str | None = None,
             else:
                 futures.append(publish_task_task.submit(config, plan.task_id, release))
     summaries = [f.result() for f in futures]  # any failure raises here: latest.json stays as it was
-    marker = finish_release(public, release, [s["task_id"] for s in summaries])
+    marker = finish_release(public, release, [s["task_id"] for s in summaries], config.withdrawn)
     for s in summaries:
         public_page_artifact(config, f"card-{s['task_id']}", catalog.card_key(release, s["task_id"]),
                              f"{s['task_id']} dataset card", f"Release {release}")
@@ -71,5 +71,7 @@ def publish_release(config_path: str | None = None, release: str | None = None,
                                 "leak findings": len(s["leaks"])} for s in summaries],
                    f"Release {release}", {"task": "none"})
     get_logger().info("release %s published: %s", release, ", ".join(marker.tasks))
+    for task_id, reason in marker.withdrawn.items():
+        get_logger().warning("%s is withdrawn (not in release %s, not on the boards): %s", task_id, release, reason)
     return PublishRun(marker.release, marker.published_at, marker.tasks, summaries,
                       public.uri_for(catalog.release_prefix(release)))

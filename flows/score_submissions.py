@@ -24,13 +24,16 @@ from challenge.errors import ScoringErrors
 from challenge.flows.run_names import run_name, stamp, with_tasks
 from challenge.flows.run_states import failed_run, listing
 from challenge.flows.scoring_slot import scoring_slot
+from challenge.storage import Storage
 from challenge.task_runners import task_runner_from_env
+from challenge.tasks.answer_corrections import sync_public_corrections
 from challenge.tasks.artifacts import table_artifact
-from challenge.tasks.boards import refresh_leaderboard
-from challenge.tasks.releases import current_release, read_latest, release_tasks
+from challenge.tasks.boards import refresh_leaderboard, write_final_snapshot
+from challenge.tasks.releases import ReleasedTask, current_release, read_answer_versions, read_latest, release_tasks
 from challenge.tasks.result_records import load_results, scan_results
 from challenge.tasks.score_batches import (
     check_task_ids,
+    corrected_pending,
     finalized_at,
     locations,
     missing_feedback,
@@ -39,8 +42,8 @@ from challenge.tasks.score_batches import (
     score_batch,
     tally,
 )
-from challenge.tasks.scoring import reject_unusable, scored_per_day, write_notices
-from challenge.tasks.submissions import discover
+from challenge.tasks.scoring import reject_unusable, scored_per_day, scored_with, supersede, write_notices, write_result
+from challenge.tasks.submissions import Submission, discover
 
 
 @dataclass
@@ -55,6 +58,8 @@ class ScoringRun:
     leaderboard: str | None = None  # the page's address
     board: dict[str, Any] | None = None
     message: str = ""  # why nothing was done, when nothing could be
+    corrected: int = 0  # results rescored with a corrected answer key
+    superseded: int = 0  # results marked superseded (their task changed)
 
 
 def score_new(config: ChallengeConfig, only: list[str] | None = None, closing_at: datetime | None = None) -> ScoringRun:
@@ -68,13 +73,15 @@ def score_new(config: ChallengeConfig, only: list[str] | None = None, closing_at
         message = f"no release yet ({public.uri_for(catalog.LATEST)} is missing): nothing to score"
         logger.warning(message)
         return ScoringRun(message=message)
-    released = release_tasks(public, latest)
+    released = release_tasks(public, latest, private)
     chosen = check_task_ids(only, latest.tasks)
     inbox = discover(submissions)
     noticed = write_notices(submissions, inbox.ignored, inbox.feedback)
     if noticed:
         logger.info("%d upload(s) that are not submissions were told why: %s", len(noticed), listing(noticed))
     records, had_error = scan_results(private)
+    records, corrected = rescore_corrected(config, public, private, latest.release, records, released)
+    records, superseded = mark_superseded(private, submissions, records, released)
     done = {r["submission_id"]: r for r in records}
     unusable = reject_unusable(private, submissions, inbox.unusable, set(done))
     for record in unusable:
@@ -101,18 +108,52 @@ def score_new(config: ChallengeConfig, only: list[str] | None = None, closing_at
     logger.info("scored %d submission(s): %s; leaderboard %s", len(new), statuses or "nothing new", page)
     return ScoringRun(pending=sum(map(len, pending.values())) + len(unusable), statuses=statuses,
                       errors=[e for batch in batches.values() for e in batch.errors], notices=noticed,
-                      leaderboard=page, board=board)
+                      leaderboard=page, board=board, corrected=corrected, superseded=superseded)
+
+
+def rescore_corrected(config: ChallengeConfig, public: Storage, private: Storage, release: str,
+                      records: list[dict[str, Any]], released: dict[str, ReleasedTask]) -> tuple[list[dict[str, Any]], int]:
+    """Rescore the results scored with an earlier version of a corrected answer key (one Prefect task per
+    task), and bring each corrected task's public corrections.json up to date; returns the records with
+    the rescored ones replaced, and how many. Done by every scoring run, so a correction stopped half-way heals."""
+    for task_id, task in released.items():
+        versions = read_answer_versions(private, release, task_id) if task.answer_version > 1 else None
+        if versions is not None and sync_public_corrections(public, release, versions):
+            get_run_logger().warning("%s: the public corrections.json was behind the answer key in use; rewritten", task_id)
+    pending = corrected_pending(records, released)
+    futures = []
+    for task_id, chosen in pending.items():
+        with tags(f"task:{task_id}", f"track:{released[task_id].kind}"):
+            futures.append(rescore_batch.submit(config, task_id, release, chosen))
+    rescored = {r["submission_id"]: r for f in futures for r in f.result()}
+    return [rescored.get(r["submission_id"], r) for r in records], len(rescored)
+
+
+def mark_superseded(private: Storage, submissions: Storage, records: list[dict[str, Any]],
+                    released: dict[str, ReleasedTask]) -> tuple[list[dict[str, Any]], int]:
+    """Mark the results of tasks whose answer key changed `superseded` (result and feedback rewritten, the
+    old result kept as history); returns the records with those replaced, and how many."""
+    new = supersede(records, released, datetime.now(timezone.utc))
+    if not new:
+        return records, 0
+    for record in new:
+        write_result(private, submissions, Submission.from_record(record), record, had_error=False)
+    get_run_logger().warning("%d result(s) scored against an earlier version of their task are superseded; "
+                             "their teams were told to resubmit", len(new))
+    replaced = {r["submission_id"]: r for r in new}
+    return [replaced.get(r["submission_id"], r) for r in records], len(new)
 
 
 def rescore_all(config: ChallengeConfig, only: list[str] | None = None) -> ScoringRun:
-    """After an organizer fixes an answer key: recompute every scored result, keeping the old one as history."""
+    """Recompute every result scored with a task's current answer key (e.g. after a metric fix in the code),
+    keeping the old one as history. Answer-key fixes go through `challenge correct-answers`."""
     public, private, submissions = locations(config)
     latest = current_release(public)
-    released = release_tasks(public, latest)
+    released = release_tasks(public, latest, private)
     chosen = check_task_ids(only, latest.tasks)
     by_task: dict[str, list[dict[str, Any]]] = {}
     for r in load_results(private):
-        if r["status"] == "scored" and r["task_id"] in chosen:
+        if r["status"] == "scored" and r["task_id"] in chosen and scored_with(r) == released[r["task_id"]].answers_sha256:
             by_task.setdefault(r["task_id"], []).append(r)
     futures = []
     for task_id, records in sorted(by_task.items()):
@@ -149,23 +190,34 @@ def score_submissions(config_path: str | None = None, rescore: bool = False,
 
 
 @flow(name="finalize-challenge", flow_run_name=run_name("finalize"))
-def finalize_challenge(config_path: str | None = None) -> ScoringRun:
-    """Score every upload that arrived before now, then switch the leaderboards to private scores, for good
-    (the end of the challenge): anything uploaded later is `rejected: closed`.
+def finalize_challenge(config_path: str | None = None, force: bool = False) -> ScoringRun:
+    """Score every upload that arrived before now, then close the challenge for good: the leaderboards
+    switch to private scores, the final snapshot `<public>/leaderboard/final/` is written once (with the
+    code version, release and answer-key SHA-256 of every task), and anything uploaded later is
+    `rejected: closed` (or goes to the post-challenge board, with `policy.after_close: benchmark`).
 
     Args:
         config_path: Path of challenge.yaml (default: $CHALLENGE_CONFIG, else ./challenge.yaml).
+        force: Rebuild the final snapshot of a finalized challenge (the previous one is kept).
     """
     config = load_config(config_path)
     public, private, submissions = locations(config)
+    logger = get_run_logger()
     with scoring_slot(config):
         now = datetime.now(timezone.utc)
-        if finalized_at(private) is None:
+        closed = finalized_at(private)
+        if closed is None:
             last = score_new(config, closing_at=now)  # the uploads before the close count, later ones do not
             if last.errors:
                 raise ScoringErrors(f"{len(last.errors)} submission(s) hit an internal error; the challenge is not "
                                     "finalized: run `challenge finalize` again", last)
             private.write_bytes(catalog.FINAL_MARKER, json.dumps({"finalized_at": stamp(now)}).encode())
-        board, page = refresh_leaderboard(config, public, private, submissions)
-    get_run_logger().info("finalized: the leaderboards now rank by private scores; %s", page)
-    return ScoringRun(leaderboard=page, board=board)
+            closed = finalized_at(private)
+        elif force:
+            logger.warning("finalize --force: rebuilding the final snapshot of a challenge finalized at %s", closed)
+        final, final_page, previous = write_final_snapshot(config, public, private, submissions, stamp(closed), force)
+        if previous:
+            logger.warning("the previous final snapshot is kept at %s", previous)
+        refresh_leaderboard(config, public, private, submissions)
+    logger.info("finalized: the final standings are at %s", final_page)
+    return ScoringRun(leaderboard=final_page, board=final)

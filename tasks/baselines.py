@@ -78,6 +78,7 @@ class ReleasedTask:
     metric: str
     modalities: dict[str, Modality]  # feature column (as published) → modality, in table order
     folder: Path
+    built_in: str | None = None  # the release its files were built in (earlier when carried over unchanged)
 
 
 @dataclass(frozen=True)
@@ -133,7 +134,8 @@ def download_task(public: Storage, release: str, task_id: str, folder: Path) -> 
             raise BaselineError(f"{public.uri_for(catalog.release_file_key(release, task_id, path))}: SHA-256 differs "
                                "from the manifest's")
     features = pq.read_table(folder / catalog.table_file("train" if kind == "classification" else "records"))
-    return ReleasedTask(release, task_id, kind, manifest["metric"], column_modalities(manifest, features), folder)
+    return ReleasedTask(release, task_id, kind, manifest["metric"], column_modalities(manifest, features), folder,
+                        manifest.get("release"))
 
 
 def _declared(manifest: dict[str, Any]) -> dict[str, Modality]:
@@ -275,7 +277,8 @@ def run_baseline(config: ChallengeConfig, task_id: str, release: str, seed: int 
         released = download_task(public, release, task_id, Path(tmp) / task_id)
         downloaded = time.perf_counter() - started
         result = train_baseline(released, seed)
-    key, uploaded = submit_baseline(submissions, task_id, release, result.csv)
+    # named after the release the task's files were built in: a task carried over unchanged keeps its baseline
+    key, uploaded = submit_baseline(submissions, task_id, released.built_in or release, result.csv)
     return {"task_id": task_id, "kind": result.kind, "release": release, "model": result.model,
             "metric": result.metric, "validation_score": result.validation_score, "train_rows": result.train_rows,
             "test_rows": result.test_rows, "download_seconds": round(downloaded, 3), "train_seconds": result.seconds,

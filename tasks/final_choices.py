@@ -1,8 +1,9 @@
-"""A team's final pick for a task: its `<team>/<task_id>/FINAL` file, read, checked and answered.
+"""A team's final picks for a task: its `<team>/<task_id>/FINAL` file, read, checked and answered.
 
-FINAL holds the file name of one of the team's scored submissions to that task
-(e.g. `good.csv`); after finalize that submission's private score ranks the
-team. A FINAL that names nothing valid is not silently ignored: the team gets
+FINAL holds the file names of up to `policy.final_picks` (default 2, Kaggle's
+habit) of the team's scored submissions to that task, one per line (e.g.
+`good.csv`); after finalize the best private score among them ranks the team.
+A FINAL that names nothing valid is not silently ignored: the team gets
 `FINAL.result.json` saying why, and its best public submission counts instead.
 """
 
@@ -18,6 +19,7 @@ from typing import Any
 from challenge import catalog
 from challenge.storage import TRANSFER_THREADS, ObjectInfo, Storage
 from challenge.tasks.releases import ReleasedTask
+from challenge.tasks.scoring import counts_for
 from challenge.tasks.submissions import Inbox
 
 FINAL_MAX_BYTES = 1024
@@ -25,67 +27,73 @@ FINAL_MAX_BYTES = 1024
 
 @dataclass(frozen=True)
 class FinalFile:
-    """What one FINAL file says: the submission name it holds, or why it holds none."""
+    """What one FINAL file says: the submission names it holds, or why it holds none."""
 
     team: str
     task_id: str
     key: str
-    name: str | None
+    names: tuple[str, ...] = ()
     problem: str | None = None
 
 
-def read_final(submissions: Storage, info: ObjectInfo, team: str, task_id: str) -> FinalFile:
-    """Read a FINAL file (at most FINAL_MAX_BYTES, else refused unread)."""
+def read_final(submissions: Storage, info: ObjectInfo, team: str, task_id: str, picks: int = 2) -> FinalFile:
+    """Read a FINAL file (at most FINAL_MAX_BYTES, else refused unread): up to `picks` names, one per line."""
+    what = f"the file names of up to {picks} scored submissions, one per line"
     if info.size > FINAL_MAX_BYTES:
-        return FinalFile(team, task_id, info.key, None,
-                         f"FINAL is {info.size} bytes; it must hold only the file name of one scored submission")
+        return FinalFile(team, task_id, info.key, (), f"FINAL is {info.size} bytes; it must hold only {what}")
     data = submissions.read_limited(info.key, FINAL_MAX_BYTES)
     if len(data) > FINAL_MAX_BYTES:  # replaced by a larger file since the listing
-        return FinalFile(team, task_id, info.key, None,
-                         f"FINAL is larger than {FINAL_MAX_BYTES} bytes; it must hold only the file name of one scored submission")
+        return FinalFile(team, task_id, info.key, (), f"FINAL is larger than {FINAL_MAX_BYTES} bytes; it must hold only {what}")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
-        return FinalFile(team, task_id, info.key, None, "FINAL is not UTF-8 text; write the file name in plain text")
-    names = [line.strip() for line in text.splitlines() if line.strip()]
+        return FinalFile(team, task_id, info.key, (), "FINAL is not UTF-8 text; write the file names in plain text")
+    names = list(dict.fromkeys(line.strip().removeprefix(catalog.task_folder(team, task_id) + "/")
+                               for line in text.splitlines() if line.strip()))
     if not names:
-        return FinalFile(team, task_id, info.key, None, "FINAL is empty; write the file name of one scored submission")
-    if len(names) > 1:
-        return FinalFile(team, task_id, info.key, None,
-                         f"FINAL holds {len(names)} lines; write the file name of one scored submission only")
-    name = names[0].removeprefix(catalog.task_folder(team, task_id) + "/")
-    if "/" in name:
-        return FinalFile(team, task_id, info.key, None,
-                         f"FINAL names '{name[:100]}', which is not a file in {team}/{task_id}/; write the file name only")
-    return FinalFile(team, task_id, info.key, name)
+        return FinalFile(team, task_id, info.key, (), f"FINAL is empty; write {what}")
+    if len(names) > picks:
+        return FinalFile(team, task_id, info.key, (), f"FINAL names {len(names)} submissions; the limit is {picks}: "
+                         f"write {what}")
+    nested = [n for n in names if "/" in n]
+    if nested:
+        return FinalFile(team, task_id, info.key, (),
+                         f"FINAL names '{nested[0][:100]}', which is not a file in {team}/{task_id}/; write file names only")
+    return FinalFile(team, task_id, info.key, tuple(names))
 
 
-def check_final(final: FinalFile, records: list[dict[str, Any]], metric: str | None) -> tuple[dict[str, Any] | None, str]:
-    """The scored record FINAL picks (the latest upload of that name) and a message for the team.
+def check_final(final: FinalFile, records: list[dict[str, Any]], metric: str | None) -> tuple[list[dict[str, Any]], str]:
+    """The scored records FINAL picks (for each name, its latest scored upload) and a message for the team.
 
-    `records`: the team's result records for the task in the current release.
+    `records`: the team's result records for the task that count on the current board. Every name must
+    be a scored submission, else none is accepted (a half-valid FINAL is not guessed at).
     """
     fallback = "until it does, your best public submission counts for the final ranking"
     if final.problem:
-        return None, f"{final.problem}; {fallback}"
-    named = [r for r in records if r["name"] == final.name]
-    scored = [r for r in named if r["status"] == "scored"]
-    if scored:
-        chosen = max(scored, key=lambda r: r["uploaded_at"])
-        score = chosen["metrics"].get("public", {}).get(metric) if metric else None
-        shown = f", public {metric} {score:.4f}" if isinstance(score, (int, float)) else ""
-        return chosen, f"FINAL picks {final.name} (scored{shown}): it counts for the final ranking"
-    if named:
-        last = max(named, key=lambda r: r["uploaded_at"])
-        return None, (f"FINAL names {final.name}, which was not scored ({last['status']}: {last['message'][:200]}); "
-                      f"name a scored submission; {fallback}")
-    return None, (f"FINAL names '{final.name[:100]}', which is not a submission of {final.team} to {final.task_id} "
-                  f"in the current release; write the file name of one of your scored submissions; {fallback}")
+        return [], f"{final.problem}; {fallback}"
+    chosen, lines = [], []
+    for name in final.names:
+        named = [r for r in records if r["name"] == name]
+        scored = [r for r in named if r["status"] == "scored"]
+        if scored:
+            pick = max(scored, key=lambda r: r["uploaded_at"])
+            score = pick["metrics"].get("public", {}).get(metric) if metric else None
+            lines.append(f"{name} (scored" + (f", public {metric} {score:.4f})" if isinstance(score, (int, float)) else ")"))
+            chosen.append(pick)
+        elif named:
+            last = max(named, key=lambda r: r["uploaded_at"])
+            return [], (f"FINAL names {name}, which was not scored ({last['status']}: {last['message'][:200]}); "
+                        f"name scored submissions only; {fallback}")
+        else:
+            return [], (f"FINAL names '{name[:100]}', which is not a submission of {final.team} to {final.task_id} "
+                        f"scored against the current data; write the file names of your scored submissions; {fallback}")
+    return chosen, (f"FINAL picks {', '.join(lines)}: the best private score among "
+                    f"{'them' if len(chosen) > 1 else 'it'} counts for the final ranking")
 
 
-def final_feedback(final: FinalFile, chosen: dict[str, Any] | None, message: str) -> dict[str, Any]:
-    return {"final": final.key, "names": final.name, "status": "accepted" if chosen else "not accepted",
-            "submission": chosen["key"] if chosen else None, "message": message}
+def final_feedback(final: FinalFile, chosen: list[dict[str, Any]], message: str) -> dict[str, Any]:
+    return {"final": final.key, "names": list(final.names), "status": "accepted" if chosen else "not accepted",
+            "submissions": [r["key"] for r in chosen], "message": message}
 
 
 def write_final_feedback(submissions: Storage, private: Storage, answers: list[tuple[FinalFile, dict[str, Any]]],
@@ -112,22 +120,23 @@ def write_final_feedback(submissions: Storage, private: Storage, answers: list[t
 
 
 def answer_final_choices(submissions: Storage, private: Storage, inbox: Inbox, records: list[dict[str, Any]],
-                         release: str, tasks: dict[str, ReleasedTask]) -> dict[tuple[str, str], str]:
+                         tasks: dict[str, ReleasedTask], picks: int = 2) -> dict[tuple[str, str], list[str]]:
     """Read every FINAL file, write its feedback when the answer changed; returns (team, task) → the
-    submission id each valid FINAL picks."""
+    submission ids each valid FINAL picks (among the results that count on the task's current board)."""
     current: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in records:
-        if r.get("release") == release:
+        task = tasks.get(r["task_id"])
+        if task is not None and counts_for(r, task):
             current.setdefault((r["team"], r["task_id"]), []).append(r)
     items = sorted(inbox.final_choices.items())
     with ThreadPoolExecutor(max_workers=TRANSFER_THREADS) as pool:
-        finals = list(pool.map(lambda item: read_final(submissions, item[1], *item[0]), items))
+        finals = list(pool.map(lambda item: read_final(submissions, item[1], *item[0], picks=picks), items))
     choices, answers = {}, []
     for final in finals:
         task = tasks.get(final.task_id)
         chosen, message = check_final(final, current.get((final.team, final.task_id), []), task.metric if task else None)
         if chosen:
-            choices[(final.team, final.task_id)] = chosen["submission_id"]
+            choices[(final.team, final.task_id)] = [r["submission_id"] for r in chosen]
         answers.append((final, final_feedback(final, chosen, message)))
     write_final_feedback(submissions, private, answers, inbox.feedback)
     return choices

@@ -2,8 +2,10 @@
 
 Per task: each team's best public score (earlier upload wins a tie). Per
 track: the mean over the track's tasks of each team's task score, a missing
-task counting as 0. After `challenge finalize` the private score of each
-team's chosen submission (its FINAL file, else its best public one) is shown.
+task counting as 0. After `challenge finalize`: the best private score among
+each team's picks (its FINAL file), else the private score of its best public
+submission. The post-challenge benchmark board (uploads after the close, with
+`policy.after_close: benchmark`) ranks each team's best private score.
 
 The reserved team `baseline` (tasks/baselines.py) is shown in its score order
 with `"baseline": true`, the name "Baseline" and no rank: teams are ranked
@@ -22,7 +24,7 @@ from challenge import catalog
 from challenge.storage import Storage
 from challenge.tasks.leaderboard_page import render_html
 from challenge.tasks.releases import ReleasedTask
-from challenge.tasks.scoring import scored_with
+from challenge.tasks.scoring import counts_for
 from challenge.tasks.submissions import BASELINE_TEAM
 
 BASELINE_NAME = "Baseline"
@@ -42,25 +44,29 @@ def _rank(entries: list[dict[str, Any]]) -> None:
             entry["rank"] = rank
 
 
-def _task_entries(records: list[dict[str, Any]], metric: str, final: bool, choices: dict[str, str]) -> list[dict[str, Any]]:
-    """`choices`: team → the submission id its FINAL picks (used after finalize)."""
+def _task_entries(records: list[dict[str, Any]], metric: str, mode: str, choices: dict[str, list[str]]) -> list[dict[str, Any]]:
+    """`mode`: "live" (best public score), "final" (the best private score among the team's FINAL picks, else the
+    private score of its best public submission) or "benchmark" (best private score). `choices`: team → picked ids."""
     by_team: dict[str, list[dict[str, Any]]] = {}
     for record in records:
         if record["status"] != "rejected: closed":  # after the close: not a submission to the challenge
             by_team.setdefault(record["team"], []).append(record)
+    part = "public" if mode == "live" else "private"
     entries = []
     for team, team_records in by_team.items():
         scored = [r for r in team_records if r["status"] == "scored"]
         if not scored:
             continue
         best = min(scored, key=lambda r: (-r["metrics"]["public"][metric], r["uploaded_at"]))
-        chosen = next((r for r in scored if r["submission_id"] == choices.get(team)), best) if final else best
+        picked = [r for r in scored if r["submission_id"] in choices.get(team, [])]
+        if mode == "benchmark" or (mode == "final" and picked):
+            best = min(picked or scored, key=lambda r: (-r["metrics"]["private"][metric], r["uploaded_at"]))
         entries.append({
             "team": team,
-            "score": chosen["metrics"]["private" if final else "public"][metric],
+            "score": best["metrics"][part][metric],
             "submissions": len(scored),
             "last_submitted_at": max(r["uploaded_at"] for r in team_records),
-            "_tiebreak": chosen["uploaded_at"],
+            "_tiebreak": best["uploaded_at"],
         })
     entries.sort(key=lambda e: (-e["score"], e["team"] == BASELINE_TEAM, e["_tiebreak"]))  # a tie goes to the team
     _rank(entries)
@@ -78,31 +84,27 @@ def _history(records: list[dict[str, Any]], metric: str) -> dict[str, list[tuple
     return out
 
 
-def counts_for(record: dict[str, Any], task: ReleasedTask, release: str) -> bool:
-    """Whether a result counts on the task's current board: scored with its current answer key (a record
-    without one, e.g. a rejection, counts in the release it was made in)."""
-    used = scored_with(record)
-    if used and task.answers_sha256:
-        return used == task.answers_sha256
-    return record.get("release") == release
-
-
 def build_leaderboard(challenge_name: str, release: str, tasks: dict[str, ReleasedTask],
-                      records: list[dict[str, Any]], final: bool, choices: dict[tuple[str, str], str],
-                      team_names: dict[str, str] | None = None) -> dict[str, Any]:
+                      records: list[dict[str, Any]], final: bool, choices: dict[tuple[str, str], list[str]],
+                      team_names: dict[str, str] | None = None, benchmark: bool = False,
+                      withdrawn: dict[str, str] | None = None) -> dict[str, Any]:
     """Task and track boards. Only records scored with a task's current answer key count (whatever release
     they were scored in: a task carried over unchanged keeps its results). `choices`: (team, task) → the
-    submission id the team's FINAL picks. A track entry's task without a scored submission is None in
-    `tasks`, listed in `missing`, and counts as 0 in the mean."""
+    submission ids the team's FINAL picks. A track entry's task without a scored submission is None in
+    `tasks`, listed in `missing`, and counts as 0 in the mean. `benchmark`: the post-challenge board (only
+    uploads after the close, ranked by private score). `withdrawn`: task id → why it was withdrawn."""
+    mode = "benchmark" if benchmark else "final" if final else "live"
     board: dict[str, Any] = {"challenge": challenge_name, "release": release,
-                             "updated_at": datetime.now(timezone.utc).isoformat(), "final": final, "tasks": {}, "tracks": {}}
+                             "updated_at": datetime.now(timezone.utc).isoformat(), "final": final and not benchmark,
+                             "benchmark": benchmark, "tasks": {}, "tracks": {}, "withdrawn": dict(withdrawn or {})}
     history = {}
     for task_id, task in sorted(tasks.items()):
-        task_records = [r for r in records if r["task_id"] == task_id and counts_for(r, task, release)]
+        task_records = [r for r in records if r["task_id"] == task_id
+                        and counts_for(r, task, "benchmark" if benchmark else "challenge", release)]
         team_choices = {team: chosen for (team, t), chosen in choices.items() if t == task_id}
         board["tasks"][task_id] = {"kind": task.kind, "metric": task.metric, "title": task.title, "card": task.card,
-                                   "changed_in": task.changed_in or release,
-                                   "entries": _task_entries(task_records, task.metric, final, team_choices)}
+                                   "changed_in": task.changed_in or release, "answer_version": task.answer_version,
+                                   "entries": _task_entries(task_records, task.metric, mode, team_choices)}
         history[task_id] = _history(task_records, task.metric)
     for track in sorted({task.kind for task in tasks.values()}):
         track_tasks = sorted(t for t, task in tasks.items() if task.kind == track)
@@ -139,17 +141,17 @@ def _csv(rows: list[dict[str, Any]], columns: list[str]) -> bytes:
     return out.getvalue().encode()
 
 
-def write_leaderboard(public: Storage, board: dict[str, Any], title: str) -> list[str]:
-    """leaderboard.json, one CSV per task and per track, and index.html under `<public>/leaderboard/`."""
+def write_leaderboard(public: Storage, board: dict[str, Any], title: str, folder: str = catalog.LEADERBOARD) -> list[str]:
+    """leaderboard.json, one CSV per task and per track, and index.html under `<public>/<folder>/`."""
     history, baseline_label = board.pop("_history", {}), board.pop("_baseline_label", None)
-    files = {catalog.BOARD_JSON: json.dumps(board, indent=2).encode()}
+    files = {catalog.board_json(folder): json.dumps(board, indent=2).encode()}
     for task_id, info in board["tasks"].items():
-        files[catalog.task_board_csv(task_id)] = _csv(info["entries"], ["rank", "team", "score", "submissions", "last_submitted_at"])
+        files[catalog.task_board_csv(task_id, folder)] = _csv(info["entries"], ["rank", "team", "score", "submissions", "last_submitted_at"])
     for track, info in board["tracks"].items():
         rows = [{**{k: e[k] for k in ("rank", "team", "score")}, **e["tasks"]} for e in info["entries"]]
         tasks = info["tasks"]
-        files[catalog.track_board_csv(track)] = _csv(rows, ["rank", "team", "score", *tasks])
-    files[catalog.PAGE] = render_html({**board, "_history": history, "_baseline_label": baseline_label}, title).encode()
+        files[catalog.track_board_csv(track, folder)] = _csv(rows, ["rank", "team", "score", *tasks])
+    files[catalog.board_page(folder)] = render_html({**board, "_history": history, "_baseline_label": baseline_label}, title).encode()
     for key, data in files.items():
         public.write_bytes(key, data)
     return list(files)

@@ -185,15 +185,32 @@ def chart(series: dict[str, list[tuple[str, float]]], until: str, styles: dict[s
 
 def render_html(board: dict[str, Any], title: str) -> str:
     """Track tables with a footnote on the mean, then per task: title, metric, card link, table, chart."""
-    final = board["final"]
-    state = "Final standings (private scores)" if final else "Public leaderboard (private scores stay hidden until the end)"
+    final, benchmark = board["final"], board.get("benchmark", False)
+    snapshot = board.get("snapshot")
+    state = ("Post-challenge benchmark: uploads after the close, ranked by their score on the whole test set; "
+             "the final standings do not change" if benchmark
+             else "Final standings (private scores)" if final
+             else "Public leaderboard (private scores stay hidden until the end)")
+    when = (f"finalized {html.escape(utc_minute(snapshot['finalized_at']))}" if snapshot
+            else f"updated {html.escape(utc_minute(board['updated_at']))}")
     parts = [f"<h1>{html.escape(title)}</h1>",
-             f"<p class='muted'>{html.escape(state)} · release {html.escape(board['release'])} · "
-             f"updated {html.escape(utc_minute(board['updated_at']))}</p>"]
+             f"<p class='muted'>{html.escape(state)} · release {html.escape(board['release'])} · {when}</p>"]
+    if snapshot:
+        keys = "; ".join(f"{html.escape(t)}: {html.escape(str(info['answers_sha256'])[:12])}…"
+                         + (f" (version {info['answer_version']})" if info.get("answer_version", 1) > 1 else "")
+                         for t, info in snapshot["tasks"].items())
+        parts.append(f"<p class='note' id='snapshot'>This snapshot is final: no later run changes it. Computed by "
+                     f"challenge {html.escape(str(snapshot['code_version']))} on release {html.escape(snapshot['release'])}; "
+                     f"answer keys (SHA-256): {keys}</p>")
+    for task_id, reason in (board.get("withdrawn") or {}).items():
+        parts.append(f"<p class='note withdrawn'>Task {html.escape(task_id)} is withdrawn: {html.escape(reason)}</p>")
     if any(e.get("baseline") for info in board["tasks"].values() for e in info["entries"]):
         parts.append("<p class='note'><span class=\"badge\">baseline</span> the organizers' scikit-learn reference "
                      "model, shown for comparison and not ranked.</p>")
-    score_kind = "private score of each team's chosen submission" if final else "best public score"
+    score_kind = ("best score on the whole test set" if benchmark else
+                  "final score (the best private score among its FINAL picks, else the private score of its best "
+                  "public submission)" if final
+                  else "best public score")
     history = board.get("_history", {})
     styles = team_styles([label for series in history.values() for label in series], board.get("_baseline_label"))
     for track, info in board["tracks"].items():
@@ -215,7 +232,11 @@ def render_html(board: dict[str, Any], title: str) -> str:
         card = info.get("card")
         card_link = f" · <a href='../{html.escape(card)}'>dataset card</a>" if card else ""
         changed = info.get("changed_in")
-        card_link += f" · unchanged since release {html.escape(changed)}" if changed and changed != board["release"] else ""
+        if changed:
+            card_link += (f" · unchanged since release {html.escape(changed)}" if changed != board["release"]
+                          else f" · last changed in release {html.escape(changed)}")
+        version = info.get("answer_version", 1)
+        card_link += f" · answer key corrected (version {version})" if version > 1 else ""
         parts += [f"<h2 id='task-{html.escape(task_id)}-title'>{html.escape(info.get('title') or task_id)} "
                   f"<small>{html.escape(task_id)} · {html.escape(info['kind'])} · metric {html.escape(info['metric'])}"
                   f"{card_link}</small></h2>",

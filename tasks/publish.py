@@ -27,7 +27,7 @@ from challenge.tasks.leakage import LeakFinding
 from challenge.tasks.opaque_ids import load_key
 from challenge.tasks.release_build import PublishError, build_inputs, build_task_release
 from challenge.tasks.release_upload import clear_incomplete, upload_and_verify
-from challenge.tasks.releases import read_latest
+from challenge.tasks.releases import read_answer_versions, read_latest
 from challenge.tasks.retry import transient
 from challenge.tasks.staged import list_staged, load_staged_task
 
@@ -55,9 +55,11 @@ def release_exists(public: Storage, release: str) -> bool:
     return public.exists(catalog.release_marker_key(release))
 
 
-def finish_release(public: Storage, release: str, task_ids: list[str]) -> Latest:
-    """Write the release marker, then latest.json (last: the release becomes visible)."""
-    marker = Latest(release=release, published_at=datetime.now(timezone.utc).isoformat(), tasks=sorted(task_ids))
+def finish_release(public: Storage, release: str, task_ids: list[str], withdrawn: dict[str, str] | None = None) -> Latest:
+    """Write the release marker, then latest.json (last: the release becomes visible). `withdrawn`: the
+    tasks left out on purpose, with the reason shown on the leaderboard page."""
+    marker = Latest(release=release, published_at=datetime.now(timezone.utc).isoformat(), tasks=sorted(task_ids),
+                    withdrawn=dict(sorted((withdrawn or {}).items())))
     catalog.write_record(public, catalog.release_marker_key(release), marker)
     catalog.write_record(public, catalog.LATEST, marker)
     return marker
@@ -156,14 +158,22 @@ class TaskPlan:
 
 
 def plan_release(staged: dict[str, StagedPointer], current: dict[str, Manifest], rebuild: set[str],
-                 config: ChallengeConfig, current_release: str | None) -> list[TaskPlan]:
-    """Every staged task is in the release: carried over from the current release when the inputs of its
-    files there equal today's (and it is not in `rebuild`), else built. A step: no storage inside."""
+                 config: ChallengeConfig, current_release: str | None,
+                 corrected: dict[str, str] | None = None, withdrawn: dict[str, str] | None = None) -> list[TaskPlan]:
+    """Every staged task not `withdrawn` is in the release: carried over from the current release when the
+    inputs of its files there equal today's (and it is not in `rebuild`), else built. `corrected`: task id →
+    the staged fingerprint its answer-key correction wrote (the corrected key matches that staged data).
+    A step: no storage inside."""
     plans = []
     for task_id, pointer in sorted(staged.items()):
+        if task_id in (withdrawn or {}):
+            continue
         manifest = current.get(task_id)
+        inputs = dict(manifest.build_inputs or {}) if manifest is not None else None
+        if inputs is not None and task_id in (corrected or {}):
+            inputs["staged_fingerprint"] = (corrected or {})[task_id]
         same = (manifest is not None and task_id not in rebuild
-                and manifest.build_inputs == build_inputs(pointer.fingerprint, config))
+                and inputs == build_inputs(pointer.fingerprint, config))
         plans.append(TaskPlan(task_id, pointer.kind, current_release if same else None))
     return plans
 
@@ -182,6 +192,10 @@ def prepare_release(config: ChallengeConfig, release: str, task_ids: list[str] |
         )
     staged = list_staged(private)
     selected = sorted(set(task_ids or []))
+    withdrawn = sorted(set(selected) & set(config.withdrawn))
+    if withdrawn:
+        raise PublishError(f"cannot rebuild {', '.join(withdrawn)}: withdrawn in challenge.yaml "
+                           f"({config.withdrawn[withdrawn[0]]}); remove it from `withdrawn` to publish it again")
     missing = [t for t in selected if t not in staged]
     if missing:
         raise PublishError(
@@ -196,7 +210,16 @@ def prepare_release(config: ChallengeConfig, release: str, task_ids: list[str] |
         get_logger().warning("release %s was left incomplete by an earlier run: removed %d object(s), restarting", release, cleared)
     latest = read_latest(public)
     current = {t: catalog.read_manifest(public, latest.release, t) for t in latest.tasks if t in staged} if latest else {}
-    return plan_release(staged, current, set(selected), config, latest.release if latest else None)
+    corrected = {}
+    for task_id in current:
+        versions = read_answer_versions(private, latest.release, task_id) if latest else None
+        if versions and versions.versions[-1].version > 1 and versions.versions[-1].staged_fingerprint:
+            corrected[task_id] = versions.versions[-1].staged_fingerprint
+    plans = plan_release(staged, current, set(selected), config, latest.release if latest else None, corrected,
+                         config.withdrawn)
+    if not plans:
+        raise PublishError(f"nothing to publish: every staged task is withdrawn in challenge.yaml ({', '.join(config.withdrawn)})")
+    return plans
 
 
 def get_logger() -> logging.Logger | logging.LoggerAdapter:

@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass
 
 from challenge import catalog
-from challenge.catalog import Latest, Manifest
+from challenge.catalog import AnswerVersions, Latest, Manifest
 from challenge.errors import ChallengeError
 from challenge.storage import Storage
 
@@ -72,17 +72,31 @@ class ReleasedTask:
     metric: str
     title: str
     card: str  # key of the dataset card under public
-    answers_sha256: str | None = None  # the answer key results must have been scored with to count
+    answers_sha256: str | None = None  # the answer key in use: results must have been scored with it to count
     changed_in: str | None = None  # the release in which the task's files last changed
+    answer_version: int = 1  # 1: as built; higher: corrected with `challenge correct-answers`
+    earlier_keys: tuple[str, ...] = ()  # SHA-256 of the key's earlier versions: their results are rescored
 
     @classmethod
-    def from_manifest(cls, manifest: Manifest, task_id: str, release: str) -> "ReleasedTask":
+    def from_manifest(cls, manifest: Manifest, task_id: str, release: str,
+                      versions: AnswerVersions | None = None) -> "ReleasedTask":
+        last = versions.versions[-1] if versions and versions.versions else None
         return cls(task_id, manifest.kind, manifest.metric, manifest.title or task_id, catalog.card_key(release, task_id),
-                   manifest.answers_sha256, manifest.release)
+                   last.answers_sha256 if last else manifest.answers_sha256, manifest.release,
+                   last.version if last else 1,
+                   tuple(v.answers_sha256 for v in versions.versions[:-1]) if versions else ())
 
 
-def release_tasks(public: Storage, latest: Latest) -> dict[str, ReleasedTask]:
-    """task id → kind, metric, title and card of every task of the release `latest` names (from its manifests)."""
-    return {task_id: ReleasedTask.from_manifest(catalog.read_manifest(public, latest.release, task_id), task_id,
-                                                latest.release)
+def read_answer_versions(private: Storage, release: str, task_id: str) -> AnswerVersions | None:
+    """The corrected versions of a task's answer key in `release` (None: never corrected, version 1 in use)."""
+    key = catalog.answer_versions_key(release, task_id)
+    return catalog.read_record(private, key, AnswerVersions) if private.exists(key) else None
+
+
+def release_tasks(public: Storage, latest: Latest, private: Storage | None = None) -> dict[str, ReleasedTask]:
+    """task id → kind, metric, title and card of every task of the release `latest` names (from its manifests);
+    with `private`, the answer key in use is the last corrected version, when there is one."""
+    return {task_id: ReleasedTask.from_manifest(
+                catalog.read_manifest(public, latest.release, task_id), task_id, latest.release,
+                read_answer_versions(private, latest.release, task_id) if private is not None else None)
             for task_id in latest.tasks}

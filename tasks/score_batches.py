@@ -4,6 +4,7 @@ what the run did (SPEC §8). The flow, flows/score_submissions.py, wires them in
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -15,9 +16,10 @@ from prefect.logging import get_run_logger
 from challenge import catalog
 from challenge.config import ChallengeConfig
 from challenge.errors import ChallengeError
-from challenge.storage import Storage, open_location
+from challenge.storage import TRANSFER_THREADS, Storage, open_location
 from challenge.tasks.artifacts import ProgressArtifact
-from challenge.tasks.scoring import AnswerKey, feedback, load_answer_key, process_batch, rescore, write_result
+from challenge.tasks.releases import ReleasedTask
+from challenge.tasks.scoring import AnswerKey, feedback, load_answer_key, process_batch, rescore, scored_with, write_result
 from challenge.tasks.submissions import Inbox, Submission
 
 
@@ -102,19 +104,35 @@ def score_batch(config: ChallengeConfig, task_id: str, subs: list[Submission], r
     return BatchOutcome(records, errors)
 
 
+def corrected_pending(records: list[dict[str, Any]], released: dict[str, ReleasedTask]) -> dict[str, list[dict[str, Any]]]:
+    """Task id → its scored results scored with an earlier version of its answer key (corrected since):
+    to be rescored with the version in use."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for r in records:
+        task = released.get(r["task_id"])
+        if r["status"] == "scored" and task is not None and scored_with(r) in task.earlier_keys:
+            out.setdefault(r["task_id"], []).append(r)
+    return dict(sorted(out.items()))
+
+
 @task(name="rescore-task", task_run_name="rescore-{task_id}", cache_policy=NO_CACHE)
 def rescore_batch(config: ChallengeConfig, task_id: str, release: str, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Every scored submission of one task, against its current answer key (the old result kept as history)."""
+    """These scored submissions of one task, against its answer key in use (the old result kept as history)."""
     logger = get_run_logger()
     public, private, submissions = locations(config)
     key = load_answer_key(public, private, release, task_id)
-    updated: list[dict[str, Any]] = []
-    for record in records:
+
+    def one(record: dict[str, Any]) -> dict[str, Any] | None:
         new = rescore(record, key, submissions)
+        if new is not None:
+            write_result(private, submissions, Submission.from_record(record), new, had_error=False)
+        return new
+
+    with ThreadPoolExecutor(max_workers=TRANSFER_THREADS) as pool:
+        outcomes = list(pool.map(one, records))
+    updated = [new for new in outcomes if new is not None]
+    for record, new in zip(records, outcomes):
         if new is None:
-            logger.warning("%s: the uploaded file is gone or replaced; result kept as it was", record["key"])
-            continue
-        write_result(private, submissions, Submission.from_record(record), new)
-        updated.append(new)
+            logger.warning("%s: the uploaded file is gone, replaced or no longer valid; not rescored", record["key"])
     logger.info("%s: rescored %d of %d submission(s)", task_id, len(updated), len(records))
     return updated

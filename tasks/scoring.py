@@ -9,6 +9,7 @@ status, the message and the public score only.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import logging
@@ -25,9 +26,10 @@ import pyarrow.parquet as pq
 
 import challenge
 from challenge import catalog
-from challenge.errors import StorageError
+from challenge.errors import ChallengeError, StorageError
 from challenge.metrics import score_all
 from challenge.storage import TRANSFER_THREADS, ObjectChanged, Storage, is_valid_key
+from challenge.tasks.releases import read_answer_versions
 from challenge.tasks.submissions import (
     BASELINE_TEAM,
     NOT_SCORED,
@@ -46,7 +48,7 @@ log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 3  # internal errors on one submission before it is recorded as `failed`
 FINAL_STATUSES = ("scored", "invalid", "rejected", "rejected: early", "rejected: closed", "rejected: late",  # late: before 0.2
-                  "rejected: quota", "failed")
+                  "rejected: quota", "failed", "superseded")
 
 
 @dataclass
@@ -62,6 +64,7 @@ class AnswerKey:
     labels: pa.Array
     public: pa.Array  # bool mask over ids
     classes: pa.Array
+    version: int = 1  # the answer key's version (corrections make new ones)
 
     @cached_property
     def index(self) -> IdIndex:
@@ -73,18 +76,32 @@ class AnswerKey:
 
 
 def load_answer_key(public: Storage, private: Storage, release: str, task_id: str) -> AnswerKey:
+    """The answer key in use for a task of `release` (its last corrected version, if any), checked against
+    the SHA-256 recorded for it: a key edited by hand is refused, not silently scored with."""
     manifest = catalog.read_manifest(public, release, task_id)
-    answers = pq.read_table(io.BytesIO(private.read_bytes(catalog.answers_key(release, task_id))))
+    versions = read_answer_versions(private, release, task_id)
+    last = versions.versions[-1] if versions and versions.versions else None
+    key_name = catalog.answers_key(release, task_id, last.version if last else 1)
+    expected = last.answers_sha256 if last else manifest.answers_sha256
+    data = private.read_bytes(key_name)
+    if hashlib.sha256(data).hexdigest() != expected:
+        raise ChallengeError(
+            f"{private.uri_for(key_name)} does not match the SHA-256 recorded for it ({expected[:12]}…): the answer "
+            "key was changed outside the product. Restore it; fix labels with `challenge correct-answers`, which "
+            "keeps the old version and tells the teams")
+    answers = pq.read_table(io.BytesIO(data))
+    answers = answers.cast(pa.schema([pa.field(n, pa.string()) for n in answers.column_names]))  # e.g. large_string
     if manifest.kind == "classification":
         train = pq.read_table(io.BytesIO(public.read_bytes(catalog.release_file_key(release, task_id, catalog.table_file("train")))),
                               columns=["label"])
-        classes = pc.unique(pa.chunked_array(train["label"].chunks + answers["label"].chunks)).sort()
+        classes = pc.unique(pa.chunked_array(train["label"].cast(pa.string()).chunks + answers["label"].chunks)).sort()
     else:
         classes = pa.array(["0", "1"])
     return AnswerKey(
         release=release, task_id=task_id, kind=manifest.kind, metric=manifest.metric,
-        sha256=manifest.answers_sha256, ids=answers["id"].combine_chunks(), labels=answers["label"].combine_chunks(),
+        sha256=expected, ids=answers["id"].combine_chunks(), labels=answers["label"].combine_chunks(),
         public=pc.equal(answers["usage"], "public").combine_chunks(), classes=classes,
+        version=last.version if last else 1,
     )
 
 
@@ -125,16 +142,19 @@ def read_upload(submissions: Storage, sub: Submission, limit_bytes: int) -> byte
 
 
 def result_record(sub: Submission, status: str, message: str, release: str | None,
-                  key: AnswerKey | None = None, metrics: dict[str, Any] | None = None) -> dict[str, Any]:
+                  key: AnswerKey | None = None, metrics: dict[str, Any] | None = None,
+                  phase: str = "challenge") -> dict[str, Any]:
+    """A final result record; `phase` is "benchmark" for an upload scored after the close (post-challenge board)."""
     return {
         "submission_id": sub.submission_id, "key": sub.key, "etag": sub.etag, "bytes": sub.size,
         "uploaded_at": sub.uploaded_at.isoformat(), "team": sub.team, "task_id": sub.task_id, "name": sub.name,
-        "release": release, "status": status, "message": message,
+        "release": release, "status": status, "message": message, "phase": phase,
         "primary_metric": key.metric if key else None,
         "metrics": metrics or {},
         "scored_at": datetime.now(timezone.utc).isoformat(),
         "scored_by": {"package": "challenge", "version": challenge.__version__,
-                      "metric": key.metric if key else None, "answers_sha256": key.sha256 if key else None},
+                      "metric": key.metric if key else None, "answers_sha256": key.sha256 if key else None,
+                      "answers_version": key.version if key else None},
     }
 
 
@@ -142,12 +162,16 @@ def feedback(record: dict[str, Any]) -> dict[str, Any]:
     """What the team may read: never a private score. `quota` says how many scored submissions the
     team has left for the task on the upload's UTC day, and when that count resets."""
     public = record["metrics"].get("public", {})
-    return {
+    body = {
         "submission": record["key"], "status": record["status"], "message": record["message"],
         "public_score": public.get(record["primary_metric"]) if record["status"] == "scored" else None,
         "metric": record["primary_metric"], "release": record["release"], "scored_at": record["scored_at"],
         "quota": record.get("quota"),
     }
+    if record.get("phase") == "benchmark":  # after the close the final is fixed: the full score is no secret
+        body["phase"] = "benchmark"
+        body["private_score"] = record["metrics"].get("private", {}).get(record["primary_metric"])
+    return body
 
 
 def quota_status(sub: Submission, limit: int, used: int) -> dict[str, Any]:
@@ -167,6 +191,19 @@ def scored_with(record: dict[str, Any]) -> str | None:
     return (record.get("scored_by") or {}).get("answers_sha256")
 
 
+def counts_for(record: dict[str, Any], task: Any, phase: str = "challenge", release: str | None = None) -> bool:
+    """Whether a result counts on the task's board of `phase` ("challenge", or "benchmark" for the
+    post-challenge board): scored with the task's current answer key, whatever release it was scored in.
+    `task`: the task's ReleasedTask. Without a key's SHA-256 on either side (a rejection before any key
+    was read, records of old versions), a record counts in the release it was made in (`release`)."""
+    if record.get("phase", "challenge") != phase:
+        return False
+    used = scored_with(record)
+    if used and task.answers_sha256:
+        return used == task.answers_sha256
+    return record.get("release") == (release or task.changed_in)
+
+
 def scored_per_day(records: list[dict[str, Any]],
                    current_keys: dict[str, str | None] | None = None) -> dict[tuple[str, str, str], int]:
     """(team, task, UTC day) → scored submissions, for the daily quota. With `current_keys` (task id →
@@ -182,6 +219,31 @@ def scored_per_day(records: list[dict[str, Any]],
     return counts
 
 
+def supersede(records: list[dict[str, Any]], current: dict[str, Any], now: datetime) -> list[dict[str, Any]]:
+    """New records for the scored results of tasks whose answer key changed since (a new release rebuilt
+    the task, or its key was corrected and the upload could not be rescored): status `superseded`, kept
+    as history, not ranked, not counted in any quota; the message tells the team to resubmit.
+    `current`: task id → its ReleasedTask in the current release. A step: no storage inside."""
+    out = []
+    for r in records:
+        task = current.get(r["task_id"])
+        used = scored_with(r)
+        if r["status"] != "scored" or task is None or not used or not task.answers_sha256 or used == task.answers_sha256:
+            continue
+        version = f", answer key version {task.answer_version}" if task.answer_version > 1 else ""
+        new = {k: v for k, v in r.items() if k != "history"}
+        new.update(status="superseded", scored_at=now.isoformat(), quota=None,
+                   superseded={"at": now.isoformat(), "changed_in": task.changed_in, "answers_sha256": task.answers_sha256},
+                   message=(f"superseded: {r['task_id']} changed in release {task.changed_in}{version} after this file "
+                            f"was scored (public {r['primary_metric']} "
+                            f"{r['metrics'].get('public', {}).get(r['primary_metric'], float('nan')):.4f}); it no longer "
+                            "counts on the leaderboard or in your daily quota: download the current release and "
+                            "submit again"),
+                   history=[*r.get("history", []), {k: v for k, v in r.items() if k != "history"}])
+        out.append(new)
+    return out
+
+
 def _day(sub: Submission) -> tuple[str, str, str]:
     return (sub.team, sub.task_id, sub.uploaded_at.astimezone(timezone.utc).date().isoformat())
 
@@ -191,10 +253,10 @@ def _first_pass(sub: Submission, config: Any, key: AnswerKey | None, task_ids: s
     """Admission before reading, then validation and scoring: ("final", record) or ("valid", metrics)."""
     release = key.release if key else None
     try:
-        admit(sub, config, task_ids, finalized_at)
+        phase = admit(sub, config, task_ids, finalized_at)
         assert key is not None
         data = read_upload(submissions, sub, int(config.policy.max_submission_mb * 1024 * 1024))
-        return "valid", evaluate(sub, data, key)
+        return "valid", {**evaluate(sub, data, key), "phase": phase}
     except ParticipantVisibleError as exc:
         return "final", result_record(sub, exc.status, str(exc), release, key)
     except ObjectChanged:
@@ -256,9 +318,12 @@ def settle(subs: list[Submission], outcomes: list[tuple[str, Any]], config: Any,
                 record = result_record(sub, exc.status, str(exc), key.release, key)
             else:
                 counts[_day(sub)] = counts.get(_day(sub), 0) + 1
-                primary = value["public"][key.metric]
-                record = result_record(sub, "scored", f"scored: public {key.metric} {primary:.4f}",
-                                       key.release, key, value)
+                metrics = {part: value[part] for part in ("public", "private")}
+                phase = value.get("phase", "challenge")
+                primary = metrics["public"][key.metric]
+                where = " (post-challenge benchmark)" if phase == "benchmark" else ""
+                record = result_record(sub, "scored", f"scored{where}: public {key.metric} {primary:.4f}",
+                                       key.release, key, metrics, phase)
         if sub.task_id in task_ids and (sub.team == BASELINE_TEAM or sub.team in team_ids):  # a quota to report
             record["quota"] = quota_status(sub, limit, counts.get(_day(sub), 0))
         finals.append((sub, record))
@@ -341,7 +406,8 @@ def write_error(private: Storage, sub: Submission, exc: BaseException, attempts:
 def rescore(record: dict[str, Any], key: AnswerKey, submissions: Storage) -> dict[str, Any] | None:
     """Score a scored submission again against the current answer key; the old result goes to history.
 
-    None when the uploaded object is gone or was replaced (its ETag changed).
+    None when the uploaded object is gone or was replaced (its ETag changed), or no longer passes the
+    checks (then the next scoring run marks it superseded).
     """
     sub = Submission.from_record(record)
     try:  # the bytes that were scored: that version, no more than that size
@@ -350,9 +416,16 @@ def rescore(record: dict[str, Any], key: AnswerKey, submissions: Storage) -> dic
         return None
     if len(data) > sub.size:
         return None
-    metrics = evaluate(sub, data, key)
-    new = result_record(sub, "scored", f"rescored: public {key.metric} {metrics['public'][key.metric]:.4f}",
-                        key.release, key, metrics)
+    try:
+        metrics = evaluate(sub, data, key)
+    except ParticipantVisibleError as exc:
+        log.warning("%s: no longer valid against answer key version %d: %s", sub.key, key.version, exc)
+        return None
+    corrected = f" with the corrected answer key (version {key.version})" if key.version > 1 else ""
+    new = result_record(sub, "scored", f"rescored{corrected}: public {key.metric} {metrics['public'][key.metric]:.4f}",
+                        record.get("release"), key, metrics, record.get("phase", "challenge"))
+    if "quota" in record:
+        new["quota"] = record["quota"]
     previous = {k: v for k, v in record.items() if k != "history"}
     new["history"] = [*record.get("history", []), previous]
     return new

@@ -101,6 +101,7 @@ class Inbox:
     final_choices: dict[tuple[str, str], ObjectInfo]  # (team, task) → the FINAL file
     ignored: list[str]
     unusable: list[tuple[Submission, str]] = field(default_factory=list)  # uploads that cannot be read, and why
+    histories: set[str] = field(default_factory=set)  # keys of the teams' history.json files (written by scoring)
 
 
 def key_problem(info: ObjectInfo) -> str | None:
@@ -130,6 +131,8 @@ def discover(submissions: Storage) -> Inbox:
             inbox.feedback.add(info.key)
         elif len(parts) == 3 and parts[2] == catalog.FINAL_CHOICE:
             inbox.final_choices[(parts[0], parts[1])] = info
+        elif len(parts) == 3 and parts[2] == catalog.HISTORY:
+            inbox.histories.add(info.key)
         elif len(parts) == 3 and parts[2].lower().endswith(SUBMISSION_SUFFIXES):
             inbox.submissions.append(_submission(info, parts))
         else:
@@ -171,17 +174,32 @@ def _submission(info: ObjectInfo, parts: list[str]) -> Submission:
     return Submission(info.key, parts[0], parts[1], parts[2], info.version, info.size, uploaded)
 
 
-def admit(sub: Submission, config: ChallengeConfig, tasks: set[str], finalized_at: datetime | None = None) -> None:
-    """Admission before reading the file, in order: known team and task, on time, size.
+def after_close(sub: Submission, config: ChallengeConfig, finalized_at: datetime | None = None) -> str | None:
+    """Why `sub` came after the challenge ended ("finalized" or "closed"), else None. The reserved team
+    `baseline` is not held to `closes_at`, only to finalize."""
+    if finalized_at and sub.uploaded_at > finalized_at:
+        return "finalized"
+    if config.policy.closes_at and sub.uploaded_at > config.policy.closes_at and sub.team != BASELINE_TEAM:
+        return "closed"
+    return None
+
+
+def admit(sub: Submission, config: ChallengeConfig, tasks: set[str], finalized_at: datetime | None = None) -> str:
+    """Admission before reading the file, in order: known team and task, on time, size. Returns the
+    submission's phase: "challenge", or "benchmark" for an upload after the close when
+    `policy.after_close` is `benchmark` (scored on the post-challenge board, never the final one).
 
     The reserved team `baseline` is admitted though challenge.yaml does not list it (config
     rejects a team of that id), and at any time until the challenge is finalized: it is the
-    organizers' reference, not a competitor. Nothing uploaded after `finalized_at` is scored.
+    organizers' reference, not a competitor. Otherwise nothing uploaded after the close is scored.
     """
     policy = config.policy
     baseline = sub.team == BASELINE_TEAM
     if not baseline and sub.team not in {t.id for t in config.teams}:
         raise ParticipantVisibleError(f"unknown team '{sub.team}': upload under your team's id", "rejected")
+    if sub.task_id in config.withdrawn and sub.task_id not in tasks:
+        raise ParticipantVisibleError(
+            f"task '{sub.task_id}' is withdrawn: {config.withdrawn[sub.task_id]}", "rejected")
     if sub.task_id not in tasks:
         raise ParticipantVisibleError(
             f"unknown task '{sub.task_id}': the current release has {', '.join(sorted(tasks))}", "rejected")
@@ -190,17 +208,22 @@ def admit(sub: Submission, config: ChallengeConfig, tasks: set[str], finalized_a
             f"early: uploaded at {sub.uploaded_at.isoformat()}, before the challenge opens at "
             f"{policy.opens_at.isoformat()}; uploads before the opening are not scored: upload it again "
             "after the opening", "rejected: early")
-    if finalized_at and sub.uploaded_at > finalized_at:
+    ended = after_close(sub, config, finalized_at)
+    phase = "challenge"
+    if ended and policy.after_close == "benchmark":
+        phase = "benchmark"
+    elif ended == "finalized":
         raise ParticipantVisibleError(
             f"closed: uploaded at {sub.uploaded_at.isoformat()}, after the challenge was finalized at "
-            f"{finalized_at.isoformat()}; the final standings do not change", "rejected: closed")
-    if policy.closes_at and sub.uploaded_at > policy.closes_at and not baseline:
+            f"{finalized_at.isoformat() if finalized_at else ''}; the final standings do not change", "rejected: closed")
+    elif ended:
         raise ParticipantVisibleError(
             f"closed: uploaded at {sub.uploaded_at.isoformat()}, after the challenge closed at "
-            f"{policy.closes_at.isoformat()}", "rejected: closed")
+            f"{policy.closes_at.isoformat() if policy.closes_at else ''}", "rejected: closed")
     if sub.size > policy.max_submission_mb * 1024 * 1024:
         raise ParticipantVisibleError(
             f"the file is {sub.size / 1048576:.1f} MB; the limit is {policy.max_submission_mb} MB", "rejected")
+    return phase
 
 
 def check_quota(sub: Submission, config: ChallengeConfig, scored_today: int) -> None:

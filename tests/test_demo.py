@@ -18,8 +18,14 @@ def test_demo_runs_the_whole_lifecycle_and_reuses_its_folder(tmp_path: Path) -> 
     out = io.StringIO()
     result = run_demo(tmp_path / "demo", out=out)
     text = out.getvalue()
-    assert [int(n) for n in re.findall(r"^\[(\d)/7\]", text, re.M)] == [1, 2, 3, 4, 5, 6, 7]
+    assert [int(n) for n in re.findall(r"^\[(\d+)/10\]", text, re.M)] == list(range(1, 11))
     assert "3 drop(s): 3 passed, 0 failed" in text and "12 new submission(s): 3 invalid, 9 scored" in text
+    # the second release: penguins changed, the other tasks carried over; what happened to each team's results
+    assert "release demo-2: digits carried over from demo-1" in text and "penguins built" in text
+    assert "3 result(s) superseded this run" in text
+    for team in ("team-a", "team-b", "baseline"):
+        assert (f"{team}: kept on the boards: digits, febrl-people; superseded (task changed, resubmit): penguins; "
+                f"scored against demo-2: penguins") in text
 
     board = json.loads((tmp_path / "demo" / "public" / "leaderboard" / "leaderboard.json").read_text())
     assert board == result["board"]
@@ -34,7 +40,7 @@ def test_demo_runs_the_whole_lifecycle_and_reuses_its_folder(tmp_path: Path) -> 
     again = io.StringIO()
     run_demo(tmp_path / "demo", out=again)
     second = again.getvalue()
-    assert "reusing" in second and "3 unchanged" in second and "already published" in second
+    assert "reusing" in second and "3 unchanged" in second and "release demo-2 already published" in second
     assert "0 uploaded as team baseline" in second and "0 new submission(s): nothing new" in second
     assert json.loads((tmp_path / "demo" / "public" / "leaderboard" / "leaderboard.json").read_text())["tasks"] == \
         board["tasks"]

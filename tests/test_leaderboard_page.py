@@ -78,3 +78,27 @@ def test_a_season_of_uploads_reads_well(tmp_path: Path) -> None:
     first_chart = dom.split('<svg class="chart"')[1].split("</svg>")[0]
     assert first_chart.count("<path") == teams_in["digits"] and "H" in first_chart  # step lines
     assert first_chart.count("upload time (UTC)") == 1 and len(re.findall(r">\d\.\d\d</text>", first_chart)) >= 3
+
+
+def test_the_final_snapshot_page_says_what_it_was_computed_with(tmp_path: Path) -> None:
+    """The results workshop's page: final, with the code version, release and answer keys; a withdrawn task's
+    reason; a corrected key's version (issue 13)."""
+    from dataclasses import replace
+
+    public = LocalStorage(tmp_path / "public")
+    tasks = {t: replace(task, answers_sha256=f"{i}" * 64, changed_in="r1" if t == "digits" else "r2",
+                        answer_version=2 if t == "penguins" else 1)
+             for i, (t, task) in enumerate(TASKS.items(), start=1)}
+    records = [{**r, "scored_by": {"answers_sha256": tasks[r["task_id"]].answers_sha256}} for r in season_records()]
+    board = build_leaderboard("season", "r2", tasks, records, True, {}, TEAMS, withdrawn={"shoes": "<i>labels</i> under review"})
+    board["snapshot"] = {"finalized_at": "2026-11-23T17:00:00Z", "code_version": "9.9.9", "release": "r2",
+                         "tasks": {t: {"answers_sha256": task.answers_sha256, "answer_version": task.answer_version}
+                                   for t, task in tasks.items()}}
+    write_leaderboard(public, board, "A season of the challenge", "leaderboard/final")
+    page = tmp_path / "public" / "leaderboard" / "final" / "index.html"
+    dom = chromium(page.as_uri(), tmp_path / "profile", screenshot="leaderboard-final-snapshot.png", window=(1280, 1400))
+    assert "Final standings (private scores)" in dom and "finalized 2026-11-23 17:00 UTC" in dom
+    assert "This snapshot is final" in dom and "challenge 9.9.9 on release r2" in dom and "penguins: 111111111111… (version 2)" in dom
+    assert "Task shoes is withdrawn: &lt;i&gt;labels&lt;/i&gt; under review" in dom  # escaped
+    assert "answer key corrected (version 2)" in dom and "unchanged since release r1" in dom
+    assert "final score (the best private score among its FINAL picks" in dom

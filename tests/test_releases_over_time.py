@@ -79,8 +79,23 @@ def test_a_changed_task_is_rebuilt_and_unchanged_ones_keep_files_and_results(sea
     assert manifest(config, "r2", "penguins").model_extra["split"]["counts"]["train"] + \
         manifest(config, "r2", "penguins").model_extra["split"]["counts"]["test"] == 334
 
+    _, private, submissions = stores(config)
+    records_before = {i.key: private.read_bytes(i.key) for i in private.list("results/")}
     after = score_submissions(config_path=saved(config))
-    assert after.pending == 0  # nothing rescored: the earlier results are final
+    assert after.pending == 0 and after.corrected == 0  # nothing rescored: the earlier results are final
+    assert after.superseded == 1  # team-a's penguins result, scored against r1's penguins
+    records_after = {i.key: private.read_bytes(i.key) for i in private.list("results/")}
+    changed = sorted(k for k in records_after if records_after[k] != records_before.get(k))
+    assert len(changed) == 1 and changed[0].startswith("results/team-a/penguins/")  # unchanged tasks: not touched
+    old = json.loads(records_after[changed[0]])
+    assert old["status"] == "superseded" and old["history"][0]["status"] == "scored"
+    note = json.loads(submissions.read_bytes("team-a/penguins/perfect-r1.csv.result.json"))
+    assert note["status"] == "superseded" and "penguins changed in release r2" in note["message"]
+    assert "submit again" in note["message"] and note["public_score"] is None
+    history = json.loads(submissions.read_bytes("team-a/penguins/history.json"))
+    (row,) = history["submissions"]
+    assert row["status"] == "superseded" and row["public_score"] == 1.0 and row["counts_on_leaderboard"] is False
+    assert history["task_changed_in"] == "r2" and history["quota"]["used"] == 0 and history["quota"]["left"] == 1
     for task in ("digits", "febrl-people"):
         assert entries(after.board, task) == entries(before, task)  # the board survives the release
         assert after.board["tasks"][task]["changed_in"] == "r1"
@@ -94,6 +109,11 @@ def test_a_changed_task_is_rebuilt_and_unchanged_ones_keep_files_and_results(sea
     submissions = stores(config)[2]
     status = {t: json.loads(submissions.read_bytes(f"team-a/{t}/perfect-r2.csv.result.json"))["status"] for t in EXAMPLE_TASKS}
     assert status == {"penguins": "scored", "digits": "rejected: quota", "febrl-people": "rejected: quota"}
+    history = json.loads(submissions.read_bytes("team-a/penguins/history.json"))
+    assert [(r["name"], r["status"]) for r in history["submissions"]] == [("perfect-r1.csv", "superseded"),
+                                                                          ("perfect-r2.csv", "scored")]
+    assert history["quota"]["left"] == 0
+    assert not submissions.exists("team-a/penguins/history.json.result.json")  # not taken for an upload
 
 
 def test_publish_task_rebuilds_it_and_keeps_every_other_task(season: tuple) -> None:

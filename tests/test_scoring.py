@@ -236,7 +236,9 @@ def test_finalize_reveals_private_scores_of_the_chosen_submission(released: Chal
     team_b_best = min((r for r in records if r["team"] == "team-b" and r["task_id"] == "penguins"
                        and r["status"] == "scored"), key=lambda r: (-r["metrics"]["public"]["macro_f1"], r["uploaded_at"]))
     assert team_b["score"] == team_b_best["metrics"]["private"]["macro_f1"]
+    assert public.read_bytes("leaderboard/final/leaderboard.json")  # the final snapshot
     private.delete("final.json")  # leave the module's challenge running for other tests
+    public.delete_many([i.key for i in public.list("leaderboard/final/")])
 
 
 def penguins_released(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> tuple[ChallengeConfig, pa.Table]:
@@ -332,19 +334,30 @@ def test_rescore_after_an_answer_key_fix_keeps_history(tmp_path: Path, backend: 
     config_file.write_text(yaml.safe_dump(config.model_dump(mode="json")))
     assert main(["--config", str(config_file), "score"]) == 0
     assert "1 new submission(s): 1 scored" in capsys.readouterr().out
-    # the organizer fixes the answer key: one label changes
+    # the organizer edits the answer key by hand: refused (its SHA-256 no longer matches), nothing changes
     _, private, _ = stores(config)
     labels = key["label"].to_pylist()
     labels[0] = "Chinstrap" if labels[0] != "Chinstrap" else "Adelie"
-    fixed = key.set_column(1, "label", pa.array(labels))
+    original = private.read_bytes("releases/r1/penguins/answers.parquet")
     out = io.BytesIO()
-    pq.write_table(fixed, out)
+    pq.write_table(key.set_column(1, "label", pa.array(labels)), out)
     private.write_bytes("releases/r1/penguins/answers.parquet", out.getvalue())
-    assert main(["--config", str(config_file), "score", "--rescore", "--task", "penguins"]) == 0
-    assert "rescored 1 submission(s)" in capsys.readouterr().out
+    assert main(["--config", str(config_file), "score", "--rescore", "--task", "penguins"]) == 2  # a ChallengeError
+    err = capsys.readouterr().err
+    assert "was changed outside the product" in err and "challenge correct-answers" in err
+    private.write_bytes("releases/r1/penguins/answers.parquet", original)
+    # the same fix through correct-answers: a new key version, the result rescored with its history
+    fix = tmp_path / "corrections.csv"
+    fix.write_text(f"id,label\n{key['id'][0]},{labels[0]}\n")
+    assert main(["--config", str(config_file), "correct-answers", "--task", "penguins", "--file", str(fix)]) == 0
+    out_text = capsys.readouterr().out
+    assert "answer key version 2 in use in release r1: 1 label(s) changed" in out_text and "1 result(s) rescored" in out_text
     (record,) = results(config)
     assert len(record["history"]) == 1 and record["history"][0]["metrics"]["public"]["macro_f1"] == 1.0
     assert min(record["metrics"]["public"]["macro_f1"], record["metrics"]["private"]["macro_f1"]) < 1.0
+    assert record["scored_by"]["answers_version"] == 2
+    assert main(["--config", str(config_file), "score", "--rescore", "--task", "penguins"]) == 0
+    assert "rescored 1 submission(s)" in capsys.readouterr().out
     assert main(["--config", str(config_file), "score", "--task", "nope"]) == 2
     assert "unknown task id(s) nope: the current release has" in capsys.readouterr().err
 
@@ -430,7 +443,7 @@ def test_feedback_answers_the_next_question(backend: str, tmp_path: Path, reques
     assert refused["status"] == "not accepted" and "'nope.csv', which is not a submission of team-b" in refused["message"]
     assert "best public submission counts" in refused["message"]
     accepted = json.loads(submissions.read_bytes("team-c/penguins/FINAL.result.json"))
-    assert accepted["status"] == "accepted" and accepted["submission"] == "team-c/penguins/only.csv"
+    assert accepted["status"] == "accepted" and accepted["submissions"] == ["team-c/penguins/only.csv"]
 
     # the next run writes nothing new for them; a corrected FINAL is answered again
     before = {k: submissions.head(k).version for k in ("team-b/penguins/FINAL.result.json", "team-a/penguins/notes.txt.result.json")}
@@ -545,8 +558,9 @@ def test_a_run_that_cannot_get_the_scoring_slot_says_so(tmp_path: Path, request:
 
 def test_finalize_scores_what_came_before_and_nothing_after(tmp_path: Path, backend: str,
                                                             request: pytest.FixtureRequest) -> None:
-    """Finalize is final (issue 13): it scores the uploads that arrived before it, then closes; a later upload
-    is `rejected: closed` and the final standings do not move."""
+    """Finalize is final (issue 13): it scores the uploads that arrived before it, then closes and writes the final
+    snapshot; a later upload is `rejected: closed`, the snapshot stays byte for byte, finalizing twice is refused
+    unless --force, which keeps the previous snapshot."""
     config, perfect = penguins_released(backend, tmp_path, request)
     labels = perfect["label"].to_pylist()
     worse = perfect.set_column(1, "label", pa.array(labels[1:] + labels[:1]))  # most labels shifted by one row
@@ -555,11 +569,29 @@ def test_finalize_scores_what_came_before_and_nothing_after(tmp_path: Path, back
     assert feedback(config, "team-a/penguins/before.csv")["status"] == "scored"
     standings = final.board["tasks"]["penguins"]["entries"]
     assert [e["team"] for e in standings] == ["team-a"] and standings[0]["score"] < 1.0
+    public = stores(config)[0]
+
+    def snapshot() -> dict[str, bytes]:
+        return {i.key: public.read_bytes(i.key) for i in public.list("leaderboard/final/")}
+
+    frozen = snapshot()
+    assert {"leaderboard/final/leaderboard.json", "leaderboard/final/index.html",
+            "leaderboard/final/task-penguins.csv"} <= set(frozen)
+    facts = json.loads(frozen["leaderboard/final/leaderboard.json"])["snapshot"]
+    manifest = json.loads(public.read_bytes("releases/r1/penguins/manifest.json"))
+    assert facts["release"] == "r1" and facts["tasks"]["penguins"]["answers_sha256"] == manifest["answers_sha256"]
+    assert facts["code_version"] and "This snapshot is final" in frozen["leaderboard/final/index.html"].decode()
     upload(config, "team-a/penguins/after.csv", perfect)  # a perfect file, too late
     run = score_submissions(config_path=saved(config))
+    assert snapshot() == frozen
     assert run.statuses == {"rejected: closed": 1}
     note = feedback(config, "team-a/penguins/after.csv")
     assert "after the challenge was finalized" in note["message"] and note["public_score"] is None
     assert run.board["final"] is True and run.board["tasks"]["penguins"]["entries"] == standings
-    again = finalize_challenge(config_path=saved(config))  # finalizing again changes nothing
+    with pytest.raises(ChallengeError, match=r"already finalized.*finalize --force"):
+        finalize_challenge(config_path=saved(config))
+    assert snapshot() == frozen
+    again = finalize_challenge(config_path=saved(config), force=True)  # rebuilt; the previous one kept
     assert again.board["tasks"]["penguins"]["entries"] == standings
+    kept = {i.key.split("/", 3)[3]: public.read_bytes(i.key) for i in public.list("leaderboard/final-replaced/")}
+    assert kept == {k.removeprefix("leaderboard/final/"): v for k, v in frozen.items()}
