@@ -30,6 +30,22 @@ def _table(title: str, header: list[str], rows: list[list[Any]], out: TextIO) ->
         print("  (no scored submission yet)", file=out)
 
 
+def _ci(entry: dict[str, Any], blank: str) -> str:
+    ci = entry.get("ci95")
+    return f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else blank
+
+
+def _rank_ci(entry: dict[str, Any], blank: str) -> str:
+    ranks = entry.get("rank_ci95")
+    return (f"{ranks[0]}-{ranks[1]}" if ranks[0] != ranks[1] else str(ranks[0])) if ranks else blank
+
+
+def _tie(entry: dict[str, Any], writer: bool) -> str:
+    if writer:
+        return str(bool(entry.get("tied_with_above"))).lower()
+    return "≈ above" if entry.get("tied_with_above") else ""
+
+
 def print_board(board: dict[str, Any], track: str | None = None, fmt: str = "table", tasks: bool = False,
                 out: TextIO | None = None) -> None:
     """Track tables (one track or all), then with `tasks` one table per task; or the JSON document."""
@@ -43,8 +59,9 @@ def print_board(board: dict[str, Any], track: str | None = None, fmt: str = "tab
     for name in [track] if track else sorted(board["tracks"]):
         entries = board["tracks"][name]["entries"]
         task_ids = board["tracks"][name].get("tasks") or sorted({t for e in entries for t in e["tasks"]})
-        header = ["rank", "team", "score", *task_ids]
+        header = ["rank", "team", "score", "95% CI", "rank 95%", "tie", *task_ids]
         rows = [[_rank(e, "" if writer else "-"), e["team"] if writer else _who(e), f"{e['score']:.4f}",
+                 _ci(e, "" if writer else "-"), _rank_ci(e, "" if writer else "-"), _tie(e, bool(writer)),
                  *(_score(e["tasks"].get(t), "" if writer else "–") for t in task_ids)] for e in entries]
         if writer:
             writer.writerow(["track", *header])
@@ -53,10 +70,15 @@ def print_board(board: dict[str, Any], track: str | None = None, fmt: str = "tab
             _table(f"track {name}{scores}", header, rows, out)
             if any(e["tasks"].get(t) is None for e in entries for t in task_ids):
                 print("  –: no scored submission to that task yet; it counts as 0 in the mean", file=out)
+            if any(e.get("tied_with_above") for e in entries):
+                print("  ≈ above: statistically tied with the entry above (95% interval of the paired difference holds 0)",
+                      file=out)
     if not tasks or writer:
         return
     for task_id, info in sorted(board["tasks"].items()):
         if track and info.get("kind", track) != track:
             continue
-        rows = [[_rank(e, "-"), _who(e), f"{e['score']:.4f}", e.get("submissions", "")] for e in info["entries"]]
-        _table(f"task {task_id}: {info['metric']}{scores}", ["rank", "team", "score", "entries"], rows, out)
+        rows = [[_rank(e, "-"), _who(e), f"{e['score']:.4f}", _ci(e, "-"), _rank_ci(e, "-"), _tie(e, False),
+                 e.get("submissions", "")] for e in info["entries"]]
+        _table(f"task {task_id}: {info['metric']}{scores}", ["rank", "team", "score", "95% CI", "rank 95%", "tie", "entries"],
+               rows, out)

@@ -10,7 +10,8 @@ public (participants read it)
         manifest.json  README.md  croissant.json  <table>.parquet|.csv  sample_submission.csv  images/
     releases/<release>/<task>/corrections.json      answer-key corrections (dates, versions, SHA-256s)
     leaderboard/leaderboard.json, index.html, task-<task>.csv, track-<track>.csv
-    leaderboard/final/                              the final snapshot (same files), written once by finalize
+    leaderboard/final/                              the final snapshot (same files), written once by finalize,
+                                                    and the results report (results.html, results.md)
     leaderboard/final-replaced/<time>/              a snapshot replaced by finalize --force
     leaderboard/benchmark/                          the post-challenge board (policy.after_close: benchmark)
 private (organizers only)
@@ -23,7 +24,9 @@ private (organizers only)
                                                     answers-v<n>.parquet, answer_versions.json (corrections)
     results/<team>/<task>/<submission id>.json      a result record (.error.json: an internal error)
     results/_unusable/<submission id>.json          the record of an upload whose key cannot be used
-    cache/results-index.json.gz, cache/final-feedback.json, cache/histories.json
+    predictions/<team>/<task>/<submission id>.parquet  a scored file's labels in answer-key order (intervals)
+    cache/results-index.json.gz, cache/final-feedback.json, cache/histories.json, cache/intervals.json,
+    cache/bootstrap/<board>/<task>.npz
     locks/scoring-slot.json                         who holds the scoring slot
     secrets/opaque-id-key                           the key of the published ids
     final.json                                      written by finalize: boards show private scores
@@ -183,6 +186,17 @@ RESULTS_INDEX = "cache/results-index.json.gz"
 FINAL_FEEDBACK_CACHE = "cache/final-feedback.json"  # feedback key → digest of the feedback last written
 SCORING_SLOT_NOTE = "locks/scoring-slot.json"
 HISTORY_CACHE = "cache/histories.json"  # history key → digest of the history last written
+INTERVALS_CACHE = "cache/intervals.json"  # the boards' bootstrap intervals, by what they were computed from
+PREDICTIONS = "predictions"  # predictions/<team>/<task>/<submission id>.parquet: a scored file's labels, in key order
+
+
+def predictions_key(team: str, task_id: str, submission_id: str) -> str:
+    return f"{PREDICTIONS}/{team}/{task_id}/{submission_id}.parquet"
+
+
+def bootstrap_samples_key(board: str, task_id: str) -> str:
+    """The cached resampled scores of one task's board (board: live, final or benchmark)."""
+    return f"cache/bootstrap/{board}/{task_id}.npz"
 FINAL_MARKER = "final.json"
 
 
@@ -213,6 +227,10 @@ PAGE = f"{LEADERBOARD}/index.html"
 FINAL_BOARD = f"{LEADERBOARD}/final"  # the snapshot finalize writes once (board_json(FINAL_BOARD), ...)
 BENCHMARK_BOARD = f"{LEADERBOARD}/benchmark"  # uploads after the close, with policy.after_close: benchmark
 REPLACED_FINALS = f"{LEADERBOARD}/final-replaced"  # earlier final snapshots, kept by finalize --force
+
+
+RESULTS_REPORT_HTML = f"{FINAL_BOARD}/results.html"  # the results report (challenge report; finalize writes it)
+RESULTS_REPORT_MARKDOWN = f"{FINAL_BOARD}/results.md"
 
 
 def board_json(folder: str = LEADERBOARD) -> str:

@@ -158,6 +158,14 @@ def cmd_correct_answers(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from challenge.flows.score_submissions import results_report
+
+    _, path = _config(args)
+    print(f"results report: {results_report(config_path=path)} (and results.md beside it)")
+    return 0
+
+
 def cmd_baseline(args: argparse.Namespace) -> int:
     """Train and submit the baselines of the latest release (team `baseline`); one line per task."""
     from challenge.flows.run_baselines import run_baselines
@@ -237,6 +245,9 @@ def build_parser() -> argparse.ArgumentParser:
     finalize.add_argument("--force", action="store_true",
                           help="rebuild the final snapshot of a finalized challenge (the previous one is kept)")
     finalize.set_defaults(func=cmd_finalize, prefect=True)
+
+    report = sub.add_parser("report", parents=[common], help="write the results report of a finalized challenge")
+    report.set_defaults(func=cmd_report, prefect=True)
 
     correct = sub.add_parser("correct-answers", parents=[common],
                              help="fix labels of a task's answer key (a new version; the old one kept) and rescore")

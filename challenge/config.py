@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Literal
 
@@ -78,6 +78,12 @@ class Policy(Strict):
     public_fraction: float = Field(0.3, gt=0, lt=1)
     final_picks: int = Field(2, ge=1, le=20)  # submissions per task a team may name in FINAL
     after_close: Literal["reject", "benchmark"] = "reject"  # benchmark: later uploads go to a post-challenge board
+
+    @field_validator("opens_at", "closes_at")
+    @classmethod
+    def utc_unless_zoned(cls, value: datetime | None) -> datetime | None:
+        """A time written without a zone is UTC (upload times are compared with it)."""
+        return value.replace(tzinfo=timezone.utc) if value is not None and value.tzinfo is None else value
 
     @model_validator(mode="after")
     def window_is_ordered(self) -> "Policy":

@@ -28,7 +28,7 @@ from challenge.storage import Storage
 from challenge.task_runners import task_runner_from_env
 from challenge.tasks.answer_corrections import sync_public_corrections
 from challenge.tasks.artifacts import table_artifact
-from challenge.tasks.boards import refresh_leaderboard, write_final_snapshot
+from challenge.tasks.boards import refresh_leaderboard, write_final_snapshot, write_results_report
 from challenge.tasks.releases import ReleasedTask, current_release, read_answer_versions, read_latest, release_tasks
 from challenge.tasks.result_records import load_results, scan_results
 from challenge.tasks.score_batches import (
@@ -189,6 +189,22 @@ def score_submissions(config_path: str | None = None, rescore: bool = False,
     return run
 
 
+@flow(name="results-report", flow_run_name=run_name("report"))
+def results_report(config_path: str | None = None) -> str:
+    """Write the results report of a finalized challenge (final standings with intervals and ties, task
+    winners and their margin over the baseline, the public→private shake-up, each team's score relative
+    to the best on every task) under `<public>/leaderboard/final/`; returns the page's address.
+
+    Args:
+        config_path: Path of challenge.yaml (default: $CHALLENGE_CONFIG, else ./challenge.yaml).
+    """
+    config = load_config(config_path)
+    public, private, _ = locations(config)
+    page = write_results_report(config, public, private)
+    get_run_logger().info("results report: %s", page)
+    return page
+
+
 @flow(name="finalize-challenge", flow_run_name=run_name("finalize"))
 def finalize_challenge(config_path: str | None = None, force: bool = False) -> ScoringRun:
     """Score every upload that arrived before now, then close the challenge for good: the leaderboards
@@ -218,6 +234,7 @@ def finalize_challenge(config_path: str | None = None, force: bool = False) -> S
         final, final_page, previous = write_final_snapshot(config, public, private, submissions, stamp(closed), force)
         if previous:
             logger.warning("the previous final snapshot is kept at %s", previous)
+        logger.info("results report: %s", write_results_report(config, public, private))
         refresh_leaderboard(config, public, private, submissions)
     logger.info("finalized: the final standings are at %s", final_page)
     return ScoringRun(leaderboard=final_page, board=final)

@@ -4,6 +4,7 @@ the final snapshot once, at finalize."""
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 from typing import Any
 
 import challenge
@@ -13,10 +14,12 @@ from challenge.config import ChallengeConfig
 from challenge.errors import ChallengeError
 from challenge.storage import Storage
 from challenge.tasks.artifacts import leaderboard_artifacts
+from challenge.tasks.board_intervals import add_intervals
 from challenge.tasks.final_choices import answer_final_choices
 from challenge.tasks.leaderboard import build_leaderboard, write_leaderboard
 from challenge.tasks.releases import ReleasedTask, current_release, release_tasks
 from challenge.tasks.result_records import load_results
+from challenge.tasks.results_report import render_report_html, render_report_markdown
 from challenge.tasks.submissions import Inbox, discover
 from challenge.tasks.team_history import write_histories
 
@@ -38,10 +41,13 @@ def refresh_leaderboard(config: ChallengeConfig, public: Storage, private: Stora
     names = {t.id: t.name for t in config.teams}
     board = build_leaderboard(config.name, latest.release, released, records, final, choices, names,
                               withdrawn=latest.withdrawn)
+    add_intervals(board, released, public, private, submissions, "live")
     write_leaderboard(public, board, config.title)
-    if config.policy.after_close == "benchmark" and (final or config.policy.closes_at):
+    closes_at = config.policy.closes_at
+    if config.policy.after_close == "benchmark" and (final or (closes_at and datetime.now(timezone.utc) > closes_at)):
         benchmark = build_leaderboard(config.name, latest.release, released, records, True, {}, names, benchmark=True,
                                       withdrawn=latest.withdrawn)
+        add_intervals(benchmark, released, public, private, submissions, "benchmark")
         write_leaderboard(public, benchmark, config.title, catalog.BENCHMARK_BOARD)
     write_histories(submissions, private, records, released, choices, set(names), config.policy.max_submissions_per_day,
                     latest.release)
@@ -81,5 +87,22 @@ def write_final_snapshot(config: ChallengeConfig, public: Storage, private: Stor
     board = build_leaderboard(config.name, latest.release, released, records, True, choices,
                               {t.id: t.name for t in config.teams}, withdrawn=latest.withdrawn)
     board["snapshot"] = snapshot_facts(latest, released, finalized_at)
+    add_intervals(board, released, public, private, submissions, "final")
     write_leaderboard(public, board, config.title, catalog.FINAL_BOARD)
     return board, public.uri_for(catalog.board_page(catalog.FINAL_BOARD)), previous
+
+
+def write_results_report(config: ChallengeConfig, public: Storage, private: Storage) -> str:
+    """`<public>/leaderboard/final/results.html` and `results.md`, from the final snapshot and the public
+    board at the close; returns the page's address."""
+    if not public.exists(catalog.board_json(catalog.FINAL_BOARD)):
+        raise ChallengeError(f"no final snapshot at {public.uri_for(catalog.board_json(catalog.FINAL_BOARD))}: the report "
+                             "is written from it; run `challenge finalize` first")
+    final = json.loads(public.read_bytes(catalog.board_json(catalog.FINAL_BOARD)))
+    latest = current_release(public)
+    released = release_tasks(public, latest, private)
+    at_close = build_leaderboard(config.name, latest.release, released, load_results(private), False, {},
+                                 {t.id: t.name for t in config.teams}, withdrawn=latest.withdrawn)
+    public.write_bytes(catalog.RESULTS_REPORT_HTML, render_report_html(final, at_close, config.title).encode())
+    public.write_bytes(catalog.RESULTS_REPORT_MARKDOWN, render_report_markdown(final, at_close, config.title).encode())
+    return public.uri_for(catalog.RESULTS_REPORT_HTML)

@@ -67,10 +67,12 @@ def _task_entries(records: list[dict[str, Any]], metric: str, mode: str, choices
             "submissions": len(scored),
             "last_submitted_at": max(r["uploaded_at"] for r in team_records),
             "_tiebreak": best["uploaded_at"],
+            "_record": best,  # the result the score comes from (for its intervals; never written)
         })
     entries.sort(key=lambda e: (-e["score"], e["team"] == BASELINE_TEAM, e["_tiebreak"]))  # a tie goes to the team
     _rank(entries)
-    return [{k: e[k] for k in ("rank", "team", "score", "submissions", "last_submitted_at", "baseline")} for e in entries]
+    return [{k: e[k] for k in ("rank", "team", "score", "submissions", "last_submitted_at", "baseline", "_record")}
+            for e in entries]
 
 
 def _history(records: list[dict[str, Any]], metric: str) -> dict[str, list[tuple[str, float]]]:
@@ -133,6 +135,16 @@ def build_leaderboard(challenge_name: str, release: str, tasks: dict[str, Releas
     return board
 
 
+INTERVAL_COLUMNS = ["ci95_low", "ci95_high", "rank_best", "rank_worst", "tied_with_above"]
+
+
+def _interval_columns(entry: dict[str, Any]) -> dict[str, Any]:
+    """An entry's intervals as CSV columns (empty when it has none)."""
+    ci, ranks = entry.get("ci95") or [None, None], entry.get("rank_ci95") or [None, None]
+    return {"ci95_low": ci[0], "ci95_high": ci[1], "rank_best": ranks[0], "rank_worst": ranks[1],
+            "tied_with_above": entry.get("tied_with_above", False)}
+
+
 def _csv(rows: list[dict[str, Any]], columns: list[str]) -> bytes:
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore")
@@ -144,13 +156,17 @@ def _csv(rows: list[dict[str, Any]], columns: list[str]) -> bytes:
 def write_leaderboard(public: Storage, board: dict[str, Any], title: str, folder: str = catalog.LEADERBOARD) -> list[str]:
     """leaderboard.json, one CSV per task and per track, and index.html under `<public>/<folder>/`."""
     history, baseline_label = board.pop("_history", {}), board.pop("_baseline_label", None)
+    for info in [*board["tasks"].values(), *board["tracks"].values()]:  # what is only for building it
+        info["entries"] = [{k: v for k, v in e.items() if not k.startswith("_")} for e in info["entries"]]
     files = {catalog.board_json(folder): json.dumps(board, indent=2).encode()}
     for task_id, info in board["tasks"].items():
-        files[catalog.task_board_csv(task_id, folder)] = _csv(info["entries"], ["rank", "team", "score", "submissions", "last_submitted_at"])
+        rows = [{**e, **_interval_columns(e)} for e in info["entries"]]
+        files[catalog.task_board_csv(task_id, folder)] = _csv(rows, ["rank", "team", "score", *INTERVAL_COLUMNS, "submissions",
+                                                                     "last_submitted_at"])
     for track, info in board["tracks"].items():
-        rows = [{**{k: e[k] for k in ("rank", "team", "score")}, **e["tasks"]} for e in info["entries"]]
+        rows = [{**{k: e[k] for k in ("rank", "team", "score")}, **_interval_columns(e), **e["tasks"]} for e in info["entries"]]
         tasks = info["tasks"]
-        files[catalog.track_board_csv(track, folder)] = _csv(rows, ["rank", "team", "score", *tasks])
+        files[catalog.track_board_csv(track, folder)] = _csv(rows, ["rank", "team", "score", *INTERVAL_COLUMNS, *tasks])
     files[catalog.board_page(folder)] = render_html({**board, "_history": history, "_baseline_label": baseline_label}, title).encode()
     for key, data in files.items():
         public.write_bytes(key, data)

@@ -23,6 +23,7 @@ h1{margin-bottom:.2em}h2{margin:1.6em 0 .3em}h2 small{font-weight:normal;color:#
 table{border-collapse:collapse;margin:.5em 0 .4em}td,th{border:1px solid #ccc;padding:.3em .7em;text-align:left}
 th{background:#f3f3f3}td.num{text-align:right;font-variant-numeric:tabular-nums}
 .muted{color:#666}.note{color:#555;font-size:.9em;margin:.2em 0 1em}
+.ci{color:#777;font-size:.82em;white-space:nowrap}.tie{color:#b35900;font-weight:bold;cursor:help}
 .badge{display:inline-block;margin-left:.4em;padding:0 .45em;border-radius:.7em;background:#e7eefa;color:#1d4f91;
 font-size:.8em;border:1px solid #b9cbe8}
 .chart{display:block;margin:.6em 0 .2em;max-width:100%;height:auto}
@@ -54,7 +55,23 @@ def _team_cell(entry: dict[str, Any]) -> _Markup:
 
 
 def _rank_cell(entry: dict[str, Any]) -> str:
-    return MISSING if entry["rank"] is None else str(entry["rank"])
+    """The rank, its 95% interval when it is not a single rank, and ≈ when tied with the entry above."""
+    if entry["rank"] is None:
+        return MISSING
+    ranks = entry.get("rank_ci95")
+    text = html.escape(str(entry["rank"]))
+    if ranks and ranks[0] != ranks[1]:
+        text += f" <span class='ci'>({ranks[0]}–{ranks[1]})</span>"
+    if entry.get("tied_with_above"):
+        text += " <span class='tie' title='statistically tied with the entry above'>≈</span>"
+    return _Markup(text)
+
+
+def _score_cell(entry: dict[str, Any]) -> _Markup:
+    """The score to four decimals and its 95% interval."""
+    ci = entry.get("ci95")
+    interval = f" <span class='ci'>[{ci[0]:.3f}, {ci[1]:.3f}]</span>" if ci else ""
+    return _Markup(f"{entry['score']:.4f}{interval}")
 
 
 def _number(value: float | None, footnote: bool = False) -> _Markup:
@@ -207,6 +224,14 @@ def render_html(board: dict[str, Any], title: str) -> str:
     if any(e.get("baseline") for info in board["tasks"].values() for e in info["entries"]):
         parts.append("<p class='note'><span class=\"badge\">baseline</span> the organizers' scikit-learn reference "
                      "model, shown for comparison and not ranked.</p>")
+    intervals = board.get("intervals")
+    if intervals:
+        parts.append(
+            f"<p class='note' id='intervals'>[low, high]: {intervals['level']:.0%} interval of the score; (best–worst): "
+            f"{intervals['level']:.0%} interval of the rank; <span class='tie'>≈</span>: statistically tied with the "
+            f"entry above (the {intervals['level']:.0%} interval of their paired score difference contains 0). "
+            f"Method: {html.escape(intervals['method'])}, on the {html.escape(intervals['part'])} part; "
+            f"{intervals['resamples']} resamples, seed {intervals['seed']}.</p>")
     score_kind = ("best score on the whole test set" if benchmark else
                   "final score (the best private score among its FINAL picks, else the private score of its best "
                   "public submission)" if final
@@ -216,7 +241,7 @@ def render_html(board: dict[str, Any], title: str) -> str:
     for track, info in board["tracks"].items():
         task_ids = info.get("tasks") or sorted({t for e in info["entries"] for t in e["tasks"]})
         missing_any = any(e["tasks"].get(t) is None for e in info["entries"] for t in task_ids)
-        rows = [[_rank_cell(e), _team_cell(e), _number(e["score"])]
+        rows = [[_rank_cell(e), _team_cell(e), _score_cell(e)]
                 + [_number(e["tasks"].get(t), footnote=True) for t in task_ids]
                 for e in info["entries"]]
         parts += [f"<h2>Track: {html.escape(track)}</h2>",
@@ -227,7 +252,7 @@ def render_html(board: dict[str, Any], title: str) -> str:
             note += f" <sup>*</sup>{MISSING}: no scored submission to that task yet; it counts as 0 in the mean."
         parts.append(f"<p class='note'>{note}</p>")
     for task_id, info in board["tasks"].items():
-        rows = [[_rank_cell(e), _team_cell(e), _number(e["score"]), e["submissions"], utc_minute(e["last_submitted_at"])]
+        rows = [[_rank_cell(e), _team_cell(e), _score_cell(e), e["submissions"], utc_minute(e["last_submitted_at"])]
                 for e in info["entries"]]
         card = info.get("card")
         card_link = f" · <a href='../{html.escape(card)}'>dataset card</a>" if card else ""

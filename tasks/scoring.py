@@ -115,12 +115,13 @@ def score_predictions(key: AnswerKey, predicted: pa.Array) -> dict[str, dict[str
             for part, mask in parts.items()}
 
 
-def evaluate(sub: Submission, data: bytes, key: AnswerKey) -> dict[str, dict[str, float]]:
-    """Validate then score; raises ParticipantVisibleError for an invalid file, whatever in the file
-    makes the reader or a check fail (an upload never becomes an internal error, retried forever)."""
+def predict(sub: Submission, data: bytes, key: AnswerKey) -> pa.DictionaryArray:
+    """The file's labels aligned with the answer key's ids; raises ParticipantVisibleError for an invalid
+    file, whatever in the file makes the reader or a check fail (an upload never becomes an internal error,
+    retried forever)."""
     table = read_submission(data, sub.name, len(key.ids))
     try:
-        predicted = validate(table, key.index, key.classes)
+        return validate(table, key.index, key.classes)
     except ParticipantVisibleError:
         raise
     except Exception as exc:  # noqa: BLE001 (logged for organizers; the team reads a short message)
@@ -128,7 +129,18 @@ def evaluate(sub: Submission, data: bytes, key: AnswerKey) -> dict[str, dict[str
         raise ParticipantVisibleError(
             f"{shown(sub.name)} could not be checked ({type(exc).__name__}); check that ids are the test ids "
             "and labels plain class names, one row per test id") from None
-    return score_predictions(key, predicted)
+
+
+def evaluate(sub: Submission, data: bytes, key: AnswerKey) -> dict[str, dict[str, float]]:
+    """Validate then score (see predict)."""
+    return score_predictions(key, predict(sub, data, key))
+
+
+def write_predictions(private: Storage, sub: Submission, predicted: pa.DictionaryArray) -> None:
+    """A scored file's labels in answer-key order, kept for the boards' bootstrap intervals."""
+    out = io.BytesIO()
+    pq.write_table(pa.table({"label": predicted}), out, compression="zstd")
+    private.write_bytes(catalog.predictions_key(sub.team, sub.task_id, sub.submission_id), out.getvalue())
 
 
 def read_upload(submissions: Storage, sub: Submission, limit_bytes: int) -> bytes:
@@ -256,7 +268,8 @@ def _first_pass(sub: Submission, config: Any, key: AnswerKey | None, task_ids: s
         phase = admit(sub, config, task_ids, finalized_at)
         assert key is not None
         data = read_upload(submissions, sub, int(config.policy.max_submission_mb * 1024 * 1024))
-        return "valid", {**evaluate(sub, data, key), "phase": phase}
+        predicted = predict(sub, data, key)
+        return "valid", {**score_predictions(key, predicted), "phase": phase, "predicted": predicted}
     except ParticipantVisibleError as exc:
         return "final", result_record(sub, exc.status, str(exc), release, key)
     except ObjectChanged:
@@ -343,9 +356,13 @@ def process_batch(subs: list[Submission], config: Any, key: AnswerKey | None, ta
     """
     outcomes = read_and_score(subs, config, key, task_ids, submissions, workers, progress, finalized_at)
     finals, errors = settle(subs, outcomes, config, key, task_ids, counts, had_error)
+    predicted = {sub.submission_id: value["predicted"] for sub, (kind, value) in zip(subs, outcomes)
+                 if kind == "valid" and "predicted" in value}
 
     def write(item: tuple[Submission, dict[str, Any]]) -> None:
         sub, record = item
+        if record["status"] == "scored" and sub.submission_id in predicted:  # before the record: it is final
+            write_predictions(private, sub, predicted[sub.submission_id])
         write_result(private, submissions, sub, record, sub.submission_id in had_error)
 
     with ThreadPoolExecutor(max_workers=workers) as pool:

@@ -114,3 +114,14 @@ def test_config_that_is_not_utf8_names_the_byte(tmp_path: Path) -> None:
     path.write_bytes(MINIMAL.encode() + b"# caf\xe9\n")
     with pytest.raises(ConfigError, match=r"not UTF-8 text \(byte \d+\); save it as UTF-8"):
         load_config(path)
+
+
+def test_a_time_without_a_zone_is_read_as_utc() -> None:
+    """`closes_at: 2026-12-01 00:00` (no zone) would make every comparison with an upload time fail: it is UTC."""
+    from datetime import timezone
+
+    from challenge.config import Policy
+
+    policy = Policy.model_validate({"opens_at": "2026-11-01 08:00", "closes_at": "2026-12-01T00:00:00+01:00"})
+    assert policy.opens_at.tzinfo == timezone.utc and policy.opens_at.hour == 8
+    assert policy.closes_at.utcoffset().total_seconds() == 3600  # a zone given is kept

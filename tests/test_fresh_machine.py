@@ -32,7 +32,7 @@ def test_demo_runs_on_a_new_prefect_home(fresh: tuple[dict[str, str], Path]) -> 
     demo = run(env, root, "demo", str(root / "demo"))
     assert demo.returncode == 0, demo.stderr[-3000:]
     assert "creating Prefect's local database" in demo.stderr  # the first run says why it waits
-    assert "[7/7] board" in demo.stdout and "leaderboard page: " in demo.stdout
+    assert "[10/10] board" in demo.stdout and "leaderboard page: " in demo.stdout
     assert "Traceback" not in demo.stdout + demo.stderr
     assert (root / "prefect-home" / "prefect.db").is_file()
 

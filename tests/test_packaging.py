@@ -56,7 +56,7 @@ def test_installed_package_runs_the_demo(tmp_path: Path) -> None:
                             timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.splitlines()[0].startswith(str(target))
-    assert "[7/7] board" in result.stdout and (tmp_path / "demo" / "public" / "leaderboard" / "index.html").is_file()
+    assert "[10/10] board" in result.stdout and (tmp_path / "demo" / "public" / "leaderboard" / "index.html").is_file()
 
 
 def _copy(tmp_path: Path) -> Path:

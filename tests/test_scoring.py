@@ -259,7 +259,7 @@ def test_crash_midway_then_rerun_gives_exactly_one_result_each(tmp_path: Path, m
 
     import challenge.tasks.scoring as scoring
 
-    original, calls = scoring.evaluate, itertools.count(1)  # next() is atomic: batches score in threads
+    original, calls = scoring.predict, itertools.count(1)  # next() is atomic: batches score in threads
 
     def flaky(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
         if next(calls) > 5:
@@ -267,7 +267,7 @@ def test_crash_midway_then_rerun_gives_exactly_one_result_each(tmp_path: Path, m
         return original(*args, **kwargs)
 
     with monkeypatch.context() as patch:
-        patch.setattr(scoring, "evaluate", flaky)
+        patch.setattr(scoring, "predict", flaky)
         state = score_submissions(config_path=saved(config), return_state=True)
     with get_client(sync_client=True) as client:  # what the UI and automations see
         run = client.read_flow_run(state.state_details.flow_run_id)
@@ -305,13 +305,13 @@ def test_two_scoring_runs_at_once_take_turns_on_the_concurrency_limit(tmp_path: 
 
     import challenge.tasks.scoring as scoring
 
-    original = scoring.evaluate
+    original = scoring.predict
 
     def slow(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
         time.sleep(0.5)  # long enough for the second run to start while the first scores
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(scoring, "evaluate", slow)
+    monkeypatch.setattr(scoring, "predict", slow)
     with ThreadPoolExecutor(2) as pool:
         runs = list(pool.map(lambda _: score_submissions(config_path=saved(config)), range(2)))
     assert sorted(r.pending for r in runs) == [0, 8]
@@ -476,14 +476,14 @@ def test_an_internal_error_is_retried_a_bounded_number_of_times_then_failed(tmp_
     config, perfect = penguins_released(backend, tmp_path, request)
     upload(config, "team-a/penguins/cursed.csv", perfect)
     upload(config, "team-a/penguins/fine.csv", perfect)
-    original = scoring.evaluate
+    original = scoring.predict
 
     def broken(sub, data, key):  # noqa: ANN001, ANN202
         if sub.name == "cursed.csv":
             raise ConnectionError("injected: a fault of ours on this one file")
         return original(sub, data, key)
 
-    monkeypatch.setattr(scoring, "evaluate", broken)
+    monkeypatch.setattr(scoring, "predict", broken)
     for attempt in range(1, scoring.MAX_ATTEMPTS):
         with pytest.raises(ScoringErrors):
             score_submissions(config_path=saved(config))

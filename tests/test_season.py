@@ -167,9 +167,22 @@ def test_an_answer_key_correction_leaves_a_trail_and_the_next_release_keeps_it(p
     assert board["tasks"]["penguins"]["answer_version"] == 2
     assert "answer key corrected (version 2)" in public.read_bytes("leaderboard/index.html").decode()
 
+    # a matching task's key too: a pair label flipped, fixed in the staged pairs through the pair id map
+    pairs_key = key_of(penguins, "r1", "febrl-people")
+    pair, label = pairs_key["id"][0].as_py(), pairs_key["label"][0].as_py()
+    (tmp_path / "pairs.csv").write_text(f"id,label\n{pair},{1 - int(label)}\n")
+    assert main(["--config", config_file, "correct-answers", "--task", "febrl-people", "--file", str(tmp_path / "pairs.csv")]) == 0
+    assert "1 label(s) changed" in capsys.readouterr().out
+    pair_map = pq.read_table(io.BytesIO(private.read_bytes("releases/r1/febrl-people/pair_id_map.parquet"))).to_pylist()
+    left, right = next((m["left_original"], m["right_original"]) for m in pair_map if m["id"] == pair)
+    pointer = json.loads(private.read_bytes("staged/febrl-people/current.json"))
+    staged_pairs = pq.read_table(io.BytesIO(private.read_bytes(pointer["prefix"] + "/pairs.parquet"))).to_pylist()
+    assert [p["label"] for p in staged_pairs if (p["left_id"], p["right_id"]) == (left, right)] == [1 - int(label)]
+
     # the staged data holds the fix: the next release carries the corrected key over, results stay
     run = publish_release(config_path=config_file, release="r2")
-    assert {s["task_id"]: s["action"] for s in run.summaries}["penguins"].startswith("carried over from r1")
+    actions = {s["task_id"]: s["action"] for s in run.summaries}
+    assert actions["penguins"].startswith("carried over from r1") and actions["febrl-people"].startswith("carried over")
     assert hashlib.sha256(private.read_bytes("releases/r2/penguins/answers-v2.parquet")).hexdigest() == v2
     after = score_submissions(config_path=config_file)
     assert after.superseded == 0 and after.corrected == 0
