@@ -35,6 +35,7 @@ bench: $(BIN)/challenge
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/scoring.py
 	$(BIN)/python bench/flow_scoring.py
+	$(BIN)/python bench/intervals.py
 
 clean:
 	rm -rf $(VENV) build .pytest_cache

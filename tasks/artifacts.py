@@ -63,19 +63,27 @@ def _team_label(entry: dict[str, Any]) -> str:
     return f"{name} (baseline, not ranked)" if entry.get("baseline") else name
 
 
+def _uncertainty(entry: dict[str, Any]) -> dict[str, str]:
+    """The entry's 95% interval, rank interval and tie, as table cells."""
+    ci, ranks = entry.get("ci95"), entry.get("rank_ci95")
+    return {"95% interval": f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else MISSING,
+            "rank 95%": (f"{ranks[0]}–{ranks[1]}" if ranks[0] != ranks[1] else str(ranks[0])) if ranks else MISSING,
+            "tied with above": "≈" if entry.get("tied_with_above") else ""}
+
+
 def leaderboard_artifacts(config: ChallengeConfig, board: dict[str, Any]) -> None:
     """One table per track and per task (display names; the baseline marked), and the page's address."""
     final = " (final, private scores)" if board["final"] else " (public scores)"
     for track, info in board["tracks"].items():
         rows = [{"rank": e["rank"] if e["rank"] is not None else MISSING, "team": _team_label(e), "mean score": e["score"],
-                 **{t: MISSING if e["tasks"].get(t) is None else e["tasks"][t] for t in info["tasks"]}}
+                 **_uncertainty(e), **{t: MISSING if e["tasks"].get(t) is None else e["tasks"][t] for t in info["tasks"]}}
                 for e in info["entries"]]
         table_artifact(f"leaderboard-{track}", rows,
                        f"Track {track}{final}: mean over {len(info['tasks'])} task(s); {MISSING} counts as 0",
                        {"rank": MISSING, "team": "no scored submission yet", "mean score": MISSING})
     for task_id, info in board["tasks"].items():
         rows = [{"rank": e["rank"] if e["rank"] is not None else MISSING, "team": _team_label(e), "score": e["score"],
-                 "submissions": e["submissions"], "last submission": utc_minute(e["last_submitted_at"])}
+                 **_uncertainty(e), "submissions": e["submissions"], "last submission": utc_minute(e["last_submitted_at"])}
                 for e in info["entries"]]
         table_artifact(f"leaderboard-{task_id}", rows, f"{info.get('title') or task_id}: {info['metric']}{final}",
                        {"rank": MISSING, "team": "no scored submission yet", "score": MISSING})

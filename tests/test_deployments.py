@@ -229,6 +229,8 @@ def test_runs_triggered_by_the_api_collect_publish_score_and_leave_artifacts(ser
     assert found["leaderboard-page"].type == "markdown" and "leaderboard/index.html" in found["leaderboard-page"].data
     assert "storage.public_url" in found["leaderboard-page"].data
     assert json.loads(found["scoring-run"].data) == [{"task": "penguins", "pending": 2, "scored": 2}]
+    board_rows = json.loads(found["leaderboard-penguins"].data)
+    assert board_rows and all(row["95% interval"].startswith("[") for row in board_rows)  # intervals in the UI too
     progress = [a for a in found.values() if a.type == "progress"]
     assert progress and progress[0].data == 100.0
     with client_for(server) as client:
