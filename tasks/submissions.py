@@ -371,8 +371,32 @@ class IdIndex:
                 self.lookup = np.full(int(numbers.max()) + 1, -1, dtype=np.int64)
                 self.lookup[numbers] = np.arange(len(test_ids))
 
+    def _fixed_width_numbers(self, ids: pa.Array) -> np.ndarray | None:
+        """_numbers read straight from the Arrow buffers when every id has the published width in bytes and
+        none is null (the usual upload): one pass of numpy over the characters. None otherwise."""
+        width, prefix = len(self.prefix) + self.width, self.prefix.encode()
+        if (not pa.types.is_string(ids.type) or ids.null_count or not len(ids) or len(prefix) != len(self.prefix)
+                or self.width > 18):
+            return None
+        offsets = np.frombuffer(ids.buffers()[1], dtype=np.int32, count=len(ids) + 1, offset=ids.offset * 4)
+        if offsets[-1] - offsets[0] != width * len(ids) or not (np.diff(offsets) == width).all():
+            return None
+        chars = np.frombuffer(ids.buffers()[2], dtype=np.uint8, count=width * len(ids), offset=int(offsets[0]))
+        chars = chars.reshape(len(ids), width)
+        ok = (chars[:, :len(prefix)] == np.frombuffer(prefix, dtype=np.uint8)).all(axis=1) if prefix else \
+            np.ones(len(ids), dtype=bool)
+        numbers = np.zeros(len(ids), dtype=np.int64)
+        for column in range(len(prefix), width):  # ASCII 0-9 only (a byte of ٣ or ³ is not one)
+            digit = chars[:, column].astype(np.int64) - 48
+            ok &= (digit >= 0) & (digit <= 9)
+            numbers = numbers * 10 + digit
+        return np.where(ok, numbers, -1)
+
     def _numbers(self, ids: pa.Array) -> np.ndarray | None:
         """The number of each id of the published form, -1 for any other (or null) id."""
+        fast = self._fixed_width_numbers(ids)
+        if fast is not None:
+            return fast
         ok = pc.and_(pc.starts_with(ids, self.prefix), pc.equal(pc.utf8_length(ids), len(self.prefix) + self.width))
         digits = pc.utf8_slice_codeunits(ids, len(self.prefix))
         ok = pc.fill_null(pc.and_(ok, pc.ascii_is_decimal(digits)), False)  # ASCII 0-9 only (not ٣ or ³)

@@ -67,3 +67,22 @@ def test_a_huge_header_is_refused_in_a_short_message_at_once() -> None:
     with pytest.raises(ParticipantVisibleError) as info:
         validate(pa.table({n: [1] for n in names[:50]}), IdIndex(pa.array(NUMBERED)), CLASSES)
     assert "the file has 50 columns" in str(info.value) and len(str(info.value)) < 300
+
+
+def test_positions_of_published_ids_equal_a_hash_lookup_whatever_the_submitted_text() -> None:
+    """The number-parsing fast path (fixed-width ids read straight from the Arrow buffers) finds the same
+    positions as a plain hash lookup, for ids that only look alike: other digits, other widths, non-ASCII
+    digits, nulls, a sliced array (an offset into its buffers)."""
+    import numpy as np
+    import pyarrow.compute as pc
+
+    test = pa.array([f"t{n:05d}" for n in (3, 17, 42, 99999, 0)])
+    index = IdIndex(test)
+    submitted = pa.array(["t00042", "t00003", "x00003", "t0003", "t000042", "t00٤٢0", "t0004²", None, "t99999",
+                          "t00000", "T00017", "t00017", "", "t-0001", "t00042 "] * 3).slice(2, 40)
+    expected = pc.fill_null(pc.index_in(submitted, value_set=test), -1).to_numpy(zero_copy_only=False)
+    assert index.positions(submitted).tolist() == expected.tolist()
+    same_width = pa.array(["t00042", "t00017", "tx0017", "t0001/", "t0001:", "T00017", "t99999", "t00000"])
+    assert index.positions(same_width).tolist() == [2, 1, -1, -1, -1, -1, 3, 4]  # one width in bytes: the fast path
+    assert index.positions(same_width.slice(1, 3)).tolist() == [1, -1, -1]
+    assert np.array_equal(index.positions(test), np.arange(5))
