@@ -19,7 +19,8 @@ import numpy as np
 RESAMPLES = 1000
 LEVEL = 0.95
 SEED = 20261126  # with the task id, the seed of a task's resamples (stated on the page and in the JSON)
-CHUNK_BYTES = 64 * 1024 * 1024  # resample weights held at once
+CHUNK_BYTES = 128 * 1024 * 1024  # resample weights held at once
+INDICATOR_BYTES = 128 * 1024 * 1024  # rows of the indicator matrix held at once
 METHOD = ("paired percentile bootstrap over the test rows (pairs for matching tasks) of the part the board "
           "ranks by; every team of a task scored on the same resamples")
 
@@ -45,18 +46,25 @@ def _indicators(truth: np.ndarray, predictions: np.ndarray, classes: int) -> np.
 
 def resampled_counts(truth: np.ndarray, predictions: np.ndarray, classes: int, resamples: int,
                      seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per resample: true counts (B × K), and per team true positives and predicted counts (T × B × K)."""
+    """Per resample: true counts (B × K), and per team true positives and predicted counts (T × B × K).
+
+    Memory stays bounded: resample weights are drawn CHUNK_BYTES at a time, and the indicator matrix is
+    built INDICATOR_BYTES of rows at a time (rebuilt for each chunk of resamples: cheaper than holding it)."""
     n = len(truth)
-    x = _indicators(truth, predictions, classes)
+    columns = classes * (1 + 2 * len(predictions))
     rng = np.random.default_rng(seed)
     chunk = max(1, min(resamples, CHUNK_BYTES // max(4 * n, 1)))
-    sums = np.empty((resamples, x.shape[1]), dtype=np.float64)
+    rows = max(1, INDICATOR_BYTES // (4 * columns))
+    sums = np.zeros((resamples, columns), dtype=np.float64)
     for start in range(0, resamples, chunk):
         c = min(chunk, resamples - start)
-        drawn = rng.integers(0, n, size=(c, n))
-        offsets = (np.arange(c) * n)[:, None]
-        weights = np.bincount((drawn + offsets).ravel(), minlength=c * n).reshape(c, n).astype(np.float32)
-        sums[start:start + c] = weights @ x  # exact: integer counts below 2**24
+        weights = np.empty((c, n), dtype=np.float32)
+        for b in range(c):  # one resample at a time: no (c × n) integer temporaries
+            weights[b] = np.bincount(rng.integers(0, n, size=n), minlength=n)
+        for first in range(0, n, rows):
+            part = slice(first, min(first + rows, n))
+            # exact: integer counts below 2**24 per product, summed in float64
+            sums[start:start + c] += weights[:, part] @ _indicators(truth[part], predictions[:, part], classes)
     sums = np.rint(sums)
     true = sums[:, :classes]
     per_team = sums[:, classes:].reshape(resamples, len(predictions), 2, classes).transpose(1, 2, 0, 3)

@@ -69,3 +69,16 @@ def test_the_same_seed_gives_the_same_intervals_to_the_last_digit() -> None:
     again = summarize(bootstrap_scores(truth, preds, 3, "accuracy", 300, seed), [True, False, True])
     assert first == again and first[1].rank_ci95 is None  # an unranked entry (the baseline) has no rank interval
     assert first != summarize(bootstrap_scores(truth, preds, 3, "accuracy", 300, task_seed("digits")), [True, False, True])
+
+
+def test_bounded_memory_chunks_change_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Drawing the resamples and building the indicators a few rows at a time gives the same scores."""
+    from challenge.tasks import intervals
+
+    rng = np.random.default_rng(6)
+    truth = rng.integers(0, 5, 3000)
+    preds = np.stack([np.where(rng.random(3000) < q, truth, rng.integers(0, 5, 3000)) for q in (0.9, 0.6)])
+    whole = bootstrap_scores(truth, preds, 5, "weighted_f1", 64, 9)
+    monkeypatch.setattr(intervals, "CHUNK_BYTES", 4 * 3000 * 5)  # five resamples at a time
+    monkeypatch.setattr(intervals, "INDICATOR_BYTES", 4 * 25 * 100)  # a hundred rows at a time
+    assert np.array_equal(bootstrap_scores(truth, preds, 5, "weighted_f1", 64, 9), whole)
