@@ -16,7 +16,7 @@ import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from functools import cached_property
 from typing import Any
 
@@ -186,16 +186,18 @@ def feedback(record: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
-def quota_status(sub: Submission, limit: int, used: int) -> dict[str, Any]:
-    """The team's quota for this task on the upload's UTC day, after this submission: used, left, reset time.
-
-    The reserved team `baseline` has no quota (`limit` and `left` are None).
-    """
-    day = sub.uploaded_at.astimezone(timezone.utc).date()
+def day_quota(team: str, day: date, limit: int, used: int) -> dict[str, Any]:
+    """A team's quota for a task on a UTC day: used, left, reset time. The reserved team `baseline` has
+    no quota (`limit` and `left` are None)."""
     resets = datetime.combine(day + timedelta(days=1), datetime.min.time(), tzinfo=timezone.utc)
-    unlimited = sub.team == BASELINE_TEAM
+    unlimited = team == BASELINE_TEAM
     return {"day": day.isoformat(), "limit": None if unlimited else limit, "used": used,
             "left": None if unlimited else max(limit - used, 0), "resets_at": resets.strftime("%Y-%m-%dT%H:%M:%SZ")}
+
+
+def quota_status(sub: Submission, limit: int, used: int) -> dict[str, Any]:
+    """The team's quota for this task on the upload's UTC day, after this submission (see day_quota)."""
+    return day_quota(sub.team, sub.uploaded_at.astimezone(timezone.utc).date(), limit, used)
 
 
 def scored_with(record: dict[str, Any]) -> str | None:

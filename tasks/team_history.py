@@ -12,13 +12,13 @@ from __future__ import annotations
 import hashlib
 import json
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timezone
 from typing import Any
 
 from challenge import catalog
 from challenge.storage import TRANSFER_THREADS, Storage
 from challenge.tasks.releases import ReleasedTask
-from challenge.tasks.scoring import counts_for
+from challenge.tasks.scoring import counts_for, day_quota
 from challenge.tasks.submissions import BASELINE_TEAM
 
 
@@ -40,13 +40,9 @@ def team_history(team: str, task: ReleasedTask, records: list[dict[str, Any]], p
         rows.append(row)
         if r["status"] == "scored" and r["uploaded_at"][:10] == today and counts_for(r, task, r.get("phase", "challenge")):
             used += 1
-    resets = datetime.combine(datetime.fromisoformat(today).date() + timedelta(days=1), datetime.min.time(), tzinfo=timezone.utc)
-    unlimited = team == BASELINE_TEAM
     return {"team": team, "task_id": task.task_id, "release": release, "metric": task.metric,
             "task_changed_in": task.changed_in, "answer_version": task.answer_version,
-            "quota": {"day": today, "limit": None if unlimited else limit, "used": used,
-                      "left": None if unlimited else max(limit - used, 0), "resets_at": resets.strftime("%Y-%m-%dT%H:%M:%SZ")},
-            "submissions": rows}
+            "quota": day_quota(team, date.fromisoformat(today), limit, used), "submissions": rows}
 
 
 def write_histories(submissions: Storage, private: Storage, records: list[dict[str, Any]],
