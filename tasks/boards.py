@@ -50,7 +50,7 @@ def refresh_leaderboard(config: ChallengeConfig, public: Storage, private: Stora
         add_intervals(benchmark, released, public, private, submissions, "benchmark")
         write_leaderboard(public, benchmark, config.title, catalog.BENCHMARK_BOARD)
     write_histories(submissions, private, records, released, choices, set(names), config.policy.max_submissions_per_day,
-                    latest.release)
+                    latest.release, inbox.histories)
     leaderboard_artifacts(config, board)
     return board, public.uri_for(catalog.PAGE)
 

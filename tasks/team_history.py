@@ -47,9 +47,10 @@ def team_history(team: str, task: ReleasedTask, records: list[dict[str, Any]], p
 
 def write_histories(submissions: Storage, private: Storage, records: list[dict[str, Any]],
                     tasks: dict[str, ReleasedTask], choices: dict[tuple[str, str], list[str]], teams: set[str],
-                    limit: int, release: str, now: datetime | None = None) -> int:
+                    limit: int, release: str, existing: set[str], now: datetime | None = None) -> int:
     """history.json of every team (of challenge.yaml, and the baseline) and task of the release with a
-    submission, written when it changed; returns how many were written."""
+    submission, written when it changed or is not among the `existing` keys (deleted); returns how many
+    were written."""
     today = (now or datetime.now(timezone.utc)).astimezone(timezone.utc).date().isoformat()
     grouped: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in records:
@@ -65,7 +66,7 @@ def write_histories(submissions: Storage, private: Storage, records: list[dict[s
         data = json.dumps(body, indent=2).encode()
         key = catalog.history_key(team, task_id)
         digest = hashlib.sha256(data).hexdigest()
-        if written.get(key) != digest:
+        if written.get(key) != digest or key not in existing:
             due[key] = data
             written[key] = digest
     with ThreadPoolExecutor(max_workers=TRANSFER_THREADS) as pool:

@@ -114,6 +114,12 @@ def test_a_changed_task_is_rebuilt_and_unchanged_ones_keep_files_and_results(sea
                                                                           ("perfect-r2.csv", "scored")]
     assert history["quota"]["left"] == 0
     assert not submissions.exists("team-a/penguins/history.json.result.json")  # not taken for an upload
+    version = submissions.head("team-a/penguins/history.json").version
+    score_submissions(config_path=saved(config))
+    assert submissions.head("team-a/penguins/history.json").version == version  # unchanged: not rewritten
+    submissions.delete("team-a/penguins/history.json")
+    score_submissions(config_path=saved(config))
+    assert json.loads(submissions.read_bytes("team-a/penguins/history.json")) == history  # deleted: written again
 
 
 def test_publish_task_rebuilds_it_and_keeps_every_other_task(season: tuple) -> None:
