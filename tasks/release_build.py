@@ -6,11 +6,10 @@ in as Arrow tables, and images come through the `fetch_images` function the call
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,17 +21,16 @@ import pyarrow.parquet as pq
 from challenge import catalog
 from challenge.config import ChallengeConfig
 from challenge.errors import ChallengeError
-from challenge.storage import file_digest
 from challenge.task_spec import Modality, TaskSpec, snake_case
 from challenge.tasks.cards import croissant_metadata, dataset_card
 from challenge.tasks.leakage import LeakColumns, LeakFinding, duplicate_records, find_leaks
 from challenge.tasks.opaque_ids import opaque_ids
+from challenge.tasks.release_images import ImageFetcher, image_digests, publish_images, sha256_file
 from challenge.tasks.splitting import SplitResult, split_classification, split_matching
 from challenge.tasks.staged import StagedTask
 
 PRIVATE_NOTES = ("classes_only_in_train",)
 RELEASE_FORMAT = 1  # bump when the files a build writes change for the same inputs (tasks are then rebuilt)
-ImageFetcher = Callable[[list[tuple[str, Path]]], None]  # [(image path in the staged images folder, local file)]
 
 
 class PublishError(ChallengeError):
@@ -53,45 +51,12 @@ class TaskRelease:
     leaks: list[LeakFinding] = field(default_factory=list)
 
 
-def sha256_file(path: Path) -> str:
-    return file_digest(path, "sha256")
-
-
 def write_table_files(table: pa.Table, folder: Path, name: str) -> dict[str, Any]:
     """<name>.csv and <name>.parquet with the same rows and column order."""
     folder.mkdir(parents=True, exist_ok=True)
     pq.write_table(table, folder / catalog.table_file(name), compression="zstd", row_group_size=256_000)
     pa_csv.write_csv(table, folder / catalog.table_file(name, "csv"))
     return {"rows": table.num_rows, "schema": [{"name": f.name, "type": str(f.type)} for f in table.schema]}
-
-
-def _publish_images(table: pa.Table, spec: TaskSpec, fetch_images: ImageFetcher, out: Path) -> pa.Table:
-    """Copy each row's image to images/<opaque id>[-<column>]<ext> and point the table at it."""
-    image_columns = [snake_case(c) for c in spec.columns_of(Modality.image)]
-    for column in image_columns:
-        suffix = "" if len(image_columns) == 1 else f"-{column}"
-        originals = table[column].to_pylist()
-        ids = table["id"].to_pylist()
-        renamed = []
-        jobs = []
-        for opaque, original in zip(ids, originals):
-            if original is None:
-                renamed.append(None)
-                continue
-            name = catalog.image_file(f"{opaque}{suffix}{PurePosixPath(original).suffix.lower()}")
-            renamed.append(name)
-            jobs.append((original, out / name))
-        fetch_images(jobs)
-        table = table.set_column(table.column_names.index(column), column, pa.array(renamed, pa.string()))
-    return table
-
-
-def _image_digests(table: pa.Table, columns: list[str], folder: Path) -> pa.Table:
-    """Replace image paths by the SHA-256 of the image, so duplicates are found by content."""
-    for column in columns:
-        digests = [sha256_file(folder / p) if p else None for p in table[column].to_pylist()]
-        table = table.set_column(table.column_names.index(column), column, pa.array(digests, pa.string()))
-    return table
 
 
 def _leak_gate(findings: list[LeakFinding], config: ChallengeConfig, task_id: str) -> None:
@@ -154,13 +119,13 @@ def _classification_files(staged: StagedTask, config: ChallengeConfig, key: byte
     table = data.set_column(0, "id", published).take(order)  # every filtered table below stays in id order
     pq.write_table(pa.table({"id": table["id"], "original_id": data["id"].take(order)}), private_dir / catalog.ID_MAP)
     if spec.columns_of(Modality.image):
-        table = _publish_images(table, spec, fetch_images, public_dir)
+        table = publish_images(table, spec, fetch_images, public_dir)
     train, test = table.filter(pa.array(~test_mask)), table.filter(pa.array(test_mask))
     features = [c for c in table.column_names if c not in ("id", "label")]
     images = [snake_case(c) for c in spec.columns_of(Modality.image)]
     with ThreadPoolExecutor(max_workers=1) as pool:  # leak checks run while the files are written locally
-        leak_job = pool.submit(find_leaks, _image_digests(train, images, public_dir),
-                               _image_digests(test, images, public_dir), _leak_columns(spec, config, features))
+        leak_job = pool.submit(find_leaks, image_digests(train, images, public_dir),
+                               image_digests(test, images, public_dir), _leak_columns(spec, config, features))
         files = {"train": write_table_files(train, public_dir, "train"),
                  "test": write_table_files(test.drop_columns(["label"]), public_dir, "test")}
         leaks = leak_job.result()
@@ -193,7 +158,7 @@ def _matching_files(staged: StagedTask, config: ChallengeConfig, key: bytes, fet
                    .take(pair_order), private_dir / catalog.PAIR_ID_MAP)
     table = records.set_column(0, "id", record_ids).take(record_order)
     if spec.columns_of(Modality.image):
-        table = _publish_images(table, spec, fetch_images, public_dir)
+        table = publish_images(table, spec, fetch_images, public_dir)
     left = record_ids.take(pc.index_in(pairs["left_id"], value_set=records["id"]))
     right = record_ids.take(pc.index_in(pairs["right_id"], value_set=records["id"]))
     published_pairs = pa.table({"id": pair_ids, "left_id": left, "right_id": right, "label": pairs["label"]}).take(pair_order)
@@ -206,7 +171,7 @@ def _matching_files(staged: StagedTask, config: ChallengeConfig, key: bytes, fet
     split.notes["test_records_seen_in_train_pairs"] = round(seen / max(len(test_records), 1), 4)
     features = [c for c in table.column_names if c != "id"]
     images = [snake_case(c) for c in spec.columns_of(Modality.image)]
-    leaks = duplicate_records(_image_digests(table, images, public_dir), train_records, test_records,
+    leaks = duplicate_records(image_digests(table, images, public_dir), train_records, test_records,
                               _leak_columns(spec, config, features))
     _leak_gate(leaks, config, spec.task_id)  # before anything is uploaded
     files = {"records": write_table_files(table, public_dir, "records"),

@@ -7,7 +7,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from challenge.storage import TRANSFER_THREADS, Storage, file_digest, upload_tree
-from challenge.tasks.release_build import PublishError, sha256_file
+from challenge.tasks.release_build import PublishError
+from challenge.tasks.release_images import sha256_file
 
 
 def upload_and_verify(storage: Storage, local_dir: Path, prefix: str) -> list[str]:
