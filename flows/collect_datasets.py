@@ -13,7 +13,7 @@ from challenge.config import load_config
 from challenge.errors import DropsFailed
 from challenge.flows.run_names import run_name, with_tasks
 from challenge.flows.run_states import failed_run, listing
-from challenge.task_runners import task_runner_from_env
+from challenge.task_runners import task_runner_from_env, warn_unseen_storage
 from challenge.tasks.drops import DropOutcome, run_time_label, task_id_clashes
 from challenge.tasks.intake import discover_drops_task, gate_drop_task
 
@@ -57,6 +57,7 @@ def collect_datasets(config_path: str | None = None, tasks: list[str] | None = N
     """
     logger = get_run_logger()
     config = load_config(config_path)
+    warn_unseen_storage(config)
     run_time = run_time_label(datetime.now(timezone.utc))
     drops = discover_drops_task(config, tasks)
     clashes = task_id_clashes(drops)

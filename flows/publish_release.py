@@ -10,7 +10,7 @@ from prefect import flow, tags
 from challenge import catalog
 from challenge.config import load_config
 from challenge.flows.run_names import run_name
-from challenge.task_runners import task_runner_from_env
+from challenge.task_runners import task_runner_from_env, warn_unseen_storage
 from challenge.tasks.artifacts import public_page_artifact, table_artifact
 from challenge.tasks.opaque_ids import load_or_create_key
 from challenge.tasks.publish import (
@@ -48,6 +48,7 @@ def publish_release(config_path: str | None = None, release: str | None = None,
             are carried over from the current release byte for byte).
     """
     config = load_config(config_path)
+    warn_unseen_storage(config)
     release = release or default_release_name()
     plans = prepare_release(config, release, tasks)
     public, private = open_locations(config)

@@ -12,7 +12,7 @@ from prefect.logging import get_run_logger
 from challenge.config import load_config
 from challenge.flows.run_names import run_name
 from challenge.storage import open_location
-from challenge.task_runners import task_runner_from_env
+from challenge.task_runners import task_runner_from_env, warn_unseen_storage
 from challenge.tasks.baselines import BaselineError, baseline_task, select_tasks
 from challenge.tasks.releases import current_release
 
@@ -45,6 +45,7 @@ def run_baselines(config_path: str | None = None, tasks: list[str] | None = None
     """
     logger = get_run_logger()
     config = load_config(config_path)
+    warn_unseen_storage(config)
     latest = current_release(open_location(config, "public"))
     release = latest.release
     selected = select_tasks(tasks, latest.tasks)

@@ -25,7 +25,7 @@ from challenge.flows.run_names import run_name, stamp, with_tasks
 from challenge.flows.run_states import failed_run, listing
 from challenge.flows.scoring_slot import scoring_slot
 from challenge.storage import Storage
-from challenge.task_runners import task_runner_from_env
+from challenge.task_runners import task_runner_from_env, warn_unseen_storage
 from challenge.tasks.answer_corrections import sync_public_corrections
 from challenge.tasks.artifacts import table_artifact
 from challenge.tasks.boards import refresh_leaderboard, write_final_snapshot, write_results_report
@@ -180,6 +180,7 @@ def score_submissions(config_path: str | None = None, rescore: bool = False,
         tasks: Score only these task ids (default: every task of the current release).
     """
     config = load_config(config_path)
+    warn_unseen_storage(config)
     with scoring_slot(config):
         run = rescore_all(config, tasks) if rescore else score_new(config, tasks)
     if run.errors:
