@@ -13,6 +13,7 @@ import hashlib
 import io
 import re
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -33,6 +34,9 @@ MAX_MESSAGE = 2000  # characters of a participant-visible message
 MAX_LABEL_CHARS = 1000
 ROWS_ALLOWED = 2  # a submission may have at most this many times the test rows (+ 1000) before it is read
 BYTES_PER_ROW = 2048  # Parquet: decoded bytes allowed per allowed row (ids and labels are short)
+MAX_LOOKUP_PER_ID = 16  # published ids: lookup entries per test id (1/test_fraction) beyond which ids are hashed
+LOOKUP_BLOCK = 16384  # ids parsed and looked up this many at a time: the temporaries stay in the CPU's cache
+MAX_PEEKED_ROW_GROUPS = 64  # Parquet: past this many row groups, ids are read dictionary-encoded (see _read_parquet)
 PANDAS_INDEX_NAMES = ("", "Unnamed: 0")  # how a CSV written with its pandas index reads back
 BASELINE_TEAM = "baseline"  # reserved: the organizers' reference submissions (tasks/baselines.py)
 
@@ -275,31 +279,69 @@ def _csv_header(data: bytes) -> list[str]:
     return next(csv.reader([text]), []) if text else []
 
 
+def _is_text(kind: pa.DataType) -> bool:
+    return (pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_binary(kind)
+            or pa.types.is_large_binary(kind))
+
+
+def _too_long(name: str, longest: int) -> ParticipantVisibleError:
+    return ParticipantVisibleError(f"a value of the {name} column is {longest} bytes long; ids and labels are "
+                                   f"short (at most {MAX_LABEL_CHARS} characters)")
+
+
+def _check_id_dictionaries(data: bytes, metadata: pq.FileMetaData) -> bool:
+    """Whether the id column may be read as plain text: each row group's Parquet dictionary (the only way
+    a few bytes expand to many) is read alone, from the group's first row, and a long value refused
+    before any row expands. False (read it dictionary-encoded) past MAX_PEEKED_ROW_GROUPS groups."""
+    if metadata.num_row_groups > MAX_PEEKED_ROW_GROUPS:
+        return False
+    source = pq.ParquetFile(io.BytesIO(data), metadata=metadata, read_dictionary=["id"])
+    for group in range(metadata.num_row_groups):
+        if not metadata.row_group(group).num_rows:
+            continue
+        first = next(source.iter_batches(batch_size=1, row_groups=[group], columns=["id"], use_threads=False), None)
+        column = first.column(0) if first is not None else None
+        if column is not None and pa.types.is_dictionary(column.type) and _is_text(column.type.value_type) \
+                and len(column.dictionary):
+            longest = pc.max(pc.binary_length(column.dictionary)).as_py() or 0
+            if longest > MAX_LABEL_CHARS:
+                raise _too_long("id", longest)
+    return True
+
+
+def _read_parquet(data: bytes, test_rows: int | None, max_rows: int | None) -> pa.Table:
+    """Checks on the metadata (columns, rows, decoded size), then the columns id and label. Labels are read
+    dictionary-encoded (a few distinct values: no row is copied); ids as plain text once their dictionaries
+    are known to be short (see _check_id_dictionaries)."""
+    source = pq.ParquetFile(io.BytesIO(data))
+    schema, metadata = source.schema_arrow, source.metadata
+    _check_columns(schema.names)
+    rows = metadata.num_rows
+    if max_rows is not None and rows > max_rows:
+        raise ParticipantVisibleError(f"the file has {rows} rows; the test set has {test_rows}")
+    decoded = sum(metadata.row_group(i).total_byte_size for i in range(metadata.num_row_groups))
+    if max_rows is not None and decoded > BYTES_PER_ROW * max_rows:
+        raise ParticipantVisibleError(
+            f"the file decodes to {decoded / 1048576:.0f} MB, far more than {test_rows} ids and labels need")
+    texts = {f.name for f in schema if _is_text(f.type) or pa.types.is_dictionary(f.type)}
+    dictionary = [n for n in ("id", "label") if n in texts]
+    if "id" in texts and _check_id_dictionaries(data, metadata):
+        dictionary.remove("id")
+    return pq.ParquetFile(io.BytesIO(data), metadata=metadata, read_dictionary=dictionary).read(
+        columns=["id", "label"], use_pandas_metadata=False)
+
+
 def read_submission(data: bytes, name: str, test_rows: int | None = None) -> pa.Table:
     """The uploaded table (columns id and label), read within bounds: a Parquet file's rows and
     decoded size are checked in its metadata before anything is decoded; any failure of the reader
     is a ParticipantVisibleError (the file is the participant's)."""
     parquet = name.lower().endswith(".parquet")
     max_rows = row_limit(test_rows) if test_rows is not None else None
-    if not data.strip():
+    if not data[:1024].strip() and not data.strip():  # (a strip copies: only for a file that starts blank)
         raise ParticipantVisibleError(f"{shown(name)} is empty: upload a file with columns id,label and one row per test id")
     try:
         if parquet:
-            source = pq.ParquetFile(io.BytesIO(data))
-            schema = source.schema_arrow
-            _check_columns(schema.names)
-            rows = source.metadata.num_rows
-            if max_rows is not None and rows > max_rows:
-                raise ParticipantVisibleError(f"the file has {rows} rows; the test set has {test_rows}")
-            decoded = sum(source.metadata.row_group(i).total_byte_size for i in range(source.metadata.num_row_groups))
-            if max_rows is not None and decoded > BYTES_PER_ROW * max_rows:
-                raise ParticipantVisibleError(
-                    f"the file decodes to {decoded / 1048576:.0f} MB, far more than {test_rows} ids and labels need")
-            # text columns are read dictionary-encoded: a few huge distinct values are checked before they expand
-            texts = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
-                     or pa.types.is_binary(f.type) or pa.types.is_dictionary(f.type)]
-            table = pq.ParquetFile(io.BytesIO(data), metadata=source.metadata, read_dictionary=texts).read(
-                columns=["id", "label"], use_pandas_metadata=False)
+            table = _read_parquet(data, test_rows, max_rows)
         else:
             _check_columns(_csv_header(data))  # before the rows are parsed
             table = pa_csv.read_csv(
@@ -327,12 +369,9 @@ def _check_lengths(column: pa.ChunkedArray, name: str) -> None:
     """Ids and labels are short: a huge value is refused before it is copied (on the dictionary of a
     dictionary-encoded column, before it expands)."""
     values = [chunk.dictionary if pa.types.is_dictionary(chunk.type) else chunk for chunk in column.chunks]
-    texts = [v for v in values if pa.types.is_string(v.type) or pa.types.is_large_string(v.type)
-             or pa.types.is_binary(v.type) or pa.types.is_large_binary(v.type)]
-    longest = max((pc.max(pc.binary_length(v)).as_py() or 0 for v in texts if len(v)), default=0)
+    longest = max((pc.max(pc.binary_length(v)).as_py() or 0 for v in values if _is_text(v.type) and len(v)), default=0)
     if longest > MAX_LABEL_CHARS:
-        raise ParticipantVisibleError(f"a value of the {name} column is {longest} bytes long; ids and labels are "
-                                      f"short (at most {MAX_LABEL_CHARS} characters)")
+        raise _too_long(name, longest)
 
 
 def _as_text(column: pa.ChunkedArray, name: str) -> pa.ChunkedArray:
@@ -355,8 +394,11 @@ class IdIndex:
     """Where each test id sits, for fast lookups of submitted ids.
 
     Published ids are `<prefix><zero-padded number>` (tasks/opaque_ids.py), so
-    the fast path parses numbers and looks them up in a numpy array; any
-    other id format falls back to a hash lookup.
+    the fast path parses numbers and looks them up in a numpy array with one
+    entry per number up to the largest test id's: numbers run over the whole
+    task (train and test), so the array has about 1/test_fraction entries per
+    test id; past MAX_LOOKUP_PER_ID (not published ids, or a tiny test set),
+    and for any other id format, a hash lookup.
     """
 
     def __init__(self, test_ids: pa.Array):
@@ -367,13 +409,16 @@ class IdIndex:
         if match:
             self.prefix, self.width = match.group(1), len(match.group(2))
             numbers = self._numbers(test_ids)
-            if numbers is not None and (numbers >= 0).all():
-                self.lookup = np.full(int(numbers.max()) + 1, -1, dtype=np.int64)
-                self.lookup[numbers] = np.arange(len(test_ids))
+            if numbers is not None and (numbers >= 0).all() and \
+                    int(numbers.max()) < MAX_LOOKUP_PER_ID * len(test_ids) + 65536:
+                # number + 1 → position: -1 (not of the published form) maps to index 0, past the end clips to -1
+                self._by_number = np.full(int(numbers.max()) + 3, -1, dtype=np.int32)
+                self._by_number[numbers + 1] = np.arange(len(test_ids), dtype=np.int32)
+                self.lookup = self._by_number[1:-1]
 
     def _fixed_width_numbers(self, ids: pa.Array) -> np.ndarray | None:
         """_numbers read straight from the Arrow buffers when every id has the published width in bytes and
-        none is null (the usual upload): one pass of numpy over the characters. None otherwise."""
+        none is null (the usual upload): a few passes of numpy over the characters. None otherwise."""
         width, prefix = len(self.prefix) + self.width, self.prefix.encode()
         if (not pa.types.is_string(ids.type) or ids.null_count or not len(ids) or len(prefix) != len(self.prefix)
                 or self.width > 18):
@@ -383,14 +428,16 @@ class IdIndex:
             return None
         chars = np.frombuffer(ids.buffers()[2], dtype=np.uint8, count=width * len(ids), offset=int(offsets[0]))
         chars = chars.reshape(len(ids), width)
-        ok = (chars[:, :len(prefix)] == np.frombuffer(prefix, dtype=np.uint8)).all(axis=1) if prefix else \
-            np.ones(len(ids), dtype=bool)
-        numbers = np.zeros(len(ids), dtype=np.int64)
-        for column in range(len(prefix), width):  # ASCII 0-9 only (a byte of ٣ or ³ is not one)
-            digit = chars[:, column].astype(np.int64) - 48
-            ok &= (digit >= 0) & (digit <= 9)
-            numbers = numbers * 10 + digit
-        return np.where(ok, numbers, -1)
+        not_digit = (chars[:, len(prefix):] - 48) > 9  # ASCII 0-9 only (a byte of ٣ or ³ is not one); uint8 wraps
+        other_prefix = chars[:, :len(prefix)] != np.frombuffer(prefix, dtype=np.uint8)
+        numbers = np.zeros(len(ids), dtype=np.int32 if self.width <= 8 else np.int64)  # '9' * 11111111 < 2**31
+        for column in range(len(prefix), width):
+            numbers *= 10
+            numbers += chars[:, column]
+        numbers -= 48 * int("1" * self.width)  # the '0's
+        if not_digit.any() or other_prefix.any():
+            numbers[not_digit.any(axis=1) | other_prefix.any(axis=1)] = -1
+        return numbers
 
     def _numbers(self, ids: pa.Array) -> np.ndarray | None:
         """The number of each id of the published form, -1 for any other (or null) id."""
@@ -403,34 +450,86 @@ class IdIndex:
         numbers = pc.cast(pc.if_else(ok, digits, "-1"), pa.int64())
         return numbers.to_numpy(zero_copy_only=False)
 
-    def positions(self, ids: pa.Array) -> np.ndarray:
+    def positions(self, ids: pa.Array | pa.ChunkedArray) -> np.ndarray:
         """Index of each submitted id among the test ids; -1 when it is not one."""
         if self.lookup is None:
             return pc.fill_null(pc.index_in(ids, value_set=self.test_ids), -1).to_numpy(zero_copy_only=False).astype(np.int64)
-        numbers = self._numbers(ids)
-        inside = (numbers >= 0) & (numbers < len(self.lookup))
-        out = np.full(len(numbers), -1, dtype=np.int64)
-        out[inside] = self.lookup[numbers[inside]]
-        return out
+        chunks = ids.chunks if isinstance(ids, pa.ChunkedArray) else [ids]
+        blocks = [chunk.slice(start, LOOKUP_BLOCK) for chunk in chunks for start in range(0, len(chunk), LOOKUP_BLOCK)]
+        found = [np.take(self._by_number, self._numbers(block) + 1, mode="clip") for block in blocks]
+        return np.concatenate(found) if found else np.empty(0, dtype=np.int32)
+
+
+def _label_codes(column: pa.ChunkedArray, classes: pa.Array) -> tuple[np.ndarray, np.ndarray] | None:
+    """Each label's index in `classes` and whether each class occurs, when every label is one of them
+    (and not blank: see validate); None otherwise. A dictionary-encoded column is looked up on its
+    dictionaries only."""
+    allowed = pc.not_equal(pc.utf8_trim_whitespace(classes), "").to_numpy(zero_copy_only=False)
+    if pa.types.is_dictionary(column.type) and pa.types.is_string(column.type.value_type) and column.num_chunks <= 64:
+        codes = []
+        for chunk in column.chunks:
+            if chunk.indices.null_count:
+                return None
+            found = pc.fill_null(pc.index_in(chunk.dictionary, value_set=classes), -1).to_numpy(zero_copy_only=False)
+            codes.append(found[chunk.indices.to_numpy()])
+        codes = np.concatenate(codes) if codes else np.empty(0, dtype=np.int32)
+        if len(codes) and codes.min() < 0:
+            return None
+    else:
+        found = pc.index_in(_as_text(column, "label"), value_set=classes)
+        if found.null_count:
+            return None
+        codes = found.to_numpy()
+    if not allowed.all() and not allowed[codes].all():
+        return None
+    return codes, np.bincount(codes, minlength=len(classes)) > 0
+
+
+def _aligned(position: np.ndarray, codes: np.ndarray, used: np.ndarray, classes: pa.Array,
+             size: int) -> pa.DictionaryArray | None:
+    """The labels in the order of the `size` test ids, as a dictionary of the classes `used` (the
+    metrics' label set); None unless each test id is found exactly once."""
+    if len(position) != size or (size and position.min() < 0):
+        return None
+    aligned = np.full(size, -1, dtype=np.int32)
+    aligned[position] = codes
+    if size and aligned.min() < 0:  # as many rows as test ids, one missing: another is repeated
+        return None
+    if not used.all():
+        aligned = (np.cumsum(used, dtype=np.int32) - 1)[aligned]
+        classes = classes.filter(pa.array(used))
+    return pa.DictionaryArray.from_arrays(pa.array(aligned), classes)
 
 
 def validate(table: pa.Table, index: IdIndex, classes: pa.Array) -> pa.Array:
     """The predicted labels aligned with `test_ids`, or a ParticipantVisibleError saying what to fix.
 
-    One hash lookup of the submitted ids in the test ids gives unknown,
-    repeated and missing ids and the alignment; label checks run on the
-    distinct labels only.
+    One lookup of the submitted ids in the test ids gives the alignment, one of
+    the labels in the classes their codes; when either finds a problem, the
+    slow path names every problem.
     """
     _check_columns(table.column_names)
-    test_ids = index.test_ids
     for name in ("id", "label"):
         _check_lengths(table[name], name)
-    ids = _as_text(table["id"], "id").combine_chunks()
-    labels = _as_text(table["label"], "label").combine_chunks()
+    ids = _as_text(table["id"], "id")
+    with ThreadPoolExecutor(1) as pool:  # labels hashed while the ids are parsed
+        labels = pool.submit(_label_codes, table["label"], classes)
+        position = index.positions(ids)
+        coded = labels.result()
+    aligned = _aligned(position, *coded, classes, len(index.test_ids)) if coded is not None and not ids.null_count else None
+    if aligned is not None:
+        return aligned
+    return _validate_slowly(ids.combine_chunks(), _as_text(table["label"], "label").combine_chunks(), position,
+                            index.test_ids, classes)
+
+
+def _validate_slowly(ids: pa.Array, labels: pa.Array, position: np.ndarray, test_ids: pa.Array,
+                     classes: pa.Array) -> pa.Array:
+    """validate's answer when some id or label is not as expected: unknown, repeated and missing ids
+    and empty or unknown labels, each named; label checks run on the distinct labels only."""
     problems = []
     if ids.null_count:
         problems.append(f"{ids.null_count} row(s) have no id")
-    position = index.positions(ids)
     unknown = pc.and_(pa.array(position < 0), pc.is_valid(ids))
     if pc.any(unknown).as_py():
         bad = pc.filter(ids, unknown)

@@ -86,3 +86,81 @@ def test_positions_of_published_ids_equal_a_hash_lookup_whatever_the_submitted_t
     assert index.positions(same_width).tolist() == [2, 1, -1, -1, -1, -1, 3, 4]  # one width in bytes: the fast path
     assert index.positions(same_width.slice(1, 3)).tolist() == [1, -1, -1]
     assert np.array_equal(index.positions(test), np.arange(5))
+
+
+def test_published_ids_of_every_width_and_any_chunking_are_found() -> None:
+    """Up to 8 digits the numbers are parsed in 32 bits, past it in 64; a column in chunks (as the CSV
+    reader returns it) is looked up chunk by chunk, whichever path each chunk takes. Numbers far past
+    the test set's size (not published ids) are looked up by hash, not in an array that large."""
+    import numpy as np
+
+    for width in (4, 8, 9, 12):
+        test = pa.array([f"p{n:0{width}d}" for n in (0, 7, 3, 2)])
+        index = IdIndex(test)
+        assert index.lookup is not None
+        submitted = pa.chunked_array([pa.array([f"p{2:0{width}d}", f"p{7:0{width}d}", "p" + "9" * width]),
+                                      pa.array([f"p{0:0{width}d}", "p1", None]), pa.array([], pa.string())])
+        assert index.positions(submitted).tolist() == [3, 1, -1, 0, -1, -1], width
+        assert np.array_equal(index.positions(test), np.arange(4))
+    every_fifth = IdIndex(pa.array([f"{n:06d}" for n in range(0, 100_000, 5)]))  # a test fraction of 0.2
+    assert every_fifth.lookup is not None and every_fifth.positions(pa.array(["099995", "000005", "000006"])).tolist() == [
+        19_999, 1, -1]
+    sparse = IdIndex(pa.array(["p000000000000", "p999999999999"]))
+    assert sparse.lookup is None and sparse.positions(pa.array(["p999999999999", "p000000000001"])).tolist() == [1, -1]
+
+
+def test_the_aligned_labels_hold_only_the_classes_predicted() -> None:
+    """The metrics take their label set from the dictionaries: a class nobody predicted is not in it."""
+    classes = pa.array(["a", "b", "c"])
+    table = pa.table({"id": NUMBERED, "label": pa.chunked_array([pa.array(["c", "a"]), pa.array(["c", "c"])])})
+    aligned = validate(table, IdIndex(pa.array(NUMBERED)), classes)
+    assert aligned.dictionary.to_pylist() == ["a", "c"]
+    assert aligned.dictionary_decode().to_pylist() == ["c", "a", "c", "c"]
+
+
+def test_parquet_labels_read_dictionary_encoded_are_aligned_across_row_groups() -> None:
+    import io
+
+    import pyarrow.parquet as pq
+
+    from challenge.tasks.submissions import read_submission
+
+    out = io.BytesIO()
+    pq.write_table(pa.table({"id": NUMBERED, "label": ["b", "b", "a", "a"]}), out, row_group_size=2)
+    table = read_submission(out.getvalue(), "sub.parquet", len(NUMBERED))
+    assert pa.types.is_string(table["id"].type) and pa.types.is_dictionary(table["label"].type)
+    assert validate(table, IdIndex(pa.array(NUMBERED)), CLASSES).dictionary_decode().to_pylist() == ["b", "b", "a", "a"]
+    out = io.BytesIO()
+    pq.write_table(pa.table({"id": NUMBERED, "label": ["b", "x", "a", None]}), out, row_group_size=2)
+    with pytest.raises(ParticipantVisibleError, match="1 row\\(s\\) have an empty.*1 label\\(s\\) are not classes"):
+        validate(read_submission(out.getvalue(), "sub.parquet", len(NUMBERED)), IdIndex(pa.array(NUMBERED)), CLASSES)
+
+
+@pytest.mark.parametrize("first", ["p0000", None])
+def test_a_huge_parquet_id_is_refused_from_its_dictionary_before_any_row_expands(first: str | None) -> None:
+    """Ids are read as plain text (no hashing of a million distinct ids), so a dictionary page holding one
+    huge id that every row repeats is read alone first and refused: the rows never expand (1,000 rows
+    of 1.5 MB would be 1.5 GB). Past MAX_PEEKED_ROW_GROUPS row groups ids are read dictionary-encoded."""
+    import io
+
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    from challenge.tasks.submissions import MAX_PEEKED_ROW_GROUPS, read_submission
+
+    rows = 1000
+    indices = pa.array([0 if first else None] + [1] * (rows - 1), pa.int32())
+    huge = pa.DictionaryArray.from_arrays(indices, pa.array(["p0000", "9" * 1_500_000]))
+    out = io.BytesIO()
+    pq.write_table(pa.table({"id": huge, "label": ["a"] * rows}), out,
+                   compression="zstd", dictionary_pagesize_limit=1 << 30, store_schema=False)
+    with pytest.raises(ParticipantVisibleError, match="a value of the id column is 1500000 bytes long"):
+        read_submission(out.getvalue(), "sub.parquet", rows)
+    out = io.BytesIO()
+    groups = MAX_PEEKED_ROW_GROUPS + 1
+    pq.write_table(pa.table({"id": huge.take(pa.array(np.arange(groups) % 2)), "label": ["a"] * groups}), out,
+                   compression="zstd", dictionary_pagesize_limit=1 << 30, row_group_size=1, store_schema=False)
+    table = read_submission(out.getvalue(), "sub.parquet", 100_000)  # (65 dictionaries of 1.5 MB: 98 MB decoded)
+    assert pa.types.is_dictionary(table["id"].type)
+    with pytest.raises(ParticipantVisibleError, match="a value of the id column is 1500000 bytes long"):
+        validate(table, IdIndex(pa.array(NUMBERED)), CLASSES)
