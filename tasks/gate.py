@@ -204,9 +204,11 @@ def gate_drop(
                 for name, t in tables.items()
             }
             with ThreadPoolExecutor(max_workers=1) as pool:
-                # Encode the staged Parquet files while the checks run; upload only if the drop passes.
+                # One thread encodes the staged Parquet files (uploaded only if the drop passes), then runs
+                # the custom checks, while GX validates in this one: both cores busy, and the two Arrow
+                # jobs' memory peaks one after the other rather than on top of each other.
                 encoded = pool.submit(write_parquet_files, tables, workdir / "staged")
-                report.checks.extend(run_quality_gate(tables, spec, drop_dir, docs_dir))
+                report.checks.extend(run_quality_gate(tables, spec, drop_dir, docs_dir, pool))
                 encoded.result()
             if docs_dir.is_dir():
                 report.data_docs = private.uri_for(catalog.data_docs_page(report_prefix))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -218,17 +218,22 @@ def run_custom_checks(tables: dict[str, pa.Table], spec: TaskSpec, drop_dir: Pat
     return results
 
 
-def run_quality_gate(tables: dict[str, pa.Table], spec: TaskSpec, drop_dir: Path, docs_dir: Path) -> list[CheckResult]:
+def run_quality_gate(
+    tables: dict[str, pa.Table], spec: TaskSpec, drop_dir: Path, docs_dir: Path, pool: Executor | None = None
+) -> list[CheckResult]:
     """All checks of the gate on standardized tables: GX suites, task expectations, custom checks.
 
-    The custom checks (Arrow compute, which releases the GIL) run in a thread beside GX.
+    The custom checks (Arrow compute and numpy, which release the GIL) run on `pool` (a thread of their
+    own when None) while GX, mostly Python, validates in this thread.
     """
+    if pool is None:
+        with ThreadPoolExecutor(max_workers=1) as own:
+            return run_quality_gate(tables, spec, drop_dir, docs_dir, own)
     suite = load_suite(spec.kind)
     configs = {name: list(rules.get("expectations", []) or []) for name, rules in suite["tables"].items()}
     extra, problems = task_expectations(spec)
     for name, more in extra.items():
         configs.setdefault(name, []).extend(more)
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        custom = pool.submit(run_custom_checks, tables, spec, drop_dir)
-        checks = problems + run_expectations(tables, configs, docs_dir, spec.task_id)
-        return checks + custom.result()
+    custom = pool.submit(run_custom_checks, tables, spec, drop_dir)
+    checks = problems + run_expectations(tables, configs, docs_dir, spec.task_id)
+    return checks + custom.result()

@@ -50,27 +50,49 @@ def read_table(path: Path, name: str, string_columns: list[str] | None = None) -
     return table
 
 
+def _head_types(path: Path, read: pa_csv.ReadOptions, strings: dict[str, pa.DataType]) -> dict[str, pa.DataType]:
+    """Column types as the reader infers them from the file's first block (strings where asked); only
+    types that a later block can contradict with a conversion error (int64, float64, bool, string)."""
+    convert = pa_csv.ConvertOptions(column_types=strings, strings_can_be_null=True)
+    try:
+        with pa_csv.open_csv(path, read_options=read, convert_options=convert) as reader:
+            schema = reader.schema
+    except (pa.ArrowInvalid, StopIteration):
+        return {}
+    kept = (pa.int64(), pa.float64(), pa.bool_(), pa.string())
+    return {f.name: f.type for f in schema if f.type in kept}
+
+
 def _read_csv(path: Path, name: str, string_columns: list[str]) -> pa.Table:
-    convert = pa_csv.ConvertOptions(column_types={c: pa.string() for c in string_columns}, strings_can_be_null=True)
+    strings = {c: pa.string() for c in string_columns}
     read = pa_csv.ReadOptions(block_size=CSV_BLOCK_SIZE)
     with open(path, "rb") as fh:
         if fh.read(4).startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
             raise DataReadError(f"{name}: the file is UTF-16 encoded; re-save it as UTF-8")
-    try:
-        # Fast path: blocks parse in parallel; it stops with an error (never a wrong
-        # table) when a quoted value spans lines across a block boundary.
-        return pa_csv.read_csv(path, read_options=read, convert_options=convert)
-    except pa.ArrowInvalid as exc:
-        if "utf8" in str(exc).lower():
-            _explain_csv_error(path, name, exc)
-    try:
-        # Quoted values may hold line breaks (product descriptions, addresses).
-        return pa_csv.read_csv(
-            path, read_options=read, convert_options=convert,
-            parse_options=pa_csv.ParseOptions(newlines_in_values=True),
-        )
-    except pa.ArrowInvalid as exc:
-        return _explain_csv_error(path, name, exc)
+    # Types given to the reader (as the first block shows them, strings where asked): it converts each block
+    # once and frees it. Inferring, it keeps every parsed block to the end in case a later one widens a
+    # type: twice the table's memory. When a later block contradicts the first, the file is read again
+    # with inference, as without the guess.
+    guessed = {**_head_types(path, read, strings), **strings}
+    attempts = [guessed, strings] if guessed != strings else [strings]
+    error: pa.ArrowInvalid | None = None
+    for newlines in (False, True):
+        # Without line breaks in values, blocks parse in parallel; a quoted value spanning lines across a
+        # block boundary then stops with an error (never a wrong table). Product descriptions and
+        # addresses may hold line breaks: read again allowing them.
+        parse = pa_csv.ParseOptions(newlines_in_values=newlines)
+        for types in attempts:
+            convert = pa_csv.ConvertOptions(column_types=types, strings_can_be_null=True)
+            try:
+                return pa_csv.read_csv(path, read_options=read, parse_options=parse, convert_options=convert)
+            except pa.ArrowInvalid as exc:
+                error = exc
+                if "CSV parse error" in str(exc) or "newlines_in_values" in str(exc):
+                    break  # the same whatever the types
+                if "utf8" in str(exc).lower() and types is strings:
+                    _explain_csv_error(path, name, exc)
+    assert error is not None
+    return _explain_csv_error(path, name, error)
 
 
 def _explain_csv_error(path: Path, name: str, exc: pa.ArrowInvalid) -> NoReturn:

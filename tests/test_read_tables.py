@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 import challenge.tasks.read_tables as read_tables
@@ -55,3 +56,30 @@ def test_corrupt_parquet(tmp_path: Path) -> None:
 ])
 def test_snake_case(name: str, expected: str) -> None:
     assert snake_case(name) == expected
+
+
+def test_types_from_the_first_block_give_way_to_later_blocks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The first block looks like integers; later blocks hold a decimal and a word: read as if inferred whole.
+    lines = ["id,n,m,k"] + [f"{i},{i},{i},{i}" for i in range(2000)] + ["x,1.5,word,7"]
+    (tmp_path / "t.csv").write_text("\n".join(lines) + "\n")
+    monkeypatch.setattr(read_tables, "CSV_BLOCK_SIZE", 1024)
+    table = read_table(tmp_path / "t.csv", "t.csv", ["id"])
+    assert [str(t) for t in table.schema.types] == ["string", "double", "string", "int64"]
+    assert table.column("n").to_pylist()[-2:] == [1999.0, 1.5]
+    assert table.column("m").to_pylist()[-2:] == ["1999", "word"]
+    assert table.column("id").to_pylist()[:2] == ["0", "1"]
+
+
+def test_a_file_with_line_breaks_in_values_is_parsed_twice_at_most(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rows = [{"id": f"{i:04d}", "text": f"line one of {i}\nline two", "n": i, "x": i / 2} for i in range(4000)]
+    pd.DataFrame(rows).to_csv(tmp_path / "t.csv", index=False)
+    monkeypatch.setattr(read_tables, "CSV_BLOCK_SIZE", 4096)
+    reads = []
+    read_csv = read_tables.pa_csv.read_csv
+    monkeypatch.setattr(read_tables.pa_csv, "read_csv", lambda *a, **k: reads.append(k) or read_csv(*a, **k))
+    table = read_table(tmp_path / "t.csv", "t.csv", ["id", "text"])
+    assert [str(t) for t in table.schema.types] == ["string", "string", "int64", "double"]
+    assert table.column("text").to_pylist()[-1] == "line one of 3999\nline two"
+    # a parse error is the same whatever the column types: the second read allows line breaks at once
+    assert [k["parse_options"].newlines_in_values for k in reads] == [False, True]
+    assert reads[-1]["convert_options"].column_types["n"] == pa.int64()  # types given, not inferred
