@@ -7,6 +7,7 @@ sees the old object or the new one, never a partial file.
 
 from __future__ import annotations
 
+import base64
 import errno
 import hashlib
 import os
@@ -14,27 +15,35 @@ import re
 import shutil
 import stat
 import tempfile
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from itertools import islice
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Protocol
+from typing import TYPE_CHECKING, BinaryIO, Protocol, TypeVar
 
 import boto3
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import ClientError
+from s3transfer.utils import S3_RETRYABLE_DOWNLOAD_ERRORS
 
 from challenge.errors import StorageError
 
 if TYPE_CHECKING:
     from challenge.config import ChallengeConfig
 
+T = TypeVar("T")
+PathT = TypeVar("PathT", str, Path)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 MULTIPART_THRESHOLD = 16 * 1024 * 1024
+TRANSFER_THREADS = 8  # concurrent transfers (S3 requests, local copies) of one call
+TRANSFER_BATCH = 32  # files per thread-pool task: fewer, larger tasks for folders of many small files
 LOCAL_HASH_LIMIT = 64 * 1024 * 1024  # local files above this get a size+time version instead of an MD5
 _TMP_PREFIX = ".tmp-"
+_COPY_BUFFER = 64 * 1024  # a larger read buffer is an mmap/munmap per read: 4× slower for a 4 KB file
 
 
 class ObjectChanged(StorageError):
@@ -78,7 +87,7 @@ def validate_key(key: str) -> str:
     if key.startswith("/") or re.match(r"^[A-Za-z]:", key) or "\\" in key:
         raise StorageError(f"object key {key!r} is absolute or uses backslashes; use a relative '/'-separated path")
     parts = key.split("/")
-    if any(part in ("", ".", "..") for part in parts):
+    if "" in parts or "." in parts or ".." in parts:
         raise StorageError(f"object key {key!r} has an empty, '.' or '..' segment; use a plain relative path")
     return key
 
@@ -109,7 +118,7 @@ class Storage(Protocol):
     def read_limited(self, key: str, limit: int, version: str | None = None) -> bytes: ...
     def open_read(self, key: str) -> BinaryIO: ...
     def write_bytes(self, key: str, data: bytes) -> None: ...
-    def upload_file(self, key: str, path: Path) -> None: ...
+    def upload_file(self, key: str, path: Path) -> str | None: ...
     def download_file(self, key: str, path: Path) -> None: ...
     def copy(self, src: str, dst: str) -> None: ...
     def delete(self, key: str) -> None: ...
@@ -120,7 +129,13 @@ class Storage(Protocol):
 def file_digest(path: Path, algorithm: str = "md5") -> str:
     """Hex digest of a local file, streamed (MD5 is what S3 reports as a single-part ETag)."""
     with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, lambda: hashlib.new(algorithm, usedforsecurity=False)).hexdigest()
+        head = fh.read(_COPY_BUFFER)
+        if len(head) < _COPY_BUFFER:  # a small file in one read (hashlib.file_digest allocates 256 KiB per call)
+            return hashlib.new(algorithm, head, usedforsecurity=False).hexdigest()
+        digest = hashlib.new(algorithm, head, usedforsecurity=False)
+        while chunk := fh.read(_COPY_BUFFER):
+            digest.update(chunk)
+        return digest.hexdigest()
 
 
 LARGE_VERSION = "large-"
@@ -136,6 +151,15 @@ def file_digest_bytes(data: bytes) -> str:
     return hashlib.md5(data, usedforsecurity=False).hexdigest()
 
 
+def _copy_hashing(source: BinaryIO, target: BinaryIO) -> str:
+    """Copy a stream and return the MD5 of the bytes copied (one read of the source)."""
+    digest = hashlib.md5(usedforsecurity=False)
+    while chunk := source.read(_COPY_BUFFER):
+        digest.update(chunk)
+        target.write(chunk)
+    return digest.hexdigest()
+
+
 class LocalStorage:
     """A directory on the local file system (the embedded default, for one trusted user).
 
@@ -143,17 +167,25 @@ class LocalStorage:
     its `problem` (so the product can say why it is refused) and never opened, hashed or followed.
     """
 
+    transfer_threads = 4  # copies are disk- and GIL-bound: more threads than this only contend (2 cores)
+
     def __init__(self, root: str | os.PathLike[str]):
         self.root = Path(root).resolve()
         self.uri = str(self.root)
+        self._folders: set[str] = set()  # folders this object made (or found): not made again
 
     def _path(self, key: str) -> Path:
         return self.root.joinpath(*validate_key(key).split("/"))
 
-    def _inside(self, path: Path) -> Path:
-        """`path`, once its folder is known to resolve inside the root (no symbolic link leads out)."""
-        folder = Path(os.path.realpath(path.parent))
-        if folder != self.root and self.root not in folder.parents:
+    def _file(self, key: str) -> str:
+        """`key`'s path as a string (what the hot paths hand to os functions, without pathlib's parsing)."""
+        return os.path.join(self.uri, *validate_key(key).split("/"))
+
+    def _inside(self, path: PathT) -> PathT:
+        """`path`, once its folder is known to resolve inside the root (no symbolic link leads out). Checked
+        at every access, never remembered: a folder that a team can write to may become a link at any time."""
+        folder = os.path.realpath(os.path.dirname(path))
+        if folder != self.uri and not folder.startswith(self.uri + os.sep):
             raise StorageError(f"{path}: its folder leads outside {self.root} (a symbolic link?); "
                                "replace the link with a real folder")
         return path
@@ -224,7 +256,7 @@ class LocalStorage:
 
     def open_read(self, key: str) -> BinaryIO:
         """Open a regular file inside the root, never following a link (O_NOFOLLOW) nor blocking on a FIFO."""
-        path = self._inside(self._path(key))
+        path = self._inside(self._file(key))
         try:
             fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
@@ -241,13 +273,38 @@ class LocalStorage:
         os.set_blocking(fd, True)
         return os.fdopen(fd, "rb")
 
-    def _atomic_target(self, key: str) -> tuple[Path, Path]:
-        path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
+    def _temporary(self, key: str) -> tuple[str, int, str]:
+        """`key`'s path, and an open temporary file beside it (its folder made once per object, checked every time)."""
+        path = self._file(key)
+        folder = os.path.dirname(path)
+        if folder not in self._folders:
+            os.makedirs(folder, exist_ok=True)
+            self._folders.add(folder)
         self._inside(path)
-        fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=path.parent)
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=folder)
+        except FileNotFoundError:  # removed since it was made: make it again
+            os.makedirs(folder, exist_ok=True)
+            self._inside(path)
+            fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=folder)
+        return path, fd, tmp
+
+    def _atomic_target(self, key: str) -> tuple[Path, Path]:
+        path, fd, tmp = self._temporary(key)
         os.close(fd)
-        return path, Path(tmp)
+        return Path(path), Path(tmp)
+
+    def _write_atomically(self, key: str, fill: Callable[[BinaryIO], str | None]) -> str | None:
+        """Write `key` through a temporary file that `fill` writes, renamed over it (removed on error)."""
+        path, fd, tmp = self._temporary(key)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                result = fill(out)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return result
 
     def write_bytes(self, key: str, data: bytes) -> None:
         path, tmp = self._atomic_target(key)
@@ -257,28 +314,20 @@ class LocalStorage:
         finally:
             tmp.unlink(missing_ok=True)
 
-    def upload_file(self, key: str, path: Path) -> None:
-        target, tmp = self._atomic_target(key)
-        try:
-            shutil.copyfile(path, tmp)
-            os.replace(tmp, target)
-        finally:
-            tmp.unlink(missing_ok=True)
+    def upload_file(self, key: str, path: Path) -> str | None:
+        """Copy a local file in atomically; returns the MD5 of the bytes copied (what a listing reads back)."""
+        with open(path, "rb") as source:
+            return self._write_atomically(key, lambda out: _copy_hashing(source, out))
 
     def download_file(self, key: str, path: Path) -> None:
         with self.open_read(key) as source:
             path.parent.mkdir(parents=True, exist_ok=True)
             with open(path, "wb") as target:
-                shutil.copyfileobj(source, target, 1 << 20)
+                shutil.copyfileobj(source, target, _COPY_BUFFER)
 
     def copy(self, src: str, dst: str) -> None:
-        target, tmp = self._atomic_target(dst)
-        try:
-            with self.open_read(src) as source, open(tmp, "wb") as out:
-                shutil.copyfileobj(source, out, 1 << 20)
-            os.replace(tmp, target)
-        finally:
-            tmp.unlink(missing_ok=True)
+        with self.open_read(src) as source:
+            self._write_atomically(dst, lambda out: shutil.copyfileobj(source, out, _COPY_BUFFER))
 
     def delete(self, key: str) -> None:
         self._inside(self._path(key)).unlink(missing_ok=True)
@@ -291,6 +340,8 @@ class LocalStorage:
 class S3Storage:
     """An S3 bucket and prefix, through boto3 (any S3-compatible endpoint)."""
 
+    transfer_threads = TRANSFER_THREADS  # requests in flight: network-bound
+
     def __init__(self, uri: str, endpoint_url: str | None = None, region: str | None = None):
         if not uri.startswith("s3://"):
             raise StorageError(f"{uri}: not an s3:// URI")
@@ -300,10 +351,12 @@ class S3Storage:
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         self.uri = f"s3://{bucket}/{self.prefix}".rstrip("/")
-        attempts = int(os.environ.get("CHALLENGE_S3_MAX_ATTEMPTS", "6"))  # retries with exponential backoff
-        config = BotoConfig(retries={"max_attempts": attempts, "mode": "standard"}, region_name=region)
+        self.attempts = attempts = int(os.environ.get("CHALLENGE_S3_MAX_ATTEMPTS", "6"))  # retries with backoff
+        config = BotoConfig(retries={"max_attempts": attempts, "mode": "standard"}, region_name=region,
+                            max_pool_connections=2 * TRANSFER_THREADS)
         self.client = boto3.client("s3", endpoint_url=endpoint_url, config=config)
-        self.transfer = TransferConfig(multipart_threshold=MULTIPART_THRESHOLD, multipart_chunksize=MULTIPART_THRESHOLD)
+        self.transfer = TransferConfig(multipart_threshold=MULTIPART_THRESHOLD, multipart_chunksize=MULTIPART_THRESHOLD,
+                                       max_concurrency=TRANSFER_THREADS)
 
     def _key(self, key: str) -> str:
         return join_key(self.prefix, validate_key(key))
@@ -379,13 +432,39 @@ class S3Storage:
     def write_bytes(self, key: str, data: bytes) -> None:
         self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
 
-    def upload_file(self, key: str, path: Path) -> None:
-        """Streamed upload; multipart above MULTIPART_THRESHOLD."""
+    def upload_file(self, key: str, path: Path) -> str | None:
+        """One PUT with the file's MD5 (S3 refuses bytes that do not match it) below MULTIPART_THRESHOLD, and
+        returns that MD5 (the object's ETag); above it, boto3's transfer manager (parallel parts), None."""
+        with open(path, "rb") as fh:
+            data = fh.read(MULTIPART_THRESHOLD)
+            if len(data) < MULTIPART_THRESHOLD:
+                md5 = hashlib.md5(data, usedforsecurity=False)
+                etag = self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data,
+                                              ContentMD5=base64.b64encode(md5.digest()).decode())["ETag"].strip('"')
+                if etag != md5.hexdigest():
+                    raise StorageError(f"{self.uri_for(key)}: stored with ETag {etag}, expected the MD5 {md5.hexdigest()}; "
+                                       "upload again")
+                return etag
         self.client.upload_file(str(path), self.bucket, self._key(key), Config=self.transfer)
+        return None
 
     def download_file(self, key: str, path: Path) -> None:
+        """One GET streamed to the file below MULTIPART_THRESHOLD (again if the stream breaks, as boto3's
+        transfer manager does); above it, the transfer manager (parallel ranges)."""
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
+            for attempt in range(self.attempts):
+                response = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
+                with response["Body"] as body:
+                    if response["ContentLength"] >= MULTIPART_THRESHOLD:
+                        break
+                    try:
+                        with open(path, "wb") as out:
+                            shutil.copyfileobj(body, out, _COPY_BUFFER)
+                        return
+                    except S3_RETRYABLE_DOWNLOAD_ERRORS:
+                        if attempt + 1 == self.attempts:
+                            raise
             self.client.download_file(self.bucket, self._key(key), str(path), Config=self.transfer)
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey"):
@@ -393,9 +472,14 @@ class S3Storage:
             raise
 
     def copy(self, src: str, dst: str) -> None:
-        self.client.copy(
-            {"Bucket": self.bucket, "Key": self._key(src)}, self.bucket, self._key(dst), Config=self.transfer
-        )
+        """One server-side CopyObject (objects up to 5 GB); larger ones through boto3's managed multipart copy."""
+        source = {"Bucket": self.bucket, "Key": self._key(src)}
+        try:
+            self.client.copy_object(CopySource=source, Bucket=self.bucket, Key=self._key(dst))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") not in ("InvalidRequest", "EntityTooLarge"):
+                raise
+            self.client.copy(source, self.bucket, self._key(dst), Config=self.transfer)
 
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
@@ -424,19 +508,70 @@ def open_location(config: ChallengeConfig, name: str) -> Storage:
     return open_storage(getattr(config.storage, name), s3.endpoint_url, s3.region)
 
 
-TRANSFER_THREADS = 8
+R = TypeVar("R")
+
+
+def _apply(fn: Callable[[T], R], batch: list[T]) -> list[R]:
+    return [fn(item) for item in batch]
+
+
+def map_batched(fn: Callable[[T], R], items: Iterable[T], threads: int = TRANSFER_THREADS,
+                batch: int = TRANSFER_BATCH) -> Iterator[R]:
+    """`fn` over `items` in a pool of `threads` threads, results in order: `batch` items per pool task and at most
+    2 × `threads` tasks in flight, so that 100,000 items are never 100,000 futures at once. The first error is
+    raised once the tasks in flight end; the rest are not started."""
+    source = iter(items)
+    batches = iter(lambda: list(islice(source, batch)), [])
+    pending: deque[Future[list[R]]] = deque()
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        try:
+            for chunk in batches:
+                pending.append(pool.submit(_apply, fn, chunk))
+                if len(pending) >= 2 * threads:
+                    yield from pending.popleft().result()
+            while pending:
+                yield from pending.popleft().result()
+        finally:
+            for future in pending:
+                future.cancel()
+
+
+def tree_files(folder: Path) -> list[tuple[str, Path]]:
+    """Every file under `folder` (following links to files, as `Path.is_file` does) as (relative '/'-separated
+    path, path), sorted by relative path."""
+    found: list[tuple[str, Path]] = []
+    stack = [(folder, "")]
+    while stack:
+        directory, rel = stack.pop()
+        with os.scandir(directory) as entries:
+            for entry in entries:
+                name = f"{rel}{entry.name}"
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append((Path(entry.path), name + "/"))
+                elif entry.is_file():
+                    found.append((name, Path(entry.path)))
+    found.sort(key=lambda pair: pair[0])
+    return found
+
+
+def _threads(storage: Storage) -> int:
+    return getattr(storage, "transfer_threads", TRANSFER_THREADS)
+
+
+def upload_many(storage: Storage, jobs: Iterable[tuple[str, Path]]) -> list[str | None]:
+    """Upload (key, local path) pairs through a bounded thread pool; returns what each upload_file returned
+    (the MD5 of the bytes sent, where the backend tells it)."""
+    return list(map_batched(lambda job: storage.upload_file(*job), jobs, _threads(storage)))
 
 
 def upload_tree(storage: Storage, folder: Path, prefix: str) -> list[str]:
     """Upload every file under `folder` to `prefix/<relative path>` (concurrently); return the keys."""
-    files = sorted(p for p in folder.rglob("*") if p.is_file())
-    keys = [join_key(prefix, p.relative_to(folder).as_posix()) for p in files]
-    with ThreadPoolExecutor(max_workers=TRANSFER_THREADS) as pool:
-        list(pool.map(storage.upload_file, keys, files))
-    return keys
+    jobs = [(join_key(prefix, rel), path) for rel, path in tree_files(folder)]
+    upload_many(storage, jobs)
+    return [key for key, _ in jobs]
 
 
-def download_many(storage: Storage, jobs: list[tuple[str, Path]]) -> None:
-    """Download (key, local path) pairs concurrently."""
-    with ThreadPoolExecutor(max_workers=TRANSFER_THREADS) as pool:
-        list(pool.map(lambda job: storage.download_file(*job), jobs))
+def download_many(storage: Storage, jobs: Iterable[tuple[str, Path]]) -> None:
+    """Download (key, local path) pairs through a bounded thread pool."""
+    for _ in map_batched(lambda job: storage.download_file(*job), jobs, _threads(storage)):
+        pass

@@ -6,9 +6,13 @@ returns CheckResults; suites in this folder name them under `custom_checks`.
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import stat
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from itertools import repeat
 from pathlib import Path, PurePosixPath
 
 import numpy as np
@@ -107,13 +111,16 @@ def label_leak(tables: Tables, ctx: CheckContext, table: str = "data") -> list[C
     sample = np.sort(rng.choice(data.num_rows, min(data.num_rows, SAMPLE_ROWS), replace=False))
     results = []
     for column in ctx.features(Modality.text, Modality.categorical, Modality.numeric):
-        values = _codes(data[column])
-        if np.count_nonzero(np.bincount(values[values >= 0])) > 0.75 * data.num_rows:
-            continue  # so many singletons that a lookup table applies to fewer than half of the rows
+        # Each test below only rules the column out; the cheapest go first, and the whole column is coded
+        # only for the few that pass them (codes only need to tell values apart, so the sample's own do).
         if len(sample) < data.num_rows:  # cheap first look: a column far from a lookup leak in a sample is one
-            accuracy, coverage = lookup_fit(values[sample], labels[sample], fold[sample])
+            accuracy, coverage = lookup_fit(_codes(data[column].take(sample)), labels[sample], fold[sample])
             if coverage * len(sample) >= 1000 and accuracy < 0.9:
                 continue
+        distinct = pc.unique(data[column])
+        if len(distinct) - distinct.null_count > 0.75 * data.num_rows:
+            continue  # so many singletons that a lookup table applies to fewer than half of the rows
+        values = _codes(data[column])
         accuracy, coverage = lookup_fit(values, labels, fold)
         if accuracy < LOOKUP_ACCURACY or coverage < LOOKUP_COVERAGE or majority >= LOOKUP_ACCURACY:
             continue
@@ -135,13 +142,27 @@ def label_leak(tables: Tables, ctx: CheckContext, table: str = "data") -> list[C
     return results or [passed("label_leak", table)]
 
 
+DECODE_POOL_MIN = 20_000  # fewer images are checked in this process: a worker pool's start-up costs more
+DECODE_CHUNK = 5_000  # at most this many images per task sent to a worker
+# Workers start from a clean server process, not a fork of this one (whose threads may hold locks);
+# that server imports this module once, and later pools reuse it.
+_DECODE_CONTEXT = multiprocessing.get_context("forkserver")
+
+
 def _image_problem(root: Path, relative: str) -> str | None:
+    """Why the image at `relative` under `root` is refused (missing, a link, too large, does not decode), or None."""
     rel = PurePosixPath(relative)
     if rel.is_absolute() or ".." in rel.parts:
         return "path leaves the images folder"
-    path = root.joinpath(*rel.parts)
-    if path.is_symlink() or not path.is_file():
-        return "file not found" if not path.is_symlink() else "a symbolic link, not an image file"
+    path = os.path.join(root, *rel.parts)
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:
+        return "file not found"
+    if stat.S_ISLNK(mode):
+        return "a symbolic link, not an image file"
+    if not stat.S_ISREG(mode):
+        return "file not found"
     try:
         with Image.open(path) as img:  # reads the header only
             width, height = img.size
@@ -155,6 +176,25 @@ def _image_problem(root: Path, relative: str) -> str | None:
     return None
 
 
+def _image_problems(root: Path, relatives: list[str]) -> dict[str, str]:
+    """The refused images among `relatives` and why (one worker's chunk)."""
+    problems = ((relative, _image_problem(root, relative)) for relative in relatives)
+    return {relative: why for relative, why in problems if why}
+
+
+def image_problems(root: Path, relatives: list[str]) -> dict[str, str]:
+    """`_image_problems` over many images: in chunks, in a pool of one worker process per core."""
+    workers = min(os.cpu_count() or 1, -(-len(relatives) // DECODE_CHUNK))
+    daemon = multiprocessing.current_process().daemon  # e.g. a Dask worker: it may not start processes
+    if len(relatives) < DECODE_POOL_MIN or workers < 2 or daemon:
+        return _image_problems(root, relatives)
+    size = min(DECODE_CHUNK, -(-len(relatives) // (4 * workers)))  # a few chunks per worker balance the load
+    chunks = [relatives[start:start + size] for start in range(0, len(relatives), size)]
+    _DECODE_CONTEXT.set_forkserver_preload([__name__])  # no effect once the server runs
+    with ProcessPoolExecutor(max_workers=workers, mp_context=_DECODE_CONTEXT) as pool:
+        return {k: v for part in pool.map(_image_problems, repeat(root), chunks) for k, v in part.items()}
+
+
 def images_decode(tables: Tables, ctx: CheckContext, table: str = "data") -> list[CheckResult]:
     """Every image path exists under the drop's images folder and decodes."""
     root = ctx.images_dir
@@ -164,9 +204,7 @@ def images_decode(tables: Tables, ctx: CheckContext, table: str = "data") -> lis
         paths = data[column]
         valid = pc.is_valid(paths)
         unique_paths = pc.unique(pc.filter(paths, valid)).to_pylist()
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            problems = dict(zip(unique_paths, pool.map(lambda p: _image_problem(root, p) if root else "no images folder", unique_paths)))
-        bad = {p: why for p, why in problems.items() if why}
+        bad = image_problems(root, unique_paths) if root else {p: "no images folder" for p in unique_paths}
         if not bad:
             results.append(passed("images_decode", table, column))
             continue

@@ -264,6 +264,25 @@ def test_image_drop_passes(config: ChallengeConfig, tmp_path: Path) -> None:
     assert outcome.verdict == "pass", outcome.failures
 
 
+def test_image_problems_are_the_same_when_checked_in_worker_processes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from challenge.expectations import custom_checks
+
+    folder = image_drop(tmp_path / "squares") / "imgs"
+    (folder / "dark-1.png").unlink()
+    (folder / "light-2.png").write_bytes(b"not a png at all")
+    (folder / "link.png").symlink_to(folder / "dark-0.png")
+    paths = sorted(p.name for p in folder.iterdir()) + ["dark-1.png", "../escape.png", "sub/none.png"]
+    in_process = custom_checks.image_problems(folder, paths)
+    monkeypatch.setattr(custom_checks, "DECODE_POOL_MIN", 0)
+    monkeypatch.setattr(custom_checks, "DECODE_CHUNK", 3)  # 5 chunks
+    monkeypatch.setattr(custom_checks.os, "cpu_count", lambda: 2)  # a pool of 2 even on one core
+    assert custom_checks.image_problems(folder, paths) == in_process == {
+        "dark-1.png": "file not found", "sub/none.png": "file not found", "../escape.png": "path leaves the images folder",
+        "link.png": "a symbolic link, not an image file",
+        "light-2.png": "does not decode as an image (UnidentifiedImageError)",
+    }
+
+
 def test_pair_referring_to_missing_record(config: ChallengeConfig, tmp_path: Path) -> None:
     records, pairs = matching_tables()
     pairs.loc[len(pairs)] = ["e1-a", "ghost-7", 0]
@@ -398,3 +417,36 @@ def test_a_drop_with_a_symlink_or_a_fifo_fails_unread(config: ChallengeConfig, t
     assert outcome.verdict == "fail" and outcome.staged is None
     failures = failed_checks(report)
     assert list(failures) == ["regular_files"] and expected in json.dumps(failures["regular_files"][0].as_dict())
+
+
+def test_label_leak_sample_first_look_rules_out_only_what_the_full_test_would(monkeypatch: pytest.MonkeyPatch) -> None:
+    import numpy as np
+    import yaml
+    from drops import classification_spec
+
+    from challenge.expectations import custom_checks
+    from challenge.expectations.custom_checks import CheckContext, label_leak
+    from challenge.task_spec import parse_task_spec
+
+    rng = np.random.default_rng(0)
+    n = 20_000
+    labels = rng.choice(["cat", "dog", "bird", "fish"], n)
+    code = {"cat": "C", "dog": "D", "bird": "B", "fish": "F"}
+    table = pa.table({
+        "id": [f"i{i}" for i in range(n)],
+        "serial": [f"s{i}" for i in rng.permutation(n)],  # unique: never a lookup leak
+        "code": pa.array([code[x] for x in labels]).dictionary_encode(),  # one-to-one leak
+        "noisy": pa.array(np.where(rng.random(n) < 0.8, labels, "other")).dictionary_encode(),
+        "score": rng.integers(0, 50, n).astype(float),
+        "label": labels,
+    })
+    spec = parse_task_spec(yaml.safe_dump(classification_spec(
+        columns={"Serial": "text", "Code": "categorical", "Noisy": "categorical", "Score": "numeric"})), "task.yaml")
+    context = CheckContext(spec=spec, drop_dir=Path("."))
+    monkeypatch.setattr(custom_checks, "SAMPLE_ROWS", 2_000)
+    sampled = label_leak({"data": table}, context)
+    monkeypatch.setattr(custom_checks, "SAMPLE_ROWS", n)  # no first look: every column fully tested
+    assert [c.as_dict() for c in sampled] == [c.as_dict() for c in label_leak({"data": table}, context)]
+    (leak,) = sampled
+    assert (leak.check, leak.column, leak.success) == ("label_leak", "code", False)
+    assert "one-to-one" in leak.hint and {"value": "C", "label": "cat"} in leak.examples

@@ -23,6 +23,8 @@ from challenge.flows.publish_release import publish_release
 from challenge.storage import S3Storage, Storage, open_location
 from challenge.tasks.drops import discover_drops, run_time_label
 from challenge.tasks.gate import gate_drop
+from challenge.tasks.release_build import PublishError
+from challenge.tasks.release_upload import upload_and_verify
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 EXAMPLE_TASKS = {"penguins": "penguin-lab", "digits": "vision-team", "febrl-people": "linkage-team"}
@@ -403,3 +405,31 @@ def test_pointers_and_keys_are_hints_or_errors_never_silently_recreated(config: 
     publish_release(config_path=saved(config), release="r2")
     ids = [read_parquet(public, f"releases/{r}/penguins/train.parquet")["id"].to_pylist() for r in ("r1", "r2")]
     assert ids[0] == ids[1]  # the same key: the same published ids
+
+
+def test_upload_and_verify_catches_an_object_missing_or_not_the_built_file(storage: Storage, tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "built"
+    (folder / "images").mkdir(parents=True)
+    for i in range(5):
+        (folder / "images" / f"{i}.png").write_bytes(bytes([i]) * 3000)
+    assert upload_and_verify(storage, folder, "r1/t") == [f"r1/t/images/{i}.png" for i in range(5)]
+    original = type(storage).upload_file
+
+    def tampering(self: Storage, key: str, path: Path) -> str | None:
+        md5 = original(self, key, path)
+        if key.endswith("3.png"):
+            self.write_bytes(key, b"tampered in between")
+        return md5
+
+    def skipping(self: Storage, key: str, path: Path) -> str | None:
+        return hashlib.md5(path.read_bytes()).hexdigest() if key.endswith("2.png") else original(self, key, path)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(type(storage), "upload_file", tampering)
+        with pytest.raises(PublishError, match=r"r2/t/images/3\.png: uploaded object's MD5 differs"):
+            upload_and_verify(storage, folder, "r2/t")
+    with monkeypatch.context() as patch:
+        patch.setattr(type(storage), "upload_file", skipping)
+        with pytest.raises(PublishError, match=r"r3/t/images/2\.png: uploaded object is missing"):
+            upload_and_verify(storage, folder, "r3/t")

@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from challenge.errors import StorageError
-from challenge.storage import LocalStorage, S3Storage, Storage, join_key, open_storage, upload_tree, validate_key
+from challenge.storage import (
+    LocalStorage,
+    S3Storage,
+    Storage,
+    download_many,
+    join_key,
+    map_batched,
+    open_storage,
+    upload_tree,
+    validate_key,
+)
 
 
 def test_write_read_head_and_version_change(storage: Storage) -> None:
@@ -158,3 +170,51 @@ def test_read_limited_reads_the_listed_version_and_no_more(storage: Storage) -> 
     storage.write_bytes("team-a/t/s.csv", b"id,label\nx,y\n")  # replaced after the listing
     with pytest.raises(ObjectChanged):
         storage.read_limited("team-a/t/s.csv", 10_000, listed.version)
+
+
+def test_map_batched_keeps_order_and_bounds_the_work_in_flight() -> None:
+    pulled: list[int] = []
+
+    def items() -> Iterator[int]:
+        for i in range(1000):
+            pulled.append(i)
+            yield i
+
+    results = map_batched(lambda i: i * 2, items(), threads=2, batch=3)
+    assert next(results) == 0
+    assert len(pulled) <= 2 * 2 * 3 + 3  # at most 2 × threads tasks of `batch` items, not 1,000 futures
+    assert list(results) == [2 * i for i in range(1, 1000)]
+
+
+def test_map_batched_raises_the_first_error_and_starts_no_more() -> None:
+    started: list[int] = []
+
+    def work(i: int) -> int:
+        started.append(i)
+        if i == 5:
+            raise ValueError("item 5 is bad")
+        return i
+
+    with pytest.raises(ValueError, match="item 5 is bad"):
+        list(map_batched(work, range(10_000), threads=2, batch=4))
+    assert len(started) < 100
+
+
+def test_upload_file_returns_the_md5_a_listing_reads_back(storage: Storage, tmp_path: Path) -> None:
+    path = tmp_path / "picture.png"
+    path.write_bytes(b"\x89PNG" + os.urandom(3000))
+    md5 = storage.upload_file("images/picture.png", path)
+    assert md5 == hashlib.md5(path.read_bytes()).hexdigest()
+    assert [i.version for i in storage.list("images/")] == [md5]
+
+
+def test_upload_tree_and_download_many_round_trip_a_folder_of_many_files(storage: Storage, tmp_path: Path) -> None:
+    folder = tmp_path / "tree"
+    names = [f"d{i % 3}/f{i}.bin" for i in range(70)]  # more than one batch per thread
+    for i, name in enumerate(names):
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(bytes([i]) * (i + 1))
+    keys = upload_tree(storage, folder, "up")
+    assert keys == sorted(f"up/{n}" for n in names)
+    download_many(storage, ((k, tmp_path / "down" / k) for k in keys))
+    assert all((tmp_path / "down" / "up" / n).read_bytes() == (folder / n).read_bytes() for n in names)
