@@ -31,11 +31,15 @@ chromium:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium chromium-driver >/dev/null; }
 
+# Growth curves (gate, publish, scoring at 100k/1M/10M rows; images at 10k/100k) into build/bench/,
+# then the flow, interval and Dask benchmarks; each prints its ratios against a baseline of the same run.
 bench: $(BIN)/challenge
-	$(BIN)/python bench/run.py
-	$(BIN)/python bench/scoring.py
+	$(BIN)/pip install --quiet -e '.[bench]'
+	$(BIN)/python bench/curves.py
+	$(BIN)/python bench/images.py --images 10000 --backend s3
 	$(BIN)/python bench/flow_scoring.py
 	$(BIN)/python bench/intervals.py
+	$(BIN)/python bench/dask_runner.py
 
 clean:
 	rm -rf $(VENV) build .pytest_cache

@@ -21,7 +21,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,6 +29,7 @@ from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+from moto_server import start_moto  # noqa: E402  (bench/ is on the path: run as bench/<script>.py)
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -245,29 +245,6 @@ def best_interleaved(first: str, second: str, args: dict, times: int) -> tuple[d
     """The best of `times` runs of each, alternating (a busy moment of a shared disk hits both alike)."""
     runs = [(run_child(first, args), run_child(second, args)) for _ in range(times)]
     return min((a for a, _ in runs), key=lambda r: r["seconds"]), min((b for _, b in runs), key=lambda r: r["seconds"])
-
-
-# ---- moto's S3 server ----------------------------------------------------------------------------------
-
-def start_moto(log_path: Path) -> tuple[subprocess.Popen, str]:
-    """moto's standalone server in its own process on a free loopback port (as tests/conftest.py does)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    env = {**os.environ, "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1"}
-    with open(log_path, "w") as log:
-        server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                                  env=env, stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return server, f"http://127.0.0.1:{port}"
-        except OSError:
-            if server.poll() is not None or time.monotonic() > deadline:
-                server.kill()
-                raise RuntimeError(f"moto server did not start; see {log_path}") from None
-            time.sleep(0.1)
 
 
 # ---- records --------------------------------------------------------------------------------------------

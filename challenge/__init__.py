@@ -6,3 +6,7 @@ try:
     __version__ = version("challenge")  # one place: pyproject.toml
 except PackageNotFoundError:  # run from a checkout that is not installed
     __version__ = "0+unknown"
+
+from challenge.memory import return_freed_memory  # noqa: E402
+
+return_freed_memory()

@@ -20,15 +20,14 @@ something about the test labels, so it goes only to the organizer.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from challenge.tasks.near_duplicates import best_train_match, record_tokens
+from challenge.tasks.leak_hashes import HashColumns, RecordHashes, hash_records
+from challenge.tasks.near_duplicates import best_train_match, first_match
 
 DEFAULT_SIMILARITY = 0.8
 MAX_EXAMPLES = 3
@@ -59,19 +58,6 @@ class LeakColumns:
     similarity: float = DEFAULT_SIMILARITY
 
 
-def _row_hashes(table: pa.Table, columns: list[str]) -> np.ndarray:
-    frame = table.select(columns).to_pandas()
-    return pd.util.hash_pandas_object(frame, index=False).to_numpy()
-
-
-def normalized_text(values: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
-    """Lower case, ASCII punctuation removed, whitespace collapsed: 'Red  Shoe!' → 'red shoe'."""
-    text = pc.replace_substring_regex(pc.utf8_lower(values), r"[[:punct:]]+", "")
-    # Only runs of whitespace and non-space whitespace need rewriting (much faster than \s+).
-    text = pc.replace_substring_regex(text, r"[\t\n\r\f\v ]{2,}|[\t\n\r\f\v]", " ")
-    return pc.utf8_trim_whitespace(text)
-
-
 def _agreement(train_labels: np.ndarray | None, test_labels: np.ndarray | None) -> str:
     if train_labels is None or test_labels is None or not len(test_labels):
         return ""
@@ -79,83 +65,84 @@ def _agreement(train_labels: np.ndarray | None, test_labels: np.ndarray | None) 
     return f"{same} with the train row's label, {len(test_labels) - same} with another"
 
 
-def _labels(table: pa.Table) -> np.ndarray | None:
-    return table["label"].to_numpy(zero_copy_only=False) if "label" in table.column_names else None
+def hash_columns(columns: LeakColumns) -> HashColumns:
+    return HashColumns(list(columns.features), list(columns.text), list(columns.identifying))
 
 
-def _exact_duplicates(train: pa.Table, test: pa.Table, features: list[str]) -> list[LeakFinding]:
-    if not (features and test.num_rows and train.num_rows):
-        return []
-    train_hash = _row_hashes(train, features)
-    test_hash = _row_hashes(test, features)
-    duplicated = pc.is_in(pa.array(test_hash), value_set=pa.array(train_hash)).to_numpy(zero_copy_only=False)
+def _lookup(keys: np.ndarray, rows: np.ndarray, queries: np.ndarray) -> np.ndarray:
+    """For each query, the first of `rows` (ascending) whose key equals it, else -1 (by sorting: a few
+    bytes per row, where a hash table of millions of keys takes tens of megabytes)."""
+    return first_match(keys[rows], rows, queries)
+
+
+def _exact_duplicates(hashes: RecordHashes, train: np.ndarray, test: np.ndarray,
+                      labels: np.ndarray | None) -> list[LeakFinding]:
+    match = _lookup(hashes.exact, train, hashes.exact[test])
+    duplicated = match >= 0
     n = int(duplicated.sum())
     if not n:
         return []
-    agreement = ""
-    train_labels, test_labels = _labels(train), _labels(test)
-    if train_labels is not None and test_labels is not None:
-        first = pd.Series(np.arange(len(train_hash)), index=train_hash)
-        first = first[~first.index.duplicated()]
-        agreement = _agreement(train_labels[first.loc[test_hash[duplicated]].to_numpy()], test_labels[duplicated])
-    return [LeakFinding("exact_duplicate_rows", None, n, n / test.num_rows,
+    agreement = _agreement(labels[match[duplicated]], labels[test[duplicated]]) if labels is not None else ""
+    return [LeakFinding("exact_duplicate_rows", None, n, n / len(test),
                         f"{n} test row(s) have the same features as a train row", label_agreement=agreement)]
 
 
-def _near_duplicates(train: pa.Table, test: pa.Table, columns: LeakColumns, refusable: bool,
-                     what: str = "test record(s)") -> list[LeakFinding]:
-    if not (columns.text and train.num_rows and test.num_rows):
+def _near_duplicates(hashes: RecordHashes, train: np.ndarray, test: np.ndarray, labels: np.ndarray | None,
+                     columns: LeakColumns, refusable: bool, what: str = "test record(s)") -> list[LeakFinding]:
+    if not columns.text:
         return []
-    others = [c for c in columns.features if c not in columns.text]
-    both = pa.concat_tables([train.select(columns.features), test.select(columns.features)])
-    tokens = record_tokens(both, columns.text, others, normalized_text)
-    best = best_train_match(tokens, train.num_rows, columns.similarity)
+    best = best_train_match(hashes, train, test, columns.similarity)
     near = best.similarity >= columns.similarity
     n = int(near.sum())
     if not n:
         return []
     exact = int((best.similarity[near] >= 1.0).sum())
-    train_labels, test_labels = _labels(train), _labels(test)
-    agreement = _agreement(train_labels[best.train_index[near]] if train_labels is not None else None,
-                           test_labels[near] if test_labels is not None else None)
+    agreement = _agreement(labels[best.train_index[near]], labels[test[near]]) if labels is not None else ""
     return [LeakFinding(
-        "near_duplicate_records", ", ".join(columns.text), n, n / test.num_rows,
+        "near_duplicate_records", ", ".join(columns.text), n, n / len(test),
         f"{n} {what} nearly repeat a train record (token similarity ≥ {columns.similarity:g} over the text of "
         f"{', '.join(columns.text)} and the other features; {exact} identical)",
         refusable=refusable, label_agreement=agreement)]
 
 
-def _identifying_duplicates(train: pa.Table, test: pa.Table, column: str, text: bool) -> list[LeakFinding]:
-    def values(table: pa.Table) -> pa.Array:
-        data = table[column].combine_chunks()
-        if pa.types.is_dictionary(data.type):
-            data = data.cast(data.type.value_type)
-        return normalized_text(data) if text else pc.cast(data, pa.string())
-
-    test_values = values(test)
-    hits = pc.fill_null(pc.and_(pc.is_in(test_values, value_set=values(train)),
-                                pc.greater(pc.utf8_length(test_values), 0)), False)
-    count = pc.sum(hits).as_py() or 0
+def _identifying_duplicates(hashes: RecordHashes, train: np.ndarray, test: np.ndarray, column: str,
+                            text: bool) -> list[LeakFinding]:
+    values = hashes.identifying[column]
+    train_values = values[train]
+    hits = (values[test] != 0) & pc.is_in(pa.array(values[test]), value_set=pa.array(train_values[train_values != 0])) \
+        .to_numpy(zero_copy_only=False)
+    count = int(hits.sum())
     if not count:
         return []
     return [LeakFinding(
-        "identifying_column_duplicates", column, count, count / max(test.num_rows, 1),
+        "identifying_column_duplicates", column, count, count / max(len(test), 1),
         f"{count} test row(s) have a '{column}' (an identifying column) equal to a train row's"
         + (" after normalization" if text else ""),
     )]
 
 
-def find_leaks(train: pa.Table, test: pa.Table, columns: LeakColumns) -> list[LeakFinding]:
-    """Classification: exact duplicate rows, near-duplicate records and identifying-column repeats.
+def leak_findings(hashes: RecordHashes, test: np.ndarray, labels: np.ndarray | None,
+                  columns: LeakColumns) -> list[LeakFinding]:
+    """Classification: exact duplicate rows, near-duplicate records and identifying-column repeats between
+    the rows marked `test` and the others, from the records' hashes (`labels`: every row's, or None)."""
+    train_rows, test_rows = np.flatnonzero(~test), np.flatnonzero(test)
+    if not (columns.features and len(train_rows) and len(test_rows)):
+        return []
+    findings = _exact_duplicates(hashes, train_rows, test_rows, labels)
+    findings += _near_duplicates(hashes, train_rows, test_rows, labels, columns, True)
+    for column in columns.identifying:
+        findings += _identifying_duplicates(hashes, train_rows, test_rows, column, column in columns.text)
+    return findings
 
-    The checks run in threads (Arrow, pandas and numpy release the GIL).
-    """
-    with ThreadPoolExecutor(max_workers=3) as pool:
-        jobs = [pool.submit(_exact_duplicates, train, test, columns.features),
-                pool.submit(_near_duplicates, train, test, columns, True)]
-        jobs += [pool.submit(_identifying_duplicates, train, test, column, column in columns.text)
-                 for column in columns.identifying]
-        return [finding for job in jobs for finding in job.result()]
+
+def find_leaks(train: pa.Table, test: pa.Table, columns: LeakColumns) -> list[LeakFinding]:
+    """leak_findings for two tables (the release hashes its rows batch by batch instead)."""
+    both = pa.concat_tables([train.select(columns.features), test.select(columns.features)])
+    hashes = hash_records(both, hash_columns(columns))
+    labels = None
+    if "label" in train.column_names and "label" in test.column_names:
+        labels = np.concatenate([train["label"].to_numpy(zero_copy_only=False), test["label"].to_numpy(zero_copy_only=False)])
+    return leak_findings(hashes, np.arange(both.num_rows) >= train.num_rows, labels, columns)
 
 
 def duplicate_records(records: pa.Table, train_side: pa.Array, test_side: pa.Array,
@@ -172,14 +159,16 @@ def duplicate_records(records: pa.Table, train_side: pa.Array, test_side: pa.Arr
         return []
     on_train = pc.is_in(records["id"], value_set=train_side).to_numpy(zero_copy_only=False)
     on_test = pc.is_in(records["id"], value_set=test_side).to_numpy(zero_copy_only=False) & ~on_train
+    train_rows, test_rows = np.flatnonzero(on_train), np.flatnonzero(on_test)
+    if not (len(train_rows) and len(test_rows)):
+        return []
+    hashes = hash_records(records, hash_columns(columns))
     findings = []
-    hashes = _row_hashes(records, features)
-    copied = on_test & pc.is_in(pa.array(hashes), value_set=pa.array(hashes[on_train])).to_numpy(zero_copy_only=False)
-    n = int(copied.sum())
+    n = int((_lookup(hashes.exact, train_rows, hashes.exact[test_rows]) >= 0).sum())
     if n:
         findings.append(LeakFinding(
-            "exact_duplicate_rows", None, n, n / int(on_test.sum()),
+            "exact_duplicate_rows", None, n, n / len(test_rows),
             f"{n} record(s) of test pairs have the same features as a record of train pairs (another id)"))
-    findings += _near_duplicates(records.filter(pa.array(on_train)), records.filter(pa.array(on_test)), columns,
-                                 refusable=False, what="record(s) of test pairs")
+    findings += _near_duplicates(hashes, train_rows, test_rows, None, columns, refusable=False,
+                                 what="record(s) of test pairs")
     return findings

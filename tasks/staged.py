@@ -17,14 +17,19 @@ from challenge.task_spec import TaskSpec
 
 @dataclass
 class StagedTask:
+    """A staged version, its tables downloaded as local Parquet files (read whole, or batch by batch)."""
+
     spec: TaskSpec
     prefix: str
-    tables: dict[str, pa.Table]
+    files: dict[str, Path]
     fingerprint: str
+
+    def table(self, name: str, columns: list[str] | None = None) -> pa.Table:
+        return pq.read_table(self.files[name], columns=columns)
 
 
 def load_staged_task(private: Storage, task_id: str, workdir: Path) -> StagedTask:
-    """The current staged version of `task_id`, read into Arrow tables."""
+    """The current staged version of `task_id`, its tables downloaded into `workdir`."""
     pointer = catalog.read_staged_pointer(private, task_id)
     if pointer is None:
         raise ChallengeError(
@@ -33,12 +38,11 @@ def load_staged_task(private: Storage, task_id: str, workdir: Path) -> StagedTas
         )
     meta = catalog.read_record(private, catalog.staged_file_key(pointer.prefix, catalog.STAGED_META), StagedMeta)
     spec = TaskSpec.model_validate(meta.spec)
-    tables = {}
+    files = {}
     for name in meta.tables:
-        local = workdir / "staged" / task_id / catalog.table_file(name)
-        private.download_file(catalog.staged_file_key(pointer.prefix, catalog.table_file(name)), local)
-        tables[name] = pq.read_table(local)
-    return StagedTask(spec, pointer.prefix, tables, pointer.fingerprint)
+        files[name] = workdir / "staged" / task_id / catalog.table_file(name)
+        private.download_file(catalog.staged_file_key(pointer.prefix, catalog.table_file(name)), files[name])
+    return StagedTask(spec, pointer.prefix, files, pointer.fingerprint)
 
 
 

@@ -125,3 +125,16 @@ def test_lookup_fit_measures_how_well_a_value_table_predicts() -> None:
     accuracy, coverage = lookup_fit(np.where(rng.random(4000) < 0.1, rng.integers(0, 3, 4000), labels), labels, fold)
     assert 0.9 < accuracy < 0.99 and coverage == 1.0
     assert lookup_fit(np.arange(4000), labels, fold) == (0.0, 0.0)  # ids: the table never applies
+
+
+def test_an_exact_copy_is_found_when_other_train_records_crowd_its_buckets() -> None:
+    # Two-word titles over 12 words: with so few tokens, records of other token sets often share every
+    # band of a copy's signature, and the first train record of a bucket is the one compared
+    rng = np.random.default_rng(8)
+    titles = [f"w{a} w{b}" for a, b in rng.integers(0, 12, (300, 2))]
+    train = pa.table({"title": titles, "label": ["a"] * 300})
+    test = pa.table({"title": ["w6 w6"], "label": ["a"]})
+    assert "w6 w6" in titles[:-1]  # the copy's original, after records crowding its buckets
+    findings = {f.check: f for f in find_leaks(train, test, LeakColumns(["title"], ["title"]))}
+    assert findings["exact_duplicate_rows"].test_rows == 1
+    assert findings["near_duplicate_records"].test_rows == 1 and "1 identical" in findings["near_duplicate_records"].detail
