@@ -83,6 +83,23 @@ def confusion_matrix(y_true: Labels, y_pred: Labels) -> np.ndarray:
     return np.bincount(true * n + pred, minlength=n * n).reshape(n, n)
 
 
+def confusion_matrices(y_true: Labels, y_pred: Labels, groups: np.ndarray, n_groups: int) -> list[np.ndarray]:
+    """One confusion matrix per group of rows (groups[i] in 0..n_groups-1), from one pass over the rows;
+    each over the labels seen in its own rows (as confusion_matrix of those rows alone)."""
+    true, pred, n = _codes(y_true, y_pred)
+    counts = np.bincount((groups.astype(np.int64) * n + true) * n + pred, minlength=n_groups * n * n)
+    matrices = []
+    for cm in counts.reshape(n_groups, n, n):
+        seen = (cm.sum(axis=0) + cm.sum(axis=1)) > 0
+        matrices.append(cm[seen][:, seen])
+    return matrices
+
+
+def scores_from_matrix(kind: Kind, cm: np.ndarray) -> dict[str, float]:
+    """Every metric of a classification `kind` from its confusion matrix."""
+    return {name: m.formula(cm) for name, m in METRICS.items() if m.kind == kind}
+
+
 def _as_int(values: Labels) -> np.ndarray:
     array = values.to_numpy(zero_copy_only=False) if hasattr(values, "to_numpy") else values
     return np.asarray(array).astype(np.int64)

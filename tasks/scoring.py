@@ -20,6 +20,7 @@ from datetime import date, datetime, timedelta, timezone
 from functools import cached_property
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -27,7 +28,7 @@ import pyarrow.parquet as pq
 import challenge
 from challenge import catalog
 from challenge.errors import ChallengeError, StorageError
-from challenge.metrics import score_all
+from challenge.metrics import confusion_matrices, score_all, scores_from_matrix
 from challenge.storage import TRANSFER_THREADS, ObjectChanged, Storage, is_valid_key
 from challenge.tasks.releases import read_answer_versions
 from challenge.tasks.submissions import (
@@ -110,9 +111,14 @@ def score_predictions(key: AnswerKey, predicted: pa.Array) -> dict[str, dict[str
     truth, pred = key.labels_encoded, predicted
     if key.kind == "matching":
         truth, pred = pc.cast(key.labels, pa.int8()), pc.cast(pred.dictionary_decode(), pa.int8())
-    parts = {"public": key.public, "private": pc.invert(key.public)}
-    return {part: {n: round(v, 6) for n, v in score_all(key.kind, pc.filter(truth, mask), pc.filter(pred, mask)).items()}
-            for part, mask in parts.items()}
+        parts = {"public": key.public, "private": pc.invert(key.public)}
+        return {part: {n: round(v, 6) for n, v in score_all(key.kind, pc.filter(truth, mask), pc.filter(pred, mask)).items()}
+                for part, mask in parts.items()}
+    # classification: both parts' confusion matrices from one pass over the rows
+    private = np.asarray(pc.invert(key.public).to_numpy(zero_copy_only=False), dtype=np.int8)
+    public_cm, private_cm = confusion_matrices(truth, pred, private, 2)
+    return {part: {n: round(v, 6) for n, v in scores_from_matrix(key.kind, cm).items()}
+            for part, cm in (("public", public_cm), ("private", private_cm))}
 
 
 def predict(sub: Submission, data: bytes, key: AnswerKey) -> pa.DictionaryArray:
