@@ -125,7 +125,7 @@ def warn_unseen_storage(config: ChallengeConfig) -> list[str]:
     if unseen:
         get_run_logger().warning(
             "%s: local folder(s), but Dask workers run on other hosts (%s): they cannot see them unless the same "
-            "folder is mounted at the same path on every worker; use s3:// locations (deploy/README.md, Dask)",
+            "folder is mounted at the same path on every worker; use s3:// locations (the deployment guide, Dask section)",
             ", ".join(f"storage.{n}={getattr(config.storage, n)}" for n in unseen), ", ".join(sorted(hosts - {here})))
     return unseen
 
