@@ -84,15 +84,12 @@ def confusion_matrix(y_true: Labels, y_pred: Labels) -> np.ndarray:
 
 
 def confusion_matrices(y_true: Labels, y_pred: Labels, groups: np.ndarray, n_groups: int) -> list[np.ndarray]:
-    """One confusion matrix per group of rows (groups[i] in 0..n_groups-1), from one pass over the rows;
-    each over the labels seen in its own rows (as confusion_matrix of those rows alone)."""
+    """One confusion matrix per group of rows (groups[i] in 0..n_groups-1), from one pass over the rows,
+    each over the same labels as confusion_matrix of those rows would use: the union of both arrays'
+    dictionaries (a dictionary-encoded array keeps its whole dictionary when rows are filtered)."""
     true, pred, n = _codes(y_true, y_pred)
     counts = np.bincount((groups.astype(np.int64) * n + true) * n + pred, minlength=n_groups * n * n)
-    matrices = []
-    for cm in counts.reshape(n_groups, n, n):
-        seen = (cm.sum(axis=0) + cm.sum(axis=1)) > 0
-        matrices.append(cm[seen][:, seen])
-    return matrices
+    return list(counts.reshape(n_groups, n, n))
 
 
 def scores_from_matrix(kind: Kind, cm: np.ndarray) -> dict[str, float]:

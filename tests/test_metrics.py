@@ -112,3 +112,23 @@ def test_docstring_examples_hold() -> None:
 def test_task_yaml_metric_names_come_from_the_registry() -> None:
     assert CLASSIFICATION_METRICS == tuple(n for n, m in METRICS.items() if m.kind == "classification")
     assert MATCHING_METRICS == tuple(n for n, m in METRICS.items() if m.kind == "matching")
+
+
+def test_both_parts_matrices_from_one_pass_score_as_each_part_alone() -> None:
+    """Scoring's one-pass public/private matrices give what scoring each part's rows alone gives, also
+    when a class is missing from a part (a filtered dictionary array keeps every class)."""
+    import pyarrow.compute as pc
+
+    from challenge.metrics import confusion_matrices, score_all, scores_from_matrix
+
+    rng = np.random.default_rng(0)
+    for _ in range(100):
+        n, k = int(rng.integers(5, 60)), int(rng.integers(2, 6))
+        classes = [f"c{i}" for i in range(k)]
+        truth = pa.array(rng.choice(classes, n)).dictionary_encode()
+        pred = pa.array(rng.choice(classes[:int(rng.integers(1, k + 1))], n)).dictionary_encode()
+        public = rng.random(n) < 0.3
+        matrices = confusion_matrices(truth, pred, (~public).astype(np.int8), 2)
+        for cm, mask in zip(matrices, (public, ~public)):
+            alone = score_all("classification", pc.filter(truth, pa.array(mask)), pc.filter(pred, pa.array(mask)))
+            assert scores_from_matrix("classification", cm) == pytest.approx(alone)
