@@ -27,6 +27,7 @@ import pyarrow.compute as pc
 NUM_HASHES = 32  # bins of one-permutation hashing: a power of two
 BANDS = 8  # of NUM_HASHES // BANDS rows: a pair with similarity 0.8 becomes a candidate with probability 0.985
 SIGNATURE_ROWS = 8192  # records whose signatures are computed together
+DEFAULT_SIMILARITY = 0.8
 MAX_WORDS = 64  # words of each text column per record: a copy with a word changed shows in its first 64
 _U64 = np.uint64
 NULL_HASH = _U64(0x6A09E667F3BCC908)
@@ -140,12 +141,14 @@ def _merge(columns: list[ColumnTokens], n: int) -> ColumnTokens:
 
 
 @dataclass(frozen=True)
-class HashColumns:
-    """Which columns are hashed: every feature in order, the text ones, the identifying ones."""
+class LeakColumns:
+    """Which columns the leak checks read: every feature (hashed in this order), the text ones, the
+    identifying ones; and the token similarity that makes two records near-duplicates."""
 
     features: list[str]
-    text: list[str]
-    identifying: list[str]
+    text: list[str] = field(default_factory=list)
+    identifying: list[str] = field(default_factory=list)
+    similarity: float = DEFAULT_SIMILARITY
 
 
 def _plain(values: pa.ChunkedArray | pa.Array) -> pa.Array:
@@ -183,7 +186,7 @@ def _text(values: pa.Array, want_identifying: bool) -> tuple[np.ndarray, ColumnT
         with np.errstate(over="ignore"):
             parts = np.where(valid, norm[codes] * (rank.astype(_U64) * _POSITION | _U64(1)), _U64(0))
         identifying = mix(_segment_sums(parts, offsets))
-        identifying[np.diff(np.concatenate([[0], np.cumsum(valid)])[offsets]) == 0] = 0  # nothing left: 0
+        identifying[np.diff(counts[offsets]) == 0] = 0  # nothing left after normalization: 0
     take = valid & (rank <= MAX_WORDS)
     token_offsets = np.concatenate([[0], np.cumsum(take)])[offsets]
     tokens = (norm[codes[take]] >> _U64(32)).astype(np.uint32)
@@ -267,7 +270,7 @@ def _band_keys(sig: np.ndarray) -> np.ndarray:
     return keys
 
 
-def hash_records(table: pa.Table | pa.RecordBatch, columns: HashColumns) -> RecordHashes:
+def hash_records(table: pa.Table | pa.RecordBatch, columns: LeakColumns) -> RecordHashes:
     """The hashes of every row of `table` (one batch)."""
     n = table.num_rows
     exact = np.zeros(n, _U64)

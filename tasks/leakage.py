@@ -20,16 +20,15 @@ something about the test labels, so it goes only to the organizer.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from challenge.tasks.leak_hashes import HashColumns, RecordHashes, hash_records
+from challenge.tasks.leak_hashes import LeakColumns, RecordHashes, hash_records
 from challenge.tasks.near_duplicates import best_train_match, first_match
 
-DEFAULT_SIMILARITY = 0.8
 MAX_EXAMPLES = 3
 
 
@@ -48,25 +47,11 @@ class LeakFinding:
                 "fraction": round(self.fraction, 6), "detail": self.detail, "refusable": self.refusable}
 
 
-@dataclass(frozen=True)
-class LeakColumns:
-    """Which columns the checks read: every feature, the text ones, the identifying ones."""
-
-    features: list[str]
-    text: list[str] = field(default_factory=list)
-    identifying: list[str] = field(default_factory=list)
-    similarity: float = DEFAULT_SIMILARITY
-
-
 def _agreement(train_labels: np.ndarray | None, test_labels: np.ndarray | None) -> str:
     if train_labels is None or test_labels is None or not len(test_labels):
         return ""
     same = int((train_labels == test_labels).sum())
     return f"{same} with the train row's label, {len(test_labels) - same} with another"
-
-
-def hash_columns(columns: LeakColumns) -> HashColumns:
-    return HashColumns(list(columns.features), list(columns.text), list(columns.identifying))
 
 
 def _lookup(keys: np.ndarray, rows: np.ndarray, queries: np.ndarray) -> np.ndarray:
@@ -138,7 +123,7 @@ def leak_findings(hashes: RecordHashes, test: np.ndarray, labels: np.ndarray | N
 def find_leaks(train: pa.Table, test: pa.Table, columns: LeakColumns) -> list[LeakFinding]:
     """leak_findings for two tables (the release hashes its rows batch by batch instead)."""
     both = pa.concat_tables([train.select(columns.features), test.select(columns.features)])
-    hashes = hash_records(both, hash_columns(columns))
+    hashes = hash_records(both, columns)
     labels = None
     if "label" in train.column_names and "label" in test.column_names:
         labels = np.concatenate([train["label"].to_numpy(zero_copy_only=False), test["label"].to_numpy(zero_copy_only=False)])
@@ -162,7 +147,7 @@ def duplicate_records(records: pa.Table, train_side: pa.Array, test_side: pa.Arr
     train_rows, test_rows = np.flatnonzero(on_train), np.flatnonzero(on_test)
     if not (len(train_rows) and len(test_rows)):
         return []
-    hashes = hash_records(records, hash_columns(columns))
+    hashes = hash_records(records, columns)
     findings = []
     n = int((_lookup(hashes.exact, train_rows, hashes.exact[test_rows]) >= 0).sum())
     if n:

@@ -26,7 +26,7 @@ from challenge.task_spec import Modality, TaskSpec, snake_case
 from challenge.tasks.cards import croissant_metadata, dataset_card
 from challenge.tasks.id_order import IdOrderSpill
 from challenge.tasks.leak_hashes import RecordHashes, hash_records
-from challenge.tasks.leakage import LeakColumns, LeakFinding, duplicate_records, hash_columns, leak_findings
+from challenge.tasks.leakage import LeakColumns, LeakFinding, duplicate_records, leak_findings
 from challenge.tasks.opaque_ids import opaque_ids
 from challenge.tasks.release_images import ImageFetcher, image_digests, publish_images, sha256_file
 from challenge.tasks.splitting import SplitResult, split_classification, split_matching
@@ -158,9 +158,9 @@ def _classification_files(staged: StagedTask, config: ChallengeConfig, key: byte
                                  private_dir)
     del order
     label_counts = pc.value_counts(pc.filter(labels, pa.array(~split.test))).to_pylist()
-    label_codes = np.asarray(pc.dictionary_encode(labels).indices.to_numpy(zero_copy_only=False))
-    classes = len(pc.unique(labels))
-    del labels
+    encoded = pc.dictionary_encode(labels)
+    label_codes, classes = np.asarray(encoded.indices.to_numpy(zero_copy_only=False)), len(encoded.dictionary)
+    del labels, encoded
     images = [snake_case(c) for c in spec.columns_of(Modality.image)]
     source = pq.ParquetFile(staged.files["data"])
     features = [c for c in source.schema_arrow.names if c not in ("id", "label")]
@@ -174,7 +174,7 @@ def _classification_files(staged: StagedTask, config: ChallengeConfig, key: byte
             if images:
                 table = publish_images(table, spec, fetch_images, public_dir, digests)
             hashed = pool.submit(hash_records, image_digests(table, images, public_dir, digests) if images else table,
-                                 hash_columns(columns))
+                                 columns)
             spill.add(table, numbers[row:row + table.num_rows])
             hashes.put(row, hashed.result())
             row += table.num_rows
