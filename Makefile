@@ -32,7 +32,8 @@ chromium:
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium chromium-driver >/dev/null; }
 
 # Growth curves (gate, publish, scoring at 100k/1M/10M rows; images at 10k/100k) into build/bench/,
-# then the flow, interval and Dask benchmarks; each prints its ratios against a baseline of the same run.
+# then the flow, interval and Dask benchmarks and the CLI's fixed cost (first command on a new Prefect
+# home, the next one, --no-server); each prints its ratios against a baseline of the same run.
 bench: $(BIN)/challenge
 	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python bench/curves.py
@@ -40,6 +41,7 @@ bench: $(BIN)/challenge
 	$(BIN)/python bench/flow_scoring.py
 	$(BIN)/python bench/intervals.py
 	$(BIN)/python bench/dask_runner.py
+	$(BIN)/python bench/cli_fixed_cost.py
 
 clean:
 	rm -rf $(VENV) build .pytest_cache

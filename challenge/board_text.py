@@ -7,13 +7,15 @@ import json
 import sys
 from typing import Any, TextIO
 
+from challenge.inert import csv_cell, terminal_text
+
 
 def _rank(entry: dict[str, Any], blank: str) -> Any:
     return blank if entry["rank"] is None else entry["rank"]  # the baseline: in score order, not ranked
 
 
 def _who(entry: dict[str, Any]) -> str:
-    name = entry.get("team_name") or entry["team"]
+    name = terminal_text(entry.get("team_name") or entry["team"], 60)  # a team's own text: no escape sequence
     return f"{name} (reference, unranked)" if entry.get("baseline") else name
 
 
@@ -65,7 +67,7 @@ def print_board(board: dict[str, Any], track: str | None = None, fmt: str = "tab
                  *(_score(e["tasks"].get(t), "" if writer else "–") for t in task_ids)] for e in entries]
         if writer:
             writer.writerow(["track", *header])
-            writer.writerows([name, *row] for row in rows)
+            writer.writerows([csv_cell(x) for x in [name, *row]] for row in rows)
         else:
             _table(f"track {name}{scores}", header, rows, out)
             if any(e["tasks"].get(t) is None for e in entries for t in task_ids):

@@ -5,10 +5,14 @@ spells a storage key (tests/test_catalog.py checks it). The locations are those 
 
 public (participants read it)
     latest.json                                     Latest: the current release
+    challenge.json                                  ChallengeInfo: the rules now and when scoring runs next
     releases/<release>/release.json                 Latest: written when the release is complete
     releases/<release>/<task>/                      the task's files (release_files), e.g.
         manifest.json  README.md  croissant.json  <table>.parquet|.csv  sample_submission.csv  images/
-    releases/<release>/<task>/corrections.json      answer-key corrections (dates, versions, SHA-256s)
+    corrections/<release>/<task>.json               answer-key corrections of a task of a release (dates, versions,
+                                                    SHA-256s): outside the release folders, which never change
+    releases/<release>/<task>/corrections.json      the same, where earlier versions wrote it (left as it is, never
+                                                    read, not carried into a later release)
     leaderboard/leaderboard.json, index.html, task-<task>.csv, track-<track>.csv
     leaderboard/final/                              the final snapshot (same files), written once by finalize,
                                                     and the results report (results.html, results.md)
@@ -17,7 +21,9 @@ public (participants read it)
 private (organizers only)
     staged/<task>/current.json                      StagedPointer: the task's current staged version
     staged/<task>/<version>/                        staged.json (StagedMeta), <table>.parquet, images/
-    reports/<task folder>/<run time>/               the gate's report.json, report.md, data_docs/
+    reports/<task folder>/<contributor folder>/<run time>/  the gate's report.json, report.md, data_docs/ (each
+                                                    contributor's drops apart; reports/<task folder>/<run time>/:
+                                                    earlier versions', still read through their latest notes)
     reports/<task folder>/latest-<contributor>.json the newest report of a contributor's drop
     releases/<release>/<task>/                      answers.parquet (the hidden key), id_map.parquet,
                                                     pair_id_map.parquet, leak_checks.json,
@@ -31,7 +37,8 @@ private (organizers only)
     secrets/opaque-id-key                           the key of the published ids
     final.json                                      written by finalize: boards show private scores
 submissions (each team writes its own folder)
-    <team>/<task>/<file>                            an upload; <file>.result.json is its feedback
+    <team>/<task>/<file>                            an upload; <file>.result.json is its feedback,
+                                                    <file>.message.json the team's note on it
     <team>/<task>/FINAL                             the team's final picks; FINAL.result.json its feedback
     <team>/<task>/history.json                      every submission of the team to the task, its quota
 """
@@ -49,6 +56,7 @@ from challenge.storage import Storage
 # ---- public: releases ---------------------------------------------------------------------------------
 
 LATEST = "latest.json"
+CHALLENGE_INFO = "challenge.json"  # the rules participants' tools read (quota, window, next scoring run)
 RELEASES = "releases"
 RELEASE_MARKER = "release.json"  # releases/<release>/release.json, written once the release is complete
 MANIFEST = "manifest.json"
@@ -110,7 +118,8 @@ ID_KEY = "secrets/opaque-id-key"
 
 
 ANSWER_VERSIONS = "answer_versions.json"  # private: the answer key's corrected versions (AnswerVersions)
-CORRECTIONS = "corrections.json"  # public: when the answer key was corrected, never which labels
+CORRECTIONS = "corrections"  # public: when each answer key was corrected, never which labels
+LEGACY_CORRECTIONS = "corrections.json"  # the trail inside a release folder, where earlier versions wrote it
 
 
 def answers_key(release: str, task_id: str, version: int = 1) -> str:
@@ -123,7 +132,9 @@ def answer_versions_key(release: str, task_id: str) -> str:
 
 
 def corrections_key(release: str, task_id: str) -> str:
-    return release_file_key(release, task_id, CORRECTIONS)
+    """The public corrections trail of a task's answer key in `release`: beside the release folders, not
+    inside them (a published release folder never changes)."""
+    return f"{CORRECTIONS}/{release}/{task_id}.json"
 
 
 # ---- private: staged data and gate reports -------------------------------------------------------------
@@ -160,8 +171,10 @@ def reports_prefix(folder: str) -> str:
     return f"{REPORTS}/{folder}"
 
 
-def report_prefix(folder: str, run_time: str) -> str:
-    return f"{REPORTS}/{folder}/{run_time}"
+def report_prefix(folder: str, contributor_folder: str, run_time: str) -> str:
+    """The folder of one gate report: per task and contributor, so that two drops of one task id never
+    share it (contributor_folder: tasks/drops.py, a name without dots)."""
+    return f"{REPORTS}/{folder}/{contributor_folder}/{run_time}"
 
 
 def latest_report_key(folder: str, contributor: str) -> str:
@@ -249,6 +262,12 @@ def track_board_csv(track: str, folder: str = LEADERBOARD) -> str:
     return f"{folder}/track-{track}.csv"
 
 
+def is_board_csv(key: str, folder: str = LEADERBOARD) -> bool:
+    """Whether `key` is a task's or a track's CSV of the board in `folder` (not one of a board below it)."""
+    name = key[len(folder) + 1:] if key.startswith(folder + "/") else ""
+    return "/" not in name and name.endswith(".csv") and name.startswith(("task-", "track-"))
+
+
 def replaced_final_folder(stamp: str) -> str:
     return f"{REPLACED_FINALS}/{stamp}"
 
@@ -256,6 +275,7 @@ def replaced_final_folder(stamp: str) -> str:
 # ---- submissions ----------------------------------------------------------------------------------------
 
 FEEDBACK_SUFFIX = ".result.json"
+MESSAGE_SUFFIX = ".message.json"  # <file>.message.json: the team's note on an upload (challenge submit --message)
 FINAL_CHOICE = "FINAL"
 HISTORY = "history.json"  # <team>/<task>/history.json: the team's own submissions, written by scoring
 
@@ -275,6 +295,11 @@ def feedback_key(key: str) -> str:
 def unusable_feedback_key(team: str, submission_id: str) -> str:
     """Feedback, in the team's folder, for an upload whose own key cannot be written beside."""
     return f"{team}/{UNUSABLE}-{submission_id}{FEEDBACK_SUFFIX}"
+
+
+def message_key(key: str) -> str:
+    """The note a team wrote about the upload `key` (uploaded just before it by `challenge submit`)."""
+    return f"{key}{MESSAGE_SUFFIX}"
 
 
 def final_choice_key(team: str, task_id: str) -> str:
@@ -314,6 +339,33 @@ class Latest(Record):
     published_at: str | None = None
     tasks: list[str]
     withdrawn: dict[str, str] = {}
+
+
+class ScoringSchedule(Record):
+    """When scoring ran last and runs next (None: not scheduled, the organizer starts runs by hand)."""
+
+    last_run_at: str | None = None
+    every_minutes: float | None = None
+    next_run_due: str | None = None
+
+
+class ChallengeInfo(Record):
+    """public/challenge.json: the rules now, for participants' tools (`challenge submit` reads the quota and
+    the window from it); rewritten by every publish and scoring run."""
+
+    schema_version: int = 1
+    challenge: str
+    title: str | None = None
+    max_submissions_per_day: int
+    max_submission_mb: float
+    opens_at: str | None = None
+    closes_at: str | None = None
+    finalized_at: str | None = None
+    after_close: str = "reject"
+    public_fraction: float
+    final_picks: int
+    scoring: ScoringSchedule = ScoringSchedule()
+    updated_at: str | None = None
 
 
 class AnswerVersion(Record):

@@ -12,7 +12,9 @@ from typing import TYPE_CHECKING
 from challenge import catalog
 from challenge.catalog import FEEDBACK_SUFFIX
 from challenge.errors import ChallengeError, DropsFailed, ScoringErrors
-from challenge.prefect_setup import prepare_local_api, set_defaults
+from challenge.inert import terminal_text
+from challenge.prefect_setup import prepare_local_api, set_defaults, temporary_requested
+from challenge.reaper import watch_this_process
 from challenge.scaffold import init_challenge
 from challenge.task_runners import RUNNER_ENV, on_runner
 from challenge.terminal import error_line, hide_tracebacks_on_console
@@ -33,7 +35,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     if config_path.exists() and not args.force:
         print(f"{config_path} already exists; use --force to overwrite it", file=sys.stderr)
         return 2
-    init_challenge(folder, args.name or "demo-challenge", args.title or "Demo challenge", args.with_examples)
+    init_challenge(folder, args.name, args.title, args.with_examples)  # name and title default to the folder's
     print(f"wrote {config_path}" + (f" and the example drops under {folder / 'intake'}" if args.with_examples else ""))
     return 0
 
@@ -55,11 +57,11 @@ def cmd_collect(args: argparse.Namespace) -> int:
         summary = failed.result
     for outcome in summary.outcomes:
         status = "unchanged, " if outcome.status == "unchanged" else ""
-        print(f"{outcome.verdict.upper():4}  {outcome.drop}  ({status}report: {outcome.report})")
+        print(f"{outcome.verdict.upper():4}  {terminal_text(outcome.drop)}  ({status}report: {terminal_text(outcome.report)})")
         if outcome.staged:
-            print(f"      staged: {outcome.staged}")
-        for line in outcome.failures:
-            print(f"      - {line}")
+            print(f"      staged: {terminal_text(outcome.staged)}")
+        for line in outcome.failures:  # the drop's own names and values: no escape sequence reaches the terminal
+            print(f"      - {terminal_text(line, 1000)}")
     counts = summary.counts()
     print(f"{counts['drops']} drop(s): {counts['passed']} passed, {counts['failed']} failed, {counts['unchanged']} unchanged")
     if not summary.outcomes:
@@ -101,7 +103,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     if result.notices:
         print(f"{len(result.notices)} upload(s) that are not submissions (told why in their {FEEDBACK_SUFFIX})")
     for key, reason in result.errors:
-        print(f"  internal error, retried on the next run: {key}: {reason}")
+        print(f"  internal error, retried on the next run: {terminal_text(key)}: {terminal_text(reason)}")
     print(f"leaderboard: {result.leaderboard}")
     return 1 if result.errors else 0
 
@@ -183,14 +185,53 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from prefect.settings import PREFECT_API_URL
 
     from challenge.flows.deployments import serve_all
+    from challenge.prefect_setup import runs_ui_url
 
     config, path = _config(args)
     if not PREFECT_API_URL.value():
-        print("warning: PREFECT_API_URL is not set, so runs go to a temporary API without a UI. Start "
-              "`prefect server start` and export PREFECT_API_URL=http://127.0.0.1:4200/api", file=sys.stderr)
+        print("warning: PREFECT_API_URL is not set and the local server is off (--no-server, $CHALLENGE_NO_SERVER), "
+              "so runs go to a temporary API without a UI", file=sys.stderr)
+    elif runs_ui_url():
+        print(f"flow runs in Prefect's UI: {runs_ui_url()}")
     print(f"serving the deployments of {config.name} (score-submissions every {args.score_every:g} min); "
           "Ctrl-C stops")
     serve_all(config, path, args.score_every, args.collect_cron, args.limit)
+    return 0
+
+
+def cmd_server(args: argparse.Namespace) -> int:
+    """`challenge server start|status|stop`: the local Prefect server of this PREFECT_HOME."""
+    from prefect.settings import get_current_settings
+
+    from challenge import local_server
+    from challenge.prefect_setup import configured_api_url, use_local_server
+
+    settings = get_current_settings()
+    home, chosen = Path(settings.home), configured_api_url()
+    if args.action == "start":
+        if chosen:
+            print(f"PREFECT_API_URL={chosen} is set: commands use that server, so no local one is started", file=sys.stderr)
+            return 2
+        server = local_server.status(home)
+        api = use_local_server(sys.stderr)
+        if server is not None:
+            print(f"the local Prefect server is already running: UI at {api.removesuffix('/api')}")
+        return 0
+    if args.action == "stop":
+        stopped = local_server.stop(home)
+        print(f"stopped the local Prefect server (PID {stopped.pid}, port {stopped.port})" if stopped
+              else f"no local Prefect server is running for PREFECT_HOME={home}")
+        return 0
+    server = local_server.status(home)
+    if server is None:
+        print(f"local Prefect server: not running for PREFECT_HOME={home} (the next command that runs a flow starts it)")
+    else:
+        state = "running" if local_server.answers(server.port) else "starting (not answering yet)"
+        print(f"local Prefect server: {state}, PID {server.pid}, UI at {server.ui_url}, API {server.api_url}, "
+              f"log {server.log}")
+    if chosen:
+        print(f"PREFECT_API_URL={chosen} is set: commands use that server, not the local one")
+    print(f"temporary API server (--no-server): start-up timeout {settings.server.ephemeral.startup_timeout_seconds} s")
     return 0
 
 
@@ -201,9 +242,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--task-runner", choices=["threads", "dask"],
                         help="run the flows' tasks in threads (default) or on Dask ($CHALLENGE_TASK_RUNNER; "
                              "$CHALLENGE_DASK_ADDRESS names an existing scheduler)")
+    parser.add_argument("--no-server", action="store_true",
+                        help="run the flows on Prefect's temporary API server, started and stopped with the command, "
+                             "instead of the local server that stays up ($CHALLENGE_NO_SERVER=1); both only when "
+                             "PREFECT_API_URL is unset")
     sub = parser.add_subparsers(dest="command", required=True)
     common = argparse.ArgumentParser(add_help=False)  # `challenge publish --debug` works as well
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    common.add_argument("--no-server", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
     init = sub.add_parser("init", parents=[common], help="write an example challenge.yaml using local storage under DIR")
     init.add_argument("dir")
@@ -260,15 +306,22 @@ def build_parser() -> argparse.ArgumentParser:
     baseline.set_defaults(func=cmd_baseline, prefect=True)
 
     serve = sub.add_parser("serve", parents=[common], help="serve the five deployments with their schedules from this process "
-                                         "(needs a Prefect server: PREFECT_API_URL)")
+                                         "(on PREFECT_API_URL, else the local server)")
     serve.add_argument("--score-every", type=float, default=5, metavar="MINUTES", help="scoring interval (default 5)")
     serve.add_argument("--collect-cron", metavar="CRON", help="also collect on this cron, e.g. '0 6 * * *'")
     serve.add_argument("--limit", type=int, help="at most this many flow runs at once")
     serve.set_defaults(func=cmd_serve, prefect=True)
 
+    server = sub.add_parser("server", parents=[common], help="the local Prefect server the commands use when "
+                            "PREFECT_API_URL is unset (started by the first one, kept running): start, status, stop")
+    server.add_argument("action", choices=["start", "status", "stop"])
+    server.set_defaults(func=cmd_server)
+
     from challenge.iam import add_iam_parser
+    from challenge.participant_cli import add_participant_parsers
 
     add_iam_parser(sub)
+    add_participant_parsers(sub, common)
     return parser
 
 
@@ -279,17 +332,18 @@ def main(argv: list[str] | None = None) -> int:
         os.environ[RUNNER_ENV] = args.task_runner
     try:
         if getattr(args, "prefect", False):
-            prepare_local_api()
+            watch_this_process()  # killed, the command leaves no temporary server or Dask worker behind
+            prepare_local_api(temporary=temporary_requested(args.no_server))
             if not args.debug and args.command != "serve":  # a service's own log keeps its tracebacks
                 hide_tracebacks_on_console()
         return args.func(args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except Exception as exc:  # one line on the terminal; the flow run's log in Prefect keeps the traceback
+    except Exception as exc:  # one line on the terminal; the failed flow run's log in Prefect keeps the traceback
         if args.debug:
             traceback.print_exc()
-        print(error_line(exc, args.debug), file=sys.stderr)
+        print(terminal_text(error_line(exc, args.debug), 8000, lines=True), file=sys.stderr)
         return 2 if isinstance(exc, ChallengeError) else 1
 
 

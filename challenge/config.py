@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import os
+import re
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from challenge.errors import ConfigError
+from challenge.task_spec import TASK_ID_PATTERN
 from challenge.yamlfile import load_model
 
 CONFIG_ENV = "CHALLENGE_CONFIG"
@@ -20,9 +23,40 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def location_uri(value: str, info: ValidationInfo) -> str:
+    """A storage location as written in a YAML file: an s3://bucket/prefix URI, or a local folder made
+    absolute against the folder of that file (the validation context's `base_dir`)."""
+    if not value.strip():
+        raise ValueError("must be a local folder or an s3://bucket/prefix URI")
+    if value.startswith("s3://"):
+        if len(value) <= len("s3://") or value[5] == "/":
+            raise ValueError("an S3 URI needs a bucket: s3://bucket/prefix")
+        return value.rstrip("/")
+    if "://" in value:
+        raise ValueError("only local folders and s3:// URIs are supported")
+    base = Path((info.context or {}).get("base_dir", "."))
+    return str((base / value).resolve())
+
+
 class S3Settings(Strict):
     endpoint_url: str | None = None
     region: str | None = None
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def http_address(cls, value: str | None) -> str | None:
+        """The S3 API's address: http(s)://host[:port][/path], checked here rather than on the first request."""
+        if value is None:
+            return None
+        parts = urlsplit(value.strip())
+        try:
+            parts.port  # noqa: B018 (raises on a port that is not a number)
+        except ValueError:
+            parts = parts._replace(netloc="")
+        if parts.scheme not in ("http", "https") or not parts.hostname or " " in value.strip():
+            raise ValueError("must be the http(s) address of the S3 API, e.g. http://localhost:9000 or "
+                             "https://s3.eu-west-1.amazonaws.com (leave it out for AWS)")
+        return value.strip()
 
 
 class StorageSettings(Strict):
@@ -46,17 +80,7 @@ class StorageSettings(Strict):
     @field_validator("intake", "public", "private", "submissions")
     @classmethod
     def resolve_local(cls, value: str, info: ValidationInfo) -> str:
-        """Local paths are made absolute against the folder of challenge.yaml."""
-        if not value.strip():
-            raise ValueError("must be a local folder or an s3://bucket/prefix URI")
-        if value.startswith("s3://"):
-            if len(value) <= len("s3://") or value[5] == "/":
-                raise ValueError("an S3 URI needs a bucket: s3://bucket/prefix")
-            return value.rstrip("/")
-        if "://" in value:
-            raise ValueError("only local folders and s3:// URIs are supported")
-        base = Path((info.context or {}).get("base_dir", "."))
-        return str((base / value).resolve())
+        return location_uri(value, info)
 
     @model_validator(mode="after")
     def distinct_locations(self) -> "StorageSettings":
@@ -105,10 +129,33 @@ class ReleaseSettings(Strict):
     near_duplicate_similarity: float = Field(0.8, gt=0, le=1)
 
 
+class IntakeSettings(Strict):
+    """Bounds on the work one contributor's drop may cause (tasks/read_tables.py, tasks/gate_process.py): the
+    gate of a drop that takes longer than max_seconds_per_drop is stopped (its report says so); a data file
+    with more columns, a longer value or a larger decoded size than these is refused before it is decoded.
+    parallel_drops: drops gated at once (default: one per core)."""
+
+    max_seconds_per_drop: float = Field(1800, gt=0)
+    max_columns: int = Field(1000, ge=1)
+    max_value_kb: float = Field(1024, gt=0)
+    max_table_mb: float = Field(4096, gt=0)
+    parallel_drops: int | None = Field(None, ge=1)
+
+
 class Team(Strict):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
     name: str
     members: list[str] = []
+
+    @field_validator("name")
+    @classmethod
+    def shown_name(cls, value: str) -> str:
+        """The name the leaderboard shows: not blank, one line."""
+        if not value.strip():
+            raise ValueError("the team's display name is empty: give the name the leaderboard shows")
+        if any(ord(c) < 32 or ord(c) == 127 for c in value):
+            raise ValueError("the team's display name holds a line break or a control character: write it on one line")
+        return value
 
 
 class ChallengeConfig(Strict):
@@ -119,6 +166,19 @@ class ChallengeConfig(Strict):
     release: ReleaseSettings = ReleaseSettings()
     teams: list[Team] = []
     withdrawn: dict[str, str] = {}  # task id → why it is withdrawn (left out of the next release and the boards)
+    intake: IntakeSettings = IntakeSettings()
+    owners: dict[str, str] = {}  # task id → the contributor (intake folder) it belongs to, whoever staged it first
+
+    @field_validator("owners")
+    @classmethod
+    def owner_names(cls, owners: dict[str, str]) -> dict[str, str]:
+        for task_id, contributor in owners.items():
+            if not re.match(TASK_ID_PATTERN, task_id):
+                raise ValueError(f"{task_id!r} is not a task id (lowercase letters, digits and dashes, 2 to 63)")
+            if not re.fullmatch(r"[^/\x00-\x1f\x7f]{1,100}", contributor) or contributor in (".", ".."):
+                raise ValueError(f"{task_id}: {contributor!r} is not a contributor folder name (the folder under "
+                                 "intake that holds the contributor's drops)")
+        return owners
 
     @field_validator("withdrawn")
     @classmethod

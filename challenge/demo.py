@@ -219,4 +219,9 @@ def run_demo(folder: str | Path, out: TextIO | None = None, task_runner: str | N
     print(file=out)
     print_board(state["board"], tasks=True, out=out)
     print(f"\nleaderboard page: {page}\ndone in {time.monotonic() - progress.started:.0f} s", file=out)
+    from challenge.prefect_setup import runs_ui_url
+
+    runs = runs_ui_url()
+    print(f"the demo's flow runs in Prefect's UI: {runs}" if runs else "the demo's flow runs are in Prefect's database "
+          "under PREFECT_HOME (temporary API: `challenge server start` shows them in a UI)", file=out)
     return {"config": str(config_path), "board": state["board"], "page": page}

@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from challenge.config import ChallengeConfig, load_config
 from challenge.errors import ConfigError
+from challenge.participant_config import participant_for, participant_yaml
 
 Statement = dict[str, Any]
 
@@ -125,25 +127,44 @@ def team_policies(config: ChallengeConfig, team_ids: Iterable[str] | None = None
     return {team_id: team_policy(config, team_id) for team_id in ids}
 
 
+def _on_s3(config: ChallengeConfig) -> bool:
+    return config.storage.submissions.startswith("s3://") and config.storage.public.startswith("s3://")
+
+
 def cmd_iam(args: argparse.Namespace) -> int:
-    """Print the teams' policies as one JSON object, or write `<out>/<team>.json` each."""
-    policies = team_policies(load_config(args.config), args.team)
+    """Print the teams' policies as one JSON object, or write `<out>/<team>.json` and
+    `<out>/<team>.participant.yaml` (what the team's `challenge download|submit|submissions` read) each.
+
+    With local folders there is no policy to write (a folder has no access control: the embedded default
+    is for one trusted machine), so only the participant files are written, and a line says why."""
+    config = load_config(args.config)
     if not args.out:
-        print(json.dumps(policies, indent=2))
+        print(json.dumps(team_policies(config, args.team), indent=2))
         return 0
     out = Path(args.out)
+    ids = list(args.team) if args.team else _team_ids(config)
+    participants = {team_id: participant_for(config, team_id) for team_id in ids}
+    policies = team_policies(config, ids) if _on_s3(config) else {}
     out.mkdir(parents=True, exist_ok=True)
     for team_id, policy in policies.items():
         path = out / f"{team_id}.json"
         path.write_text(json.dumps(policy, indent=2) + "\n", encoding="utf-8")
         print(f"wrote {path}")
+    for team_id, participant in participants.items():
+        path = out / f"{team_id}.participant.yaml"
+        path.write_text(participant_yaml(participant), encoding="utf-8")
+        print(f"wrote {path} (hand it to team {team_id} as participant.yaml)")
+    if not policies:
+        print("no IAM policies: submissions and public are local folders, which have no access control "
+              "(one trusted machine only); use s3:// locations for real teams", file=sys.stderr)
     return 0
 
 
 def add_iam_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register `challenge iam` on the main parser's subcommands."""
-    iam = sub.add_parser("iam", help="generate least-privilege S3 IAM policies, one per team")
-    iam.add_argument("--out", metavar="DIR", help="write DIR/<team>.json (default: print one JSON object to stdout)")
+    iam = sub.add_parser("iam", help="generate least-privilege S3 IAM policies and participant.yaml files, one per team")
+    iam.add_argument("--out", metavar="DIR", help="write DIR/<team>.json and DIR/<team>.participant.yaml "
+                                                  "(default: print the policies as one JSON object)")
     iam.add_argument("--team", action="append", metavar="ID", help="only this team id (repeatable)")
     iam.set_defaults(func=cmd_iam)
     return iam

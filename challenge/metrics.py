@@ -39,6 +39,7 @@ class Metric:
     name: str
     kind: Kind
     formula: Callable[[np.ndarray], float] | Callable[[BinaryCounts], float]  # over confusion matrix / binary counts
+    what: str = ""  # what it computes, in a sentence for participants (the dataset card)
     higher_is_better: bool = True
 
 
@@ -162,13 +163,19 @@ def _recall(c: BinaryCounts) -> float:
 
 METRICS: dict[str, Metric] = {
     m.name: m for m in (
-        Metric("accuracy", "classification", _accuracy),
-        Metric("macro_f1", "classification", _macro_f1),
-        Metric("weighted_f1", "classification", _weighted_f1),
-        Metric("balanced_accuracy", "classification", _balanced_accuracy),
-        Metric("f1", "matching", _f1),
-        Metric("precision", "matching", _precision),
-        Metric("recall", "matching", _recall),
+        Metric("accuracy", "classification", _accuracy, "the share of test rows whose predicted label is right"),
+        Metric("macro_f1", "classification", _macro_f1,
+               "the F1 score (harmonic mean of precision and recall) of each class, averaged over the classes with "
+               "equal weight, so a rare class counts as much as a common one"),
+        Metric("weighted_f1", "classification", _weighted_f1,
+               "the F1 score of each class, averaged with each class weighted by its number of test rows"),
+        Metric("balanced_accuracy", "classification", _balanced_accuracy,
+               "the recall of each class (the share of its rows predicted right), averaged over the classes"),
+        Metric("f1", "matching", _f1,
+               "the F1 score of the matching pairs (label 1): the harmonic mean of precision (pairs predicted as "
+               "matches that are matches) and recall (matches predicted as such)"),
+        Metric("precision", "matching", _precision, "the share of pairs predicted as matches (label 1) that are matches"),
+        Metric("recall", "matching", _recall, "the share of matching pairs (label 1) that are predicted as matches"),
     )
 }
 

@@ -1,14 +1,14 @@
-"""Make Prefect work on a machine where it has never run, before any flow starts.
+"""Give the CLI's flows a Prefect API before any flow starts, also where Prefect has never run.
 
-Without `PREFECT_API_URL` the flows run against Prefect's temporary API server,
-which the first run on a new `PREFECT_HOME` must also create a database for
-(imports, SQLite file, every Alembic migration). That first start takes close
-to Prefect's default 20 s start-up timeout, so a cold or busy machine crossed
-it. Two fixes, both only where the user has not chosen otherwise:
-
-- the database is created and migrated here, once, in this process, with a
-  line saying so, so that the server's own start no longer includes it;
-- the start-up timeout defaults to `STARTUP_TIMEOUT_SECONDS` instead of 20.
+- `PREFECT_API_URL` set (environment, profile, prefect.toml): that server; nothing else is done.
+- Otherwise the local server (`challenge.local_server`): started in the background by the first
+  command, reused by the later ones (about a third of a command's fixed cost was starting and stopping
+  Prefect's temporary server). Its address goes into `os.environ` and Prefect's settings are read again,
+  so this process and its subprocesses (served flow runs) use it. It migrates its own database.
+- `--no-server` or `CHALLENGE_NO_SERVER=1` (what the tests set): Prefect's temporary server, started and
+  stopped with the command. Its database is created here first, with a line saying so, and its start-up
+  timeout is `STARTUP_TIMEOUT_SECONDS` instead of Prefect's 20 s (`set_defaults`, which must run before
+  `prefect` is imported: Prefect reads its settings at import).
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import TextIO
 
 TIMEOUT_VARIABLE = "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"
-STARTUP_TIMEOUT_SECONDS = 180
+STARTUP_TIMEOUT_SECONDS = 180  # the temporary server's, and how long a command waits for the local one
+NO_SERVER_ENV = "CHALLENGE_NO_SERVER"
 QUIET_DEFAULTS = {  # no usage reports from GX or Prefect
     "GX_ANALYTICS_ENABLED": "false",
     "DO_NOT_TRACK": "1",
@@ -60,12 +61,31 @@ def database_to_create() -> Path | None:
     return database if database is not None and not database.exists() else None
 
 
-def prepare_local_api(out: TextIO | None = None) -> None:
-    """Create and migrate the temporary API server's database if this is the first run on this home."""
+def temporary_requested(flag: bool = False) -> bool:
+    """`--no-server`, or $CHALLENGE_NO_SERVER set to anything but 0/false: use Prefect's temporary server."""
+    return flag or os.environ.get(NO_SERVER_ENV, "").strip().lower() not in ("", "0", "false", "no")
+
+
+def configured_api_url() -> str | None:
+    """The API the user chose (PREFECT_API_URL in the environment, a profile or prefect.toml), else None."""
+    from prefect.settings import get_current_settings
+
+    return get_current_settings().api.url
+
+
+def prepare_local_api(out: TextIO | None = None, temporary: bool = False) -> str | None:
+    """Make sure the flows have an API: the user's; else the local server (started if need be) unless
+    `temporary`; else the temporary server, whose database is created here on a first run.
+    Returns the API URL the flows use, None for the temporary server."""
+    out = out or sys.stderr
+    chosen = configured_api_url()
+    if chosen:
+        return chosen
+    if not temporary:
+        return use_local_server(out)
     database = database_to_create()
     if database is None:
-        return
-    out = out or sys.stderr
+        return None
     print(f"first run with PREFECT_HOME={database.parent}: creating Prefect's local database "
           "(once, about 10 s)", file=out, flush=True)
     started = time.monotonic()
@@ -75,3 +95,30 @@ def prepare_local_api(out: TextIO | None = None) -> None:
 
     run_coro_as_sync(provide_database_interface().create_db())
     print(f"Prefect's local database is ready ({time.monotonic() - started:.0f} s)", file=out, flush=True)
+    return None
+
+
+def use_local_server(out: TextIO) -> str:
+    """The local server of this PREFECT_HOME (started when none runs) made the API of this process and of
+    its subprocesses; returns its API URL."""
+    from prefect.context import refresh_global_settings_context
+    from prefect.settings import get_current_settings
+
+    from challenge import local_server
+
+    first = database_to_create() is not None
+    server = local_server.ensure(Path(get_current_settings().home), STARTUP_TIMEOUT_SECONDS,
+                                 lambda line: print(line, file=out, flush=True), first)
+    os.environ["PREFECT_API_URL"] = server.api_url
+    refresh_global_settings_context()  # Prefect read its settings at import, before this address existed
+    if get_current_settings().api.url != server.api_url:
+        raise RuntimeError(f"Prefect's settings did not take PREFECT_API_URL={server.api_url}")
+    return server.api_url
+
+
+def runs_ui_url() -> str | None:
+    """Where Prefect's UI lists the flow runs of the API in use; None for the temporary server (no UI)."""
+    from prefect.settings import get_current_settings
+
+    settings = get_current_settings()
+    return f"{settings.ui_url.rstrip('/')}/runs" if settings.api.url and settings.ui_url else None

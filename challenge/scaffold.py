@@ -1,9 +1,15 @@
-"""A new challenge folder: the commented challenge.yaml, the four location folders, the example drops."""
+"""A new challenge folder: the commented challenge.yaml (named after the folder unless told otherwise),
+the four location folders, the example drops."""
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
+import unicodedata
 from pathlib import Path
+
+from challenge.errors import ConfigError
 
 EXAMPLES_DIR = Path(__file__).resolve().parent / "example_drops"  # package data: installed with the package
 
@@ -11,7 +17,7 @@ EXAMPLE_CONFIG = """\
 # challenge.yaml: the organizer's configuration (every key is explained in the README).
 # Relative paths are resolved against this file's folder; any location may
 # instead be an S3 URI such as s3://my-bucket/challenge/intake.
-name: {name}                      # short id: lowercase letters, digits, dashes
+name: {name}{name_pad}# short id: lowercase letters, digits, dashes
 title: {title}
 
 storage:
@@ -40,6 +46,15 @@ release:                          # leak limits checked when publishing (fractio
                                   # together plus the other features), or repeat an identifying column
   near_duplicate_similarity: 0.8  # token (Jaccard) similarity from which a record nearly repeats another
 
+intake:                           # what gating one drop may cost; a drop over a bound fails alone
+  max_seconds_per_drop: 1800      # the gate of a drop is stopped after this (its report says where)
+  max_columns: 1000               # columns of one data file (only the declared ones are decoded)
+  max_value_kb: 1024              # one text value
+  max_table_mb: 4096              # one data file once decoded
+
+owners: {{}}                        # task id: contributor folder, e.g. {{penguins: penguin-lab}}; else the
+                                  # contributor that first staged a task id owns it
+
 withdrawn: {{}}                     # task id: reason, e.g. {{penguins: "labels under review"}}; leaves the
                                   # next release and the boards, the reason shown on the page
 
@@ -53,13 +68,50 @@ teams:
 """
 
 
-def init_challenge(folder: Path, name: str = "demo-challenge", title: str = "Demo challenge",
+NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")  # challenge.yaml's `name` (challenge/config.py)
+FALLBACK_NAME = "my-challenge"
+
+
+def _ascii_words(text: str) -> list[str]:
+    """The letters and digits of `text` as ASCII words (accents dropped: `Défi` → `Defi`)."""
+    plain = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    return re.findall(r"[A-Za-z0-9]+", plain)
+
+
+def name_for(folder: Path) -> str:
+    """A valid challenge name from the folder's name: lowercase words joined by dashes, at most 63
+    characters (`My Challenge_2026` → `my-challenge-2026`); `my-challenge` when no word is left, and a
+    single character gets `-challenge` after it."""
+    slug = "-".join(_ascii_words(folder.resolve().name)).lower()[:63].strip("-")
+    if not slug:
+        return FALLBACK_NAME
+    return slug if NAME.match(slug) else f"{slug}-challenge"
+
+
+def title_for(folder: Path) -> str:
+    """A title from the folder's name: its words (accents kept), the first capitalized (`my_challenge-2026` →
+    `My challenge 2026`); `My challenge` when no word is left."""
+    words = " ".join(re.findall(r"[^\W_]+", folder.resolve().name))[:120].strip()
+    return words[:1].upper() + words[1:] if words else "My challenge"
+
+
+def init_challenge(folder: Path, name: str | None = None, title: str | None = None,
                    with_examples: bool = False) -> Path:
     """Write challenge.yaml (local storage under `folder`) and the four location folders; with
-    `with_examples`, copy the bundled example drops into intake."""
+    `with_examples`, copy the bundled example drops into intake. The name and title default to ones made
+    from the folder's name (name_for, title_for); a `name` that challenge.yaml would refuse is refused here."""
+    name = name_for(folder) if name is None else name
+    if not NAME.match(name):
+        raise ConfigError(f"--name {name!r}: a challenge name is 2 to 63 lowercase letters, digits and dashes, "
+                          "starting with a letter or digit (e.g. my-challenge)")
+    title = title_for(folder) if title is None else title
+    if not title.strip() or any(not c.isprintable() for c in title):
+        raise ConfigError(f"--title {title!r}: give a title of printable characters, e.g. \"My challenge\"")
     folder.mkdir(parents=True, exist_ok=True)
     config_path = folder / "challenge.yaml"
-    config_path.write_text(EXAMPLE_CONFIG.format(name=name, title=title), encoding="utf-8")
+    config_path.write_text(EXAMPLE_CONFIG.format(name=name, name_pad=" " * max(1, 28 - len(name)),
+                                                 title=json.dumps(title, ensure_ascii=False)),  # a quoted YAML scalar
+                           encoding="utf-8")
     for location in ("intake", "public", "private", "submissions"):
         (folder / location).mkdir(exist_ok=True)
     if with_examples:

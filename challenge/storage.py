@@ -1,8 +1,10 @@
 """One small storage interface (SPEC §3) with a local-directory and an S3 backend.
 
 Keys are relative, '/'-separated paths under the location's root; they are
-validated so that no key can escape the root. Writes are atomic: a reader
-sees the old object or the new one, never a partial file.
+validated so that no key can escape the root, and refused (KeyTooLong) past
+S3's 1,024 bytes with the location's prefix or a local folder's 255 bytes a
+name. Writes are atomic: a reader sees the old object or the new one, never a
+partial file.
 """
 
 from __future__ import annotations
@@ -43,11 +45,47 @@ TRANSFER_THREADS = 8  # concurrent transfers (S3 requests, local copies) of one 
 TRANSFER_BATCH = 32  # files per thread-pool task: fewer, larger tasks for folders of many small files
 LOCAL_HASH_LIMIT = 64 * 1024 * 1024  # local files above this get a size+time version instead of an MD5
 _TMP_PREFIX = ".tmp-"
+MAX_KEY_BYTES = 1024  # S3's limit on an object key (UTF-8), the location's prefix included
+MAX_NAME_BYTES = 255  # a local file system's limit on one file or folder name (UTF-8)
 _COPY_BUFFER = 64 * 1024  # a larger read buffer is an mmap/munmap per read: 4× slower for a 4 KB file
 
 
 class ObjectChanged(StorageError):
     """The object is not the version that was listed (replaced in between)."""
+
+
+class KeyTooLong(StorageError):
+    """A key longer than the backend stores; `excess`: by how many bytes; `limit`: the rule, in words."""
+
+    def __init__(self, where: str, excess: int, limit: str):
+        super().__init__(f"{where}; {limit}: use a shorter name")
+        self.excess, self.limit = excess, limit
+
+
+S3_KEY_LIMIT = f"S3 keys are at most {MAX_KEY_BYTES:,} bytes (UTF-8), the location's prefix included"
+LOCAL_NAME_LIMIT = f"a local folder holds names of at most {MAX_NAME_BYTES} bytes (UTF-8)"
+
+
+def _cut(key: str, limit: int = 80) -> str:
+    return key if len(key) <= limit else key[:limit - 1] + "…"
+
+
+def _utf8_size(text: str) -> int:
+    """Bytes of `text` in UTF-8 (without encoding it when it is ASCII)."""
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+
+
+class ObjectExists(StorageError):
+    """A write with `if_absent` found another object there (another writer was first): nothing was written."""
+
+
+def _holds(storage: Storage, key: str, data: bytes) -> bool:
+    """Whether `key` holds exactly `data`: an `if_absent` write that finds its own bytes there succeeded (S3: a
+    PUT retried after a lost response, whose first attempt landed), or lost to an identical write."""
+    try:
+        return storage.read_limited(key, len(data)) == data
+    except StorageError:
+        return False
 
 
 @dataclass(frozen=True)
@@ -82,6 +120,8 @@ def validate_key(key: str) -> str:
     """Return `key` if it is a safe relative key, else raise StorageError."""
     if not isinstance(key, str) or not key:
         raise StorageError("object key is empty")
+    if len(key) > MAX_KEY_BYTES // 4 and (size := _utf8_size(key)) > MAX_KEY_BYTES:  # 4 bytes at most a character
+        raise KeyTooLong(f"object key {_cut(key)!r} is {size} bytes", size - MAX_KEY_BYTES, S3_KEY_LIMIT)
     if _CONTROL.search(key):
         raise StorageError(f"object key {key!r} contains a control character; rename the file")
     if key.startswith("/") or re.match(r"^[A-Za-z]:", key) or "\\" in key:
@@ -90,6 +130,16 @@ def validate_key(key: str) -> str:
     if "" in parts or "." in parts or ".." in parts:
         raise StorageError(f"object key {key!r} has an empty, '.' or '..' segment; use a plain relative path")
     return key
+
+
+def key_fits(storage: Storage, key: str) -> bool:
+    """Whether `storage` can hold an object at `key`: a valid key within the backend's limits (S3: 1,024 bytes
+    with the location's prefix; a local folder: 255 bytes a name)."""
+    try:
+        storage.uri_for(key)
+    except StorageError:
+        return False
+    return True
 
 
 def is_valid_key(key: str) -> bool:
@@ -117,7 +167,7 @@ class Storage(Protocol):
     def read_bytes(self, key: str) -> bytes: ...
     def read_limited(self, key: str, limit: int, version: str | None = None) -> bytes: ...
     def open_read(self, key: str) -> BinaryIO: ...
-    def write_bytes(self, key: str, data: bytes) -> None: ...
+    def write_bytes(self, key: str, data: bytes, if_absent: bool = False) -> None: ...
     def upload_file(self, key: str, path: Path) -> str | None: ...
     def download_file(self, key: str, path: Path) -> None: ...
     def copy(self, src: str, dst: str) -> None: ...
@@ -174,12 +224,22 @@ class LocalStorage:
         self.uri = str(self.root)
         self._folders: set[str] = set()  # folders this object made (or found): not made again
 
+    def _names(self, key: str) -> list[str]:
+        """The folder and file names of a valid `key`, each within MAX_NAME_BYTES (else KeyTooLong)."""
+        names = validate_key(key).split("/")
+        if len(key) > MAX_NAME_BYTES // 4:
+            for name in names:
+                if (size := _utf8_size(name)) > MAX_NAME_BYTES:
+                    raise KeyTooLong(f"{self.uri}/{_cut(key)}: the name {_cut(name, 40)!r} is {size} bytes",
+                                     size - MAX_NAME_BYTES, LOCAL_NAME_LIMIT)
+        return names
+
     def _path(self, key: str) -> Path:
-        return self.root.joinpath(*validate_key(key).split("/"))
+        return self.root.joinpath(*self._names(key))
 
     def _file(self, key: str) -> str:
         """`key`'s path as a string (what the hot paths hand to os functions, without pathlib's parsing)."""
-        return os.path.join(self.uri, *validate_key(key).split("/"))
+        return os.path.join(self.uri, *self._names(key))
 
     def _inside(self, path: PathT) -> PathT:
         """`path`, once its folder is known to resolve inside the root (no symbolic link leads out). Checked
@@ -306,11 +366,22 @@ class LocalStorage:
             raise
         return result
 
-    def write_bytes(self, key: str, data: bytes) -> None:
+    def write_bytes(self, key: str, data: bytes, if_absent: bool = False) -> None:
+        """Write `key` atomically; `if_absent`: only if nothing else is there (else ObjectExists), decided by a hard
+        link of the full temporary file, which fails when the name exists: of racing writers, exactly one wins."""
         path, tmp = self._atomic_target(key)
         try:
             tmp.write_bytes(data)
-            os.replace(tmp, path)
+            if not if_absent:
+                os.replace(tmp, path)
+            else:
+                try:
+                    os.link(tmp, path)
+                except FileExistsError:
+                    if _holds(self, key, data):
+                        return
+                    raise ObjectExists(f"{self.uri_for(key)}: already exists (written by another run); "
+                                       "not overwritten") from None
         finally:
             tmp.unlink(missing_ok=True)
 
@@ -342,7 +413,9 @@ class S3Storage:
 
     transfer_threads = TRANSFER_THREADS  # requests in flight: network-bound
 
-    def __init__(self, uri: str, endpoint_url: str | None = None, region: str | None = None):
+    def __init__(self, uri: str, endpoint_url: str | None = None, region: str | None = None,
+                 location: str | None = None):
+        """`location`: the challenge.yaml key naming this URI (storage.<location>), for error messages."""
         if not uri.startswith("s3://"):
             raise StorageError(f"{uri}: not an s3:// URI")
         bucket, _, prefix = uri[len("s3://"):].partition("/")
@@ -357,9 +430,24 @@ class S3Storage:
         self.client = boto3.client("s3", endpoint_url=endpoint_url, config=config)
         self.transfer = TransferConfig(multipart_threshold=MULTIPART_THRESHOLD, multipart_chunksize=MULTIPART_THRESHOLD,
                                        max_concurrency=TRANSFER_THREADS)
+        self.location = location
+        self.client.meta.events.register("after-call.s3", self._refuse_missing_bucket)
+
+    def _refuse_missing_bucket(self, parsed: dict, **_: object) -> None:
+        """Any request answered NoSuchBucket: one StorageError naming the bucket and the key of challenge.yaml."""
+        if isinstance(parsed, dict) and parsed.get("Error", {}).get("Code") == "NoSuchBucket":
+            where = f"storage.{self.location} in challenge.yaml" if self.location else "the location's URI"
+            raise StorageError(f"{self.uri}: the bucket {self.bucket} does not exist at "
+                               f"{self.client.meta.endpoint_url}: create it (aws s3 mb s3://{self.bucket}), or correct "
+                               f"{where}")
 
     def _key(self, key: str) -> str:
-        return join_key(self.prefix, validate_key(key))
+        full = join_key(self.prefix, validate_key(key))
+        if len(full) > MAX_KEY_BYTES // 4 and (size := _utf8_size(full)) > MAX_KEY_BYTES:
+            raise KeyTooLong(f"s3://{self.bucket}/{_cut(full)}: the key is {size} bytes"
+                             + (f" with the location's prefix {_cut(self.prefix, 40)}/" if self.prefix else ""),
+                             size - MAX_KEY_BYTES, S3_KEY_LIMIT)
+        return full
 
     def _rel(self, full_key: str) -> str:
         return full_key[len(self.prefix) + 1:] if self.prefix else full_key
@@ -429,8 +517,26 @@ class S3Storage:
         finally:
             body.close()
 
-    def write_bytes(self, key: str, data: bytes) -> None:
-        self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
+    def write_bytes(self, key: str, data: bytes, if_absent: bool = False) -> None:
+        """One PUT; `if_absent`: with If-None-Match: * (S3's conditional write), so that of racing writers exactly
+        one wins and the others get ObjectExists. A server that ignores the header (an old S3-compatible one)
+        overwrites instead: the product's callers stay correct without it (their own guards come first)."""
+        if not if_absent:
+            self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
+            return
+        for attempt in range(self.attempts):
+            try:
+                self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data, IfNoneMatch="*")
+                return
+            except ClientError as exc:
+                code = exc.response.get("Error", {}).get("Code")
+                if code in ("PreconditionFailed", "412"):
+                    if _holds(self, key, data):
+                        return
+                    raise ObjectExists(f"{self.uri_for(key)}: already exists (written by another run); "
+                                       "not overwritten") from None
+                if code != "ConditionalRequestConflict" or attempt + 1 == self.attempts:  # 409: a write in flight
+                    raise
 
     def upload_file(self, key: str, path: Path) -> str | None:
         """One PUT with the file's MD5 (S3 refuses bytes that do not match it) below MULTIPART_THRESHOLD, and
@@ -495,17 +601,18 @@ class S3Storage:
                                    f"{first.get('Message')}); {len(done['Errors'])} key(s) left; run again")
 
 
-def open_storage(uri: str, endpoint_url: str | None = None, region: str | None = None) -> Storage:
-    """A backend for `uri`: s3://bucket/prefix, or a local folder."""
+def open_storage(uri: str, endpoint_url: str | None = None, region: str | None = None,
+                 location: str | None = None) -> Storage:
+    """A backend for `uri`: s3://bucket/prefix, or a local folder (`location`: its key in challenge.yaml)."""
     if uri.startswith("s3://"):
-        return S3Storage(uri, endpoint_url=endpoint_url, region=region)
+        return S3Storage(uri, endpoint_url=endpoint_url, region=region, location=location)
     return LocalStorage(uri)
 
 
 def open_location(config: ChallengeConfig, name: str) -> Storage:
     """One of the challenge's four locations: intake, public, private or submissions."""
     s3 = config.storage.s3
-    return open_storage(getattr(config.storage, name), s3.endpoint_url, s3.region)
+    return open_storage(getattr(config.storage, name), s3.endpoint_url, s3.region, location=name)
 
 
 R = TypeVar("R")

@@ -19,12 +19,13 @@ from __future__ import annotations
 import json
 import os
 import socket
-from typing import Any, TypeVar
-
-from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from challenge.config import ChallengeConfig
 from challenge.errors import ConfigError
+
+if TYPE_CHECKING:  # the CLI imports this module before Prefect's settings are chosen (challenge.prefect_setup)
+    from prefect.task_runners import TaskRunner
 
 RUNNER_ENV = "CHALLENGE_TASK_RUNNER"
 DASK_ADDRESS_ENV = "CHALLENGE_DASK_ADDRESS"
@@ -42,6 +43,8 @@ def make_task_runner(kind: str = "threads", address: str | None = None, workers:
     `cluster_class` (dotted name) started with `cluster_kwargs` for each flow run, else on a new local
     cluster of `workers` processes."""
     if kind == "threads":
+        from prefect.task_runners import ThreadPoolTaskRunner
+
         return ThreadPoolTaskRunner()
     if kind != "dask":
         raise ConfigError(f"{RUNNER_ENV}={kind!r}: unknown task runner; use one of {', '.join(RUNNERS)}")

@@ -32,11 +32,19 @@ class Strict(BaseModel):
 class ColumnSpec(Strict):
     """A feature column: its modality, an optional description for the dataset card, and whether its
     value alone identifies a record (e.g. a title): then a test row repeating a train row's value is
-    reported as a leak on its own, not only as part of the whole record."""
+    reported as a leak on its own, not only as part of the whole record. A numeric column may hold
+    NaN, inf and -inf only with allow_nonfinite (the gate's numeric_values_finite check)."""
 
     modality: Modality
     description: str = ""
     identifying: bool = False
+    allow_nonfinite: bool = False
+
+    @model_validator(mode="after")
+    def nonfinite_is_numeric(self) -> "ColumnSpec":
+        if self.allow_nonfinite and self.modality is not Modality.numeric:
+            raise ValueError(f"allow_nonfinite is for numeric columns; this one is {self.modality.value}")
+        return self
 
 
 class PairColumns(Strict):
@@ -94,6 +102,7 @@ class TaskSpec(Strict):
     images: str | None = None
     split: SplitOptions = SplitOptions()
     expectations: list[TaskExpectation] = []
+    allow_nonfinite: bool = False  # every numeric column may hold NaN, inf and -inf
 
     @field_validator("columns", mode="before")
     @classmethod
@@ -157,6 +166,10 @@ class TaskSpec(Strict):
 
     def identifying_columns(self) -> list[str]:
         return [name for name, col in self.columns.items() if col.identifying]
+
+    def allows_nonfinite(self, column: str) -> bool:
+        """Whether the numeric `column` may hold NaN, inf and -inf (the column's or the task's allow_nonfinite)."""
+        return self.allow_nonfinite or (column in self.columns and self.columns[column].allow_nonfinite)
 
     def data_files(self) -> dict[str, str]:
         """Logical table name → file in the drop."""

@@ -23,10 +23,11 @@ class CheckResult:
     message: str = ""
     source: Literal["read", "schema", "gx", "custom"] = "custom"
     severity: Severity = "error"
+    skipped: str = ""  # why the check could not run (a column it reads is missing or unusable): neither passed nor failed
 
     @property
     def blocking(self) -> bool:
-        return not self.success and self.severity == "error"
+        return not self.success and self.severity == "error" and not self.skipped
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -60,6 +61,13 @@ def failed(
         source=source,  # type: ignore[arg-type]
         severity=severity,
     )
+
+
+def skipped(check: str, table: str, why: str, column: str | None = None, source: str = "custom",
+            severity: Severity = "error") -> CheckResult:
+    """A check that could not run on this drop, and why (e.g. `species is missing from penguins.csv`)."""
+    return CheckResult(check=check, table=table, success=False, column=column, hint=f"not checked: {why}",
+                       source=source, severity=severity, skipped=why)  # type: ignore[arg-type]
 
 
 def _jsonable(values: list[Any]) -> list[Any]:

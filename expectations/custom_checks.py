@@ -2,6 +2,8 @@
 
 Each check takes the standardized tables of a drop and a CheckContext and
 returns CheckResults; suites in this folder name them under `custom_checks`.
+A drop may lack a column (the gate still checks what it can): NEEDS says what
+each check reads, and a check whose columns are absent is skipped, saying why.
 """
 
 from __future__ import annotations
@@ -53,6 +55,33 @@ def rows_per_class(tables: Tables, ctx: CheckContext, table: str = "data", min_r
         "rows_per_class", table, column="label", count=small.num_rows, examples=examples,
         hint=f"{small.num_rows} class(es) have fewer than {min_rows} rows; add rows, merge or drop these classes",
     )]
+
+
+def numeric_values_finite(tables: Tables, ctx: CheckContext, table: str = "data") -> list[CheckResult]:
+    """Numeric columns hold finite numbers: NaN (a float NaN; NaN written as text is read as missing), inf,
+    -inf and values beyond ±1.8e308 (1e400 reads as inf) fail, unless task.yaml allows them for the column
+    (or the task) with allow_nonfinite. Missing values (empty cells) are not checked here."""
+    data = tables[table]
+    results = []
+    for original, column in ((n, snake_case(n)) for n in ctx.spec.columns_of(Modality.numeric)):
+        if column not in data.column_names or not pa.types.is_floating(data[column].type) \
+                or ctx.spec.allows_nonfinite(original):
+            continue
+        values = data[column]
+        bad = pc.fill_null(pc.invert(pc.is_finite(values)), False)
+        count = pc.sum(bad).as_py() or 0
+        if not count:
+            results.append(passed("numeric_values_finite", table, column))
+            continue
+        shown = data.select([c for c in ("id", column) if c in data.column_names]).filter(bad).slice(0, 5).to_pylist()
+        examples = [{**({"id": r["id"]} if "id" in r else {}), column: str(r[column])} for r in shown]
+        results.append(failed(
+            "numeric_values_finite", table, column=column, count=count, examples=examples,
+            hint=f"{count} value(s) are not finite numbers (NaN, inf, -inf, or beyond ±1.8e308 such as 1e400); give "
+                 "real values, leave the cell empty where a value is missing, or set allow_nonfinite: true on the "
+                 "column in task.yaml if they are meant",
+        ))
+    return results or [passed("numeric_values_finite", table)]
 
 
 MAX_IMAGE_PIXELS = 40_000_000  # a product picture is a few megapixels; 400 MP would decode to gigabytes
@@ -110,7 +139,7 @@ def label_leak(tables: Tables, ctx: CheckContext, table: str = "data") -> list[C
     fold = rng.permutation(data.num_rows) % 2
     sample = np.sort(rng.choice(data.num_rows, min(data.num_rows, SAMPLE_ROWS), replace=False))
     results = []
-    for column in ctx.features(Modality.text, Modality.categorical, Modality.numeric):
+    for column in [c for c in ctx.features(Modality.text, Modality.categorical, Modality.numeric) if c in data.column_names]:
         # Each test below only rules the column out; the cheapest go first, and the whole column is coded
         # only for the few that pass them (codes only need to tell values apart, so the sample's own do).
         if len(sample) < data.num_rows:  # cheap first look: a column far from a lookup leak in a sample is one
@@ -199,8 +228,8 @@ def images_decode(tables: Tables, ctx: CheckContext, table: str = "data") -> lis
     """Every image path exists under the drop's images folder and decodes."""
     root = ctx.images_dir
     results = []
-    for column in ctx.features(Modality.image):
-        data = tables[table]
+    data = tables[table]
+    for column in [c for c in ctx.features(Modality.image) if c in data.column_names]:  # (an absent one is skipped)
         paths = data[column]
         valid = pc.is_valid(paths)
         unique_paths = pc.unique(pc.filter(paths, valid)).to_pylist()
@@ -209,8 +238,9 @@ def images_decode(tables: Tables, ctx: CheckContext, table: str = "data") -> lis
             results.append(passed("images_decode", table, column))
             continue
         mask = pc.is_in(paths, value_set=pa.array(sorted(bad), pa.string()))
-        rows = data.select(["id", column]).filter(pc.fill_null(mask, False)).slice(0, 5).to_pylist()
-        examples = [{"id": r["id"], "path": r[column], "problem": bad[r[column]]} for r in rows]
+        shown = [c for c in ("id", column) if c in data.column_names]
+        rows = data.select(shown).filter(pc.fill_null(mask, False)).slice(0, 5).to_pylist()
+        examples = [{**({"id": r["id"]} if "id" in r else {}), "path": r[column], "problem": bad[r[column]]} for r in rows]
         results.append(failed(
             "images_decode", table, column=column, count=len(bad), examples=examples,
             hint=f"{len(bad)} image(s) under '{ctx.spec.images}/' are missing or do not decode; add or replace them",
@@ -270,7 +300,19 @@ def pairs_not_self(tables: Tables, ctx: CheckContext) -> list[CheckResult]:
     )]
 
 
+# The standard columns each check reads: of the table it checks, or `table.column`. images_decode reads each
+# image column the table has (the gate skips the absent ones).
+NEEDS: dict[str, tuple[str, ...]] = {
+    "rows_per_class": ("label",),
+    "numeric_values_finite": (),  # each numeric column the table has
+    "label_leak": ("label",),
+    "images_decode": (),
+    "pairs_reference_records": ("pairs.left_id", "pairs.right_id", "records.id"),
+    "pairs_conflicting_labels": ("pairs.left_id", "pairs.right_id", "pairs.label"),
+    "pairs_not_self": ("pairs.left_id", "pairs.right_id"),
+}
 CUSTOM_CHECKS: dict[str, CustomCheck] = {
     fn.__name__: fn
-    for fn in (rows_per_class, label_leak, images_decode, pairs_reference_records, pairs_conflicting_labels, pairs_not_self)
+    for fn in (rows_per_class, numeric_values_finite, label_leak, images_decode, pairs_reference_records,
+               pairs_conflicting_labels, pairs_not_self)
 }

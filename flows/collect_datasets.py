@@ -45,7 +45,8 @@ class CollectSummary:
 @flow(name="collect-datasets", flow_run_name=run_name("collect", with_tasks), task_runner=task_runner_from_env())
 def collect_datasets(config_path: str | None = None, tasks: list[str] | None = None,
                      force: bool = False) -> CollectSummary | State:
-    """Discover drops under intake and gate each independently (one bad drop never stops the others).
+    """Discover drops under intake and gate each independently (one bad drop never stops the others: each is
+    gated in a process of its own, stopped at challenge.yaml's intake.max_seconds_per_drop).
 
     The run ends Failed (state DropsFailed, naming the drops) when any drop fails; calling the flow
     then raises DropsFailed, whose `result` is the summary.
@@ -76,7 +77,9 @@ def collect_datasets(config_path: str | None = None, tasks: list[str] | None = N
                 drop=drop.name, task_id=drop.folder, verdict="fail", status="error", report="",
                 failures=[f"internal error while gating (retried): {type(exc).__name__}: {exc}"],
             ))
-    logger.info("collection summary: %s", summary.counts())
+    counts = summary.counts()
+    logger.info("collection summary: %d drop(s): %d passed, %d failed, %d unchanged", counts["drops"], counts["passed"],
+                counts["failed"], counts["unchanged"])
     if summary.failed:
         return failed_run(DropsFailed(summary.failure_message(), summary))
     return summary

@@ -42,7 +42,8 @@ def read_corrections_file(file: str) -> bytes:
 @flow(name="correct-answers", flow_run_name=run_name("correct", lambda p: p.get("task")))
 def correct_answers(task: str, file: str, config_path: str | None = None) -> CorrectionRun:
     """Fix labels of a task's answer key in the current release: check the file, write a new key version
-    (the old one kept), publish corrections.json, fix the staged data, rescore every affected result.
+    (the old one kept), publish its corrections trail (`corrections/<release>/<task>.json` in public), fix the
+    staged data, rescore every affected result.
 
     Args:
         task: The task id whose answer key is corrected.

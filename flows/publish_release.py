@@ -10,8 +10,12 @@ from prefect import flow, tags
 from challenge import catalog
 from challenge.config import load_config
 from challenge.flows.run_names import run_name
+from challenge.flows.scoring_slot import scoring_slot
+from challenge.storage import open_location
 from challenge.task_runners import task_runner_from_env, warn_unseen_storage
 from challenge.tasks.artifacts import public_page_artifact, table_artifact
+from challenge.tasks.boards import refresh_leaderboard
+from challenge.tasks.challenge_info import refresh_challenge_info
 from challenge.tasks.opaque_ids import load_or_create_key
 from challenge.tasks.publish import (
     carry_task_task,
@@ -22,6 +26,7 @@ from challenge.tasks.publish import (
     prepare_release,
     publish_task_task,
 )
+from challenge.tasks.score_batches import finalized_at
 
 
 @dataclass
@@ -39,7 +44,8 @@ class PublishRun:
       task_runner=task_runner_from_env())
 def publish_release(config_path: str | None = None, release: str | None = None,
                     tasks: list[str] | None = None) -> PublishRun:
-    """Split, de-identify, upload and verify every task; then point latest.json at the release.
+    """Split, de-identify, upload and verify every task; then point latest.json at the release, and rebuild
+    the leaderboards, once there are any, for it (a withdrawn task leaves every board file at once).
 
     Args:
         config_path: Path of challenge.yaml (default: $CHALLENGE_CONFIG, else ./challenge.yaml).
@@ -64,6 +70,10 @@ def publish_release(config_path: str | None = None, release: str | None = None,
                 futures.append(publish_task_task.submit(config, plan.task_id, release))
     summaries = [f.result() for f in futures]  # any failure raises here: latest.json stays as it was
     marker = finish_release(public, release, [s["task_id"] for s in summaries], config.withdrawn)
+    if public.exists(catalog.BOARD_JSON):  # the boards follow the release now: a withdrawn task's standings go
+        with scoring_slot(config):
+            refresh_leaderboard(config, public, private, open_location(config, "submissions"))
+    refresh_challenge_info(public, config, finalized_at(private))
     for s in summaries:
         public_page_artifact(config, f"card-{s['task_id']}", catalog.card_key(release, s["task_id"]),
                              f"{s['task_id']} dataset card", f"Release {release}")

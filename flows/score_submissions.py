@@ -23,12 +23,14 @@ from challenge.config import ChallengeConfig, load_config
 from challenge.errors import ScoringErrors
 from challenge.flows.run_names import run_name, stamp, with_tasks
 from challenge.flows.run_states import failed_run, listing
+from challenge.flows.scoring_schedule import scoring_schedule
 from challenge.flows.scoring_slot import scoring_slot
 from challenge.storage import Storage
 from challenge.task_runners import task_runner_from_env, warn_unseen_storage
 from challenge.tasks.answer_corrections import sync_public_corrections
-from challenge.tasks.artifacts import table_artifact
+from challenge.tasks.artifacts import not_scored_artifact, table_artifact
 from challenge.tasks.boards import refresh_leaderboard, write_final_snapshot, write_results_report
+from challenge.tasks.challenge_info import refresh_challenge_info
 from challenge.tasks.releases import ReleasedTask, current_release, read_answer_versions, read_latest, release_tasks
 from challenge.tasks.result_records import load_results, scan_results
 from challenge.tasks.score_batches import (
@@ -41,6 +43,7 @@ from challenge.tasks.score_batches import (
     rescore_batch,
     score_batch,
     tally,
+    without_test_score,
 )
 from challenge.tasks.scoring import reject_unusable, scored_per_day, scored_with, supersede, write_notices, write_result
 from challenge.tasks.submissions import Submission, discover
@@ -67,6 +70,7 @@ def score_new(config: ChallengeConfig, only: list[str] | None = None, closing_at
 
     Once the challenge is finalized (or while it is, `closing_at`), later uploads are `rejected: closed`."""
     logger = get_run_logger()
+    started = datetime.now(timezone.utc)
     public, private, submissions = locations(config)
     latest = read_latest(public)
     if latest is None:  # a schedule started before the first release: not a failure
@@ -82,6 +86,9 @@ def score_new(config: ChallengeConfig, only: list[str] | None = None, closing_at
     records, had_error = scan_results(private)
     records, corrected = rescore_corrected(config, public, private, latest.release, records, released)
     records, superseded = mark_superseded(private, submissions, records, released)
+    if closing_at is None and finalized_at(private) is not None:
+        records, _ = score_whole_test_set(config, latest.release, records, released,
+                                          {sub.submission_id for sub in inbox.submissions})
     done = {r["submission_id"]: r for r in records}
     unusable = reject_unusable(private, submissions, inbox.unusable, set(done))
     for record in unusable:
@@ -105,7 +112,9 @@ def score_new(config: ChallengeConfig, only: list[str] | None = None, closing_at
     statuses, per_task = tally(new, batches)
     table_artifact("scoring-run", [{"task": t, "pending": len(pending[t]), **per_task[t]} for t in pending],
                    f"What this run scored (release {latest.release})", {"task": "nothing new", "pending": 0}, fill=0)
+    not_scored_artifact(new, latest.release, {t.id: t.name for t in config.teams})
     logger.info("scored %d submission(s): %s; leaderboard %s", len(new), statuses or "nothing new", page)
+    refresh_challenge_info(public, config, finalized_at(private), scoring_schedule(started))
     return ScoringRun(pending=sum(map(len, pending.values())) + len(unusable), statuses=statuses,
                       errors=[e for batch in batches.values() for e in batch.errors], notices=noticed,
                       leaderboard=page, board=board, corrected=corrected, superseded=superseded)
@@ -114,12 +123,15 @@ def score_new(config: ChallengeConfig, only: list[str] | None = None, closing_at
 def rescore_corrected(config: ChallengeConfig, public: Storage, private: Storage, release: str,
                       records: list[dict[str, Any]], released: dict[str, ReleasedTask]) -> tuple[list[dict[str, Any]], int]:
     """Rescore the results scored with an earlier version of a corrected answer key (one Prefect task per
-    task), and bring each corrected task's public corrections.json up to date; returns the records with
-    the rescored ones replaced, and how many. Done by every scoring run, so a correction stopped half-way heals."""
+    task), and bring each corrected task's public corrections trail (catalog.corrections_key) up to date;
+    returns the records with the rescored ones replaced, and how many. Done by every scoring run, so a
+    correction stopped half-way heals (and a task corrected by an earlier version, whose trail was inside
+    the release folder, gets its trail where it now lives)."""
     for task_id, task in released.items():
         versions = read_answer_versions(private, release, task_id) if task.answer_version > 1 else None
         if versions is not None and sync_public_corrections(public, release, versions):
-            get_run_logger().warning("%s: the public corrections.json was behind the answer key in use; rewritten", task_id)
+            get_run_logger().warning("%s: the public corrections trail was behind the answer key in use; rewritten at %s",
+                                     task_id, public.uri_for(catalog.corrections_key(release, task_id)))
     pending = corrected_pending(records, released)
     futures = []
     for task_id, chosen in pending.items():
@@ -127,6 +139,23 @@ def rescore_corrected(config: ChallengeConfig, public: Storage, private: Storage
             futures.append(rescore_batch.submit(config, task_id, release, chosen))
     rescored = {r["submission_id"]: r for f in futures for r in f.result()}
     return [rescored.get(r["submission_id"], r) for r in records], len(rescored)
+
+
+def score_whole_test_set(config: ChallengeConfig, release: str, records: list[dict[str, Any]],
+                         released: dict[str, ReleasedTask], present: set[str] | None = None) -> tuple[list[dict[str, Any]], int]:
+    """Once the challenge is finalized: give each post-challenge result scored before that its score on the
+    whole test set (result and feedback rewritten, the old result kept as history; one Prefect task per task).
+    `present`: the submission ids still uploaded (a file deleted since cannot be scored again). Returns the
+    records with those replaced, and how many."""
+    futures = []
+    due = [r for r in records if present is None or r["submission_id"] in present]
+    for task_id, chosen in without_test_score(due, released).items():
+        with tags(f"task:{task_id}", f"track:{released[task_id].kind}"):
+            futures.append(rescore_batch.submit(config, task_id, release, chosen, whole=True))
+    scored = {r["submission_id"]: r for f in futures for r in f.result()}
+    if scored:
+        get_run_logger().info("%d post-challenge result(s) got their score on the whole test set", len(scored))
+    return [scored.get(r["submission_id"], r) for r in records], len(scored)
 
 
 def mark_superseded(private: Storage, submissions: Storage, records: list[dict[str, Any]],
@@ -207,11 +236,13 @@ def results_report(config_path: str | None = None) -> str:
 
 
 @flow(name="finalize-challenge", flow_run_name=run_name("finalize"))
-def finalize_challenge(config_path: str | None = None, force: bool = False) -> ScoringRun:
+def finalize_challenge(config_path: str | None = None, force: bool = False) -> ScoringRun | State:
     """Score every upload that arrived before now, then close the challenge for good: the leaderboards
     switch to private scores, the final snapshot `<public>/leaderboard/final/` is written once (with the
     code version, release and answer-key SHA-256 of every task), and anything uploaded later is
     `rejected: closed` (or goes to the post-challenge board, with `policy.after_close: benchmark`).
+    When a submission hits an internal error, nothing is finalized: the run ends Failed (state
+    ScoringErrors) and calling the flow raises ScoringErrors.
 
     Args:
         config_path: Path of challenge.yaml (default: $CHALLENGE_CONFIG, else ./challenge.yaml).
@@ -225,11 +256,14 @@ def finalize_challenge(config_path: str | None = None, force: bool = False) -> S
         closed = finalized_at(private)
         if closed is None:
             last = score_new(config, closing_at=now)  # the uploads before the close count, later ones do not
-            if last.errors:
-                raise ScoringErrors(f"{len(last.errors)} submission(s) hit an internal error; the challenge is not "
-                                    "finalized: run `challenge finalize` again", last)
+            if last.errors:  # ends Failed (state ScoringErrors); calling the flow raises it
+                return failed_run(ScoringErrors(f"{len(last.errors)} submission(s) hit an internal error; the challenge "
+                                                "is not finalized: run `challenge finalize` again", last))
             private.write_bytes(catalog.FINAL_MARKER, json.dumps({"finalized_at": stamp(now)}).encode())
             closed = finalized_at(private)
+            latest = current_release(public)
+            score_whole_test_set(config, latest.release, load_results(private), release_tasks(public, latest, private))
+            refresh_challenge_info(public, config, closed)
         elif force:
             logger.warning("finalize --force: rebuilding the final snapshot of a challenge finalized at %s", closed)
         final, final_page, previous = write_final_snapshot(config, public, private, submissions, stamp(closed), force)

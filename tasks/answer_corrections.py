@@ -1,13 +1,15 @@
 """Correct a released task's answer key with a trail (issue 13): a new key version in private (the old
-ones kept), `answer_versions.json` (private: the version in use), a public `corrections.json` (when,
-which version, its SHA-256, how many labels changed; never which), and the same fix written into the
-staged data as a new staged version, so the next release keeps it. The checks of the file are in
+ones kept), `answer_versions.json` (private: the version in use), a public corrections trail (when,
+which version, its SHA-256, how many labels changed; never which) at `corrections/<release>/<task>.json`,
+beside the release folders (a published release folder never changes), and the same fix written into
+the staged data as a new staged version, so the next release keeps it. The checks of the file are in
 tasks/corrections.py; rescoring is the scoring run's (tasks/score_batches.py).
 
 Order of writes, so that a crash heals: the new key file, the staged version, then
 `answer_versions.json` (from here the corrected key is in use, and every scoring run rescores the
-results scored with an earlier version), then the public `corrections.json` (rewritten from the
-private record when it is behind).
+results scored with an earlier version), then the public trail (rewritten from the private record
+when it is behind). A `corrections.json` that earlier versions wrote inside a release folder is left
+as it is and never read: the trail is rebuilt from the private record.
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ def _parquet_bytes(table: pa.Table) -> bytes:
 
 
 def public_corrections(versions: AnswerVersions) -> bytes:
-    """The public corrections.json of a task: every correction, without the staged fingerprint or the file's hash."""
+    """The public corrections trail of a task: every correction, without the staged fingerprint or the file's hash."""
     entries = [{"version": v.version, "corrected_at": v.corrected_at, "answers_sha256": v.answers_sha256,
                 "labels_changed": v.labels_changed, "release": v.release} for v in versions.versions if v.version > 1]
     return json.dumps({"task_id": versions.task_id, "answers_sha256_in_use": versions.versions[-1].answers_sha256,
@@ -66,7 +68,7 @@ def public_corrections(versions: AnswerVersions) -> bytes:
 
 
 def sync_public_corrections(public: Storage, release: str, versions: AnswerVersions) -> bool:
-    """Write the public corrections.json when it is not what the private record says; True when written."""
+    """Write the public corrections trail when it is not what the private record says; True when written."""
     key, data = catalog.corrections_key(release, versions.task_id), public_corrections(versions)
     if public.exists(key) and public.read_bytes(key) == data:
         return False

@@ -19,10 +19,13 @@ from prefect.artifacts import (
     update_progress_artifact,
 )
 
-from challenge import catalog
+from challenge import catalog, inert
 from challenge.config import ChallengeConfig, public_web_address
 from challenge.storage import open_location
-from challenge.tasks.leaderboard_page import MISSING, utc_minute
+from challenge.tasks.leaderboard_page import MISSING, interval_text, score_text, utc_minute
+
+MAX_LISTED = 200  # files named in a run's table of files not scored; the rest are counted
+REASON_CHARS = 240  # a reason longer than this is cut (the feedback file has it whole)
 
 
 def uniform_rows(rows: Iterable[dict[str, Any]], fill: Any = MISSING, columns: list[str] | None = None) -> list[dict[str, Any]]:
@@ -58,15 +61,49 @@ def public_page_artifact(config: ChallengeConfig, key: str, object_key: str, tex
         "where the public location is served, and this becomes a link."))
 
 
+def one_line(text: str, limit: int = REASON_CHARS) -> str:
+    """`text` on one line (control characters and line breaks as spaces), cut to `limit` characters with `…`."""
+    flat = inert.one_line(text)
+    return flat if len(flat) <= limit else flat[:limit - 1] + "…"
+
+
+def not_scored_rows(records: list[dict[str, Any]], team_names: dict[str, str] | None = None,
+                    limit: int = MAX_LISTED) -> list[dict[str, str]]:
+    """One row per record that is not `scored` (invalid, rejected, failed): team, file, status and the reason
+    the team was told, on one line; ordered by task, team and file. Past `limit`, one last row counts the rest."""
+    names = team_names or {}
+    shown = sorted((r for r in records if r["status"] != "scored"),
+                   key=lambda r: (str(r.get("task_id")), str(r.get("team")), str(r.get("name")), r["uploaded_at"]))
+    rows = [{"task": one_line(r.get("task_id") or MISSING, 80),
+             "team": one_line(f"{names[r['team']]} ({r['team']})" if r.get("team") in names else r.get("team") or MISSING, 80),
+             "file": one_line(r.get("name") or r["key"], 120), "status": r["status"],
+             "reason": one_line(r.get("message") or "")} for r in shown[:limit]]
+    if len(shown) > limit:
+        rows.append({"task": MISSING, "team": f"and {len(shown) - limit} more", "file": MISSING, "status": MISSING,
+                     "reason": f"each has its result record under {catalog.RESULTS}/ in the private location, and its "
+                               "feedback file beside the upload"})
+    return rows
+
+
+def not_scored_artifact(records: list[dict[str, Any]], release: str, team_names: dict[str, str] | None = None) -> None:
+    """`scoring-run-not-scored`: the files of this scoring run that were not scored, and why (see not_scored_rows)."""
+    rows = not_scored_rows(records, team_names)
+    count = sum(r["status"] != "scored" for r in records)
+    table_artifact("scoring-run-not-scored", rows,
+                   f"Files of this run not scored (release {release}): {count}, with the reason each team was told",
+                   {"task": MISSING, "team": "none: every file of this run was scored", "file": MISSING,
+                    "status": MISSING, "reason": MISSING})
+
+
 def _team_label(entry: dict[str, Any]) -> str:
-    name = entry.get("team_name") or entry["team"]
+    name = one_line(entry.get("team_name") or entry["team"], 120)
     return f"{name} (baseline, not ranked)" if entry.get("baseline") else name
 
 
 def _uncertainty(entry: dict[str, Any]) -> dict[str, str]:
     """The entry's 95% interval, rank interval and tie, as table cells."""
     ci, ranks = entry.get("ci95"), entry.get("rank_ci95")
-    return {"95% interval": f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else MISSING,
+    return {"95% interval": interval_text(ci) if ci else MISSING,
             "rank 95%": (f"{ranks[0]}–{ranks[1]}" if ranks[0] != ranks[1] else str(ranks[0])) if ranks else MISSING,
             "tied with above": "≈" if entry.get("tied_with_above") else ""}
 
@@ -75,14 +112,15 @@ def leaderboard_artifacts(config: ChallengeConfig, board: dict[str, Any]) -> Non
     """One table per track and per task (display names; the baseline marked), and the page's address."""
     final = " (final, private scores)" if board["final"] else " (public scores)"
     for track, info in board["tracks"].items():
-        rows = [{"rank": e["rank"] if e["rank"] is not None else MISSING, "team": _team_label(e), "mean score": e["score"],
-                 **_uncertainty(e), **{t: MISSING if e["tasks"].get(t) is None else e["tasks"][t] for t in info["tasks"]}}
+        rows = [{"rank": e["rank"] if e["rank"] is not None else MISSING, "team": _team_label(e),
+                 "mean score": score_text(e["score"]), **_uncertainty(e),
+                 **{t: MISSING if e["tasks"].get(t) is None else score_text(e["tasks"][t]) for t in info["tasks"]}}
                 for e in info["entries"]]
         table_artifact(f"leaderboard-{track}", rows,
                        f"Track {track}{final}: mean over {len(info['tasks'])} task(s); {MISSING} counts as 0",
                        {"rank": MISSING, "team": "no scored submission yet", "mean score": MISSING})
     for task_id, info in board["tasks"].items():
-        rows = [{"rank": e["rank"] if e["rank"] is not None else MISSING, "team": _team_label(e), "score": e["score"],
+        rows = [{"rank": e["rank"] if e["rank"] is not None else MISSING, "team": _team_label(e), "score": score_text(e["score"]),
                  **_uncertainty(e), "submissions": e["submissions"], "last submission": utc_minute(e["last_submitted_at"])}
                 for e in info["entries"]]
         table_artifact(f"leaderboard-{task_id}", rows, f"{info.get('title') or task_id}: {info['metric']}{final}",

@@ -2,7 +2,8 @@
 `tied_with_above`, on task and track boards, and the method in the board's `intervals`.
 
 The resamples use the part of the test set the board ranks by: public before finalize, private on the
-final and the post-challenge boards, so nothing private leaks through a live board's intervals. Each
+final board and the whole test set on the post-challenge board, so nothing private leaks through a live
+board's intervals. Each
 ranked file's labels come from `<private>/predictions/` (written when it was scored; for a file scored
 before they were kept, computed once from the upload). A task's intervals are recomputed only when its
 entries changed (which submission, which answer key): `<private>/cache/intervals.json` keeps them, and
@@ -28,7 +29,7 @@ from challenge.errors import StorageError
 from challenge.storage import TRANSFER_THREADS, Storage
 from challenge.tasks.intervals import LEVEL, METHOD, RESAMPLES, SEED, Uncertainty, bootstrap_scores, summarize, task_seed
 from challenge.tasks.releases import ReleasedTask
-from challenge.tasks.scoring import AnswerKey, ParticipantVisibleError, load_answer_key, predict, write_predictions
+from challenge.tasks.scoring import WHOLE, AnswerKey, ParticipantVisibleError, load_answer_key, predict, write_predictions
 from challenge.tasks.submissions import Submission
 
 log = logging.getLogger(__name__)
@@ -81,6 +82,8 @@ def _task_samples(private: Storage, submissions: Storage, public: Storage, relea
     mask = key.public.to_numpy(zero_copy_only=False)
     if part == "private":
         mask = ~mask
+    elif part == WHOLE:
+        mask = np.ones(len(mask), dtype=bool)
     truth = _codes(key.labels, key.classes)[mask]
     with ThreadPoolExecutor(max_workers=TRANSFER_THREADS) as pool:
         predictions = list(pool.map(lambda e: read_predictions(private, submissions, e["_record"], key), entries))
@@ -110,7 +113,7 @@ def add_intervals(board: dict[str, Any], released: dict[str, ReleasedTask], publ
                   submissions: Storage, name: str = "live") -> None:
     """Annotate every task and track entry of `board` (built by build_leaderboard, entries still holding
     `_record`) with its intervals; `name`: which board (live, final, benchmark), for the cache."""
-    part = "private" if board["final"] or board.get("benchmark") else "public"
+    part = WHOLE if board.get("benchmark") else "private" if board["final"] else "public"
     board["intervals"] = {"method": METHOD, "resamples": RESAMPLES, "seed": SEED, "level": LEVEL, "part": part,
                           "per_task_seed": "the seed and the task id, hashed (SHA-256)"}
     cache = _read_cache(private)

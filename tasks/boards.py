@@ -4,7 +4,6 @@ the final snapshot once, at finalize."""
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
 from typing import Any
 
 import challenge
@@ -30,7 +29,9 @@ def refresh_leaderboard(config: ChallengeConfig, public: Storage, private: Stora
                         released: dict[str, ReleasedTask] | None = None) -> tuple[dict[str, Any], str]:
     """Rebuild every leaderboard from the result records, publish it and show it as artifacts; answer
     the teams' FINAL files; write the teams' history.json files that changed; with
-    `policy.after_close: benchmark`, the post-challenge board too. Returns the board and the page's
+    `policy.after_close: benchmark`, once the challenge is finalized, the post-challenge board too (ranked
+    on the whole test set: before finalize that would tell the private part's labels while FINAL picks can
+    still change). Returns the board and the page's
     address. `records`, `inbox`, `latest` and `released` are passed when already read."""
     latest = current_release(public) if latest is None else latest
     released = release_tasks(public, latest, private) if released is None else released
@@ -43,8 +44,7 @@ def refresh_leaderboard(config: ChallengeConfig, public: Storage, private: Stora
                               withdrawn=latest.withdrawn)
     add_intervals(board, released, public, private, submissions, "live")
     write_leaderboard(public, board, config.title)
-    closes_at = config.policy.closes_at
-    if config.policy.after_close == "benchmark" and (final or (closes_at and datetime.now(timezone.utc) > closes_at)):
+    if config.policy.after_close == "benchmark" and final:  # before finalize its scores would tell the private part
         benchmark = build_leaderboard(config.name, latest.release, released, records, True, {}, names, benchmark=True,
                                       withdrawn=latest.withdrawn)
         add_intervals(benchmark, released, public, private, submissions, "benchmark")

@@ -55,6 +55,7 @@ class DropOutcome:
     report: str
     staged: str | None = None
     failures: list[str] = field(default_factory=list)
+    owner: str | None = None  # who owned the task id when the drop was gated
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -78,12 +79,76 @@ def discover_drops(intake: Storage, only: set[str] | None = None) -> tuple[list[
     return drops, stray
 
 
-def task_id_clashes(drops: list[Drop]) -> dict[str, list[str]]:
-    """Folder (task_id) → contributors, for task ids claimed by more than one contributor."""
-    owners: dict[str, list[str]] = defaultdict(list)
+@dataclass(frozen=True)
+class Claimant:
+    """A contributor dropping a task id, and when: the time of its drop's oldest file (ISO, UTC)."""
+
+    contributor: str
+    dropped_at: str
+
+
+def dropped_at(drop: Drop) -> str:
+    """When a drop was made: the time of its oldest file (an update keeps it; dropping it anew does not)."""
+    times = [info.modified.astimezone(timezone.utc) for info in drop.files]
+    return min(times).isoformat() if times else datetime.max.replace(tzinfo=timezone.utc).isoformat()
+
+
+def task_id_clashes(drops: list[Drop]) -> dict[str, list[Claimant]]:
+    """Folder (task_id) → the contributors dropping it, earliest drop first (ties by name), for task ids
+    dropped by more than one contributor. Before the task is staged, the first of them owns it."""
+    claims: dict[str, list[Claimant]] = defaultdict(list)
     for drop in drops:
-        owners[drop.folder].append(drop.contributor)
-    return {task: names for task, names in owners.items() if len(names) > 1}
+        claims[drop.folder].append(Claimant(drop.contributor, dropped_at(drop)))
+    return {task: sorted(found, key=lambda c: (c.dropped_at, c.contributor))
+            for task, found in claims.items() if len(found) > 1}
+
+
+@dataclass(frozen=True)
+class Ownership:
+    """Who owns a task id when a drop of it is gated, and why (one of the reasons below)."""
+
+    owner: str
+    reason: str
+    rivals: tuple[str, ...] = ()  # the other contributors dropping it in this run
+    since: str = ""  # reason FIRST: when the owner's drop was made
+
+    ASSIGNED = "assigned"  # by the organizers: challenge.yaml's owners
+    STAGED = "staged"  # the contributor whose drop was staged first
+    FIRST = "first"  # nothing staged yet: the earliest of this run's drops (ties by name)
+    ALONE = "alone"  # nothing staged, no other drop
+
+    def why(self, task_id: str) -> str:
+        if self.reason == self.ASSIGNED:
+            return f"task id '{task_id}' is assigned to contributor '{self.owner}' by the organizers (owners: in challenge.yaml)"
+        if self.reason == self.STAGED:
+            return f"task id '{task_id}' belongs to contributor '{self.owner}', who staged it first"
+        return (f"task id '{task_id}' is claimed by contributor '{self.owner}', whose drop came first (its files date "
+                f"from {self.since[:19].replace('T', ' ')} UTC; nothing is staged yet)")
+
+    def to_owner(self, task_id: str) -> str:
+        """What the owner's drop is told when others drop its task id too."""
+        how = {self.ASSIGNED: "the organizers assigned it to you", self.STAGED: "you staged it first"}.get(
+            self.reason, "your drop came first")
+        return f"contributor(s) {', '.join(self.rivals)} also dropped task id '{task_id}'; it is yours ({how}): their drops fail"
+
+    def refusal(self, task_id: str) -> str:
+        """Why another contributor's drop of `task_id` fails, and what to do."""
+        ask = ("ask the organizers to reassign it" if self.reason == self.ASSIGNED
+               else "ask the organizers to assign it to you (owners: in challenge.yaml)")
+        return f"{self.why(task_id)}; choose another task id (rename the folder and task_id), or {ask}"
+
+
+def task_owner(task_id: str, contributor: str, assigned: dict[str, str], staged_by: str | None,
+               claims: list[Claimant] | None) -> Ownership:
+    """The owner of `task_id` as the gate of `contributor`'s drop sees it: the organizers' assignment, else the
+    contributor whose drop was staged first, else the earliest drop of this run (ties by name)."""
+    claims = claims or [Claimant(contributor, "")]
+    rivals = tuple(c.contributor for c in claims if c.contributor != contributor)
+    if task_id in assigned:
+        return Ownership(assigned[task_id], Ownership.ASSIGNED, rivals)
+    if staged_by:
+        return Ownership(staged_by, Ownership.STAGED, rivals)
+    return Ownership(claims[0].contributor, Ownership.FIRST if rivals else Ownership.ALONE, rivals, claims[0].dropped_at)
 
 
 def run_time_label(moment: datetime | None = None) -> str:
@@ -95,4 +160,12 @@ def run_time_label(moment: datetime | None = None) -> str:
 def report_folder(task_id: str) -> str:
     """The reports folder of a task id (a hashed name when the id is not a valid task id)."""
     return task_id if re.match(TASK_ID_PATTERN, task_id) else "_invalid-" + hashlib.sha1(task_id.encode()).hexdigest()[:8]
+
+
+def contributor_folder(contributor: str) -> str:
+    """A contributor's reports folder inside a task's: its name, or a hashed one when the name has a dot
+    or other characters (it can then never equal a run folder, 2026-…Z with a dot, or latest-<name>.json)."""
+    if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,99}", contributor):
+        return contributor
+    return "_contributor-" + hashlib.sha1(contributor.encode()).hexdigest()[:12]
 

@@ -11,18 +11,21 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
 from challenge import catalog
+from challenge.sniff import TEXT_KINDS, binary_kind
 from challenge.storage import TRANSFER_THREADS, ObjectInfo, Storage
 from challenge.tasks.releases import ReleasedTask
 from challenge.tasks.scoring import counts_for
 from challenge.tasks.submissions import Inbox
 
 FINAL_MAX_BYTES = 1024
+_INVISIBLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u00ad\u200b-\u200f\u2028-\u202e\u2060-\u2064\ufeff]")  # in a name: a mistake
 
 
 @dataclass(frozen=True)
@@ -44,10 +47,14 @@ def read_final(submissions: Storage, info: ObjectInfo, team: str, task_id: str, 
     data = submissions.read_limited(info.key, FINAL_MAX_BYTES)
     if len(data) > FINAL_MAX_BYTES:  # replaced by a larger file since the listing
         return FinalFile(team, task_id, info.key, (), f"FINAL is larger than {FINAL_MAX_BYTES} bytes; it must hold only {what}")
+    kind = binary_kind(data)
+    if kind is not None:
+        fix = "save it as UTF-8 plain text" if kind in TEXT_KINDS else "write it as plain text"
+        return FinalFile(team, task_id, info.key, (), f"FINAL is {kind}; {fix}, holding {what}")
     try:
-        text = data.decode("utf-8")
+        text = data.decode("utf-8-sig")  # a byte-order mark (Notepad writes one) is not part of the first name
     except UnicodeDecodeError:
-        return FinalFile(team, task_id, info.key, (), "FINAL is not UTF-8 text; write the file names in plain text")
+        return FinalFile(team, task_id, info.key, (), f"FINAL is not UTF-8 text; save it as UTF-8 plain text holding {what}")
     names = list(dict.fromkeys(line.strip().removeprefix(catalog.task_folder(team, task_id) + "/")
                                for line in text.splitlines() if line.strip()))
     if not names:
@@ -60,6 +67,16 @@ def read_final(submissions: Storage, info: ObjectInfo, team: str, task_id: str, 
         return FinalFile(team, task_id, info.key, (),
                          f"FINAL names '{nested[0][:100]}', which is not a file in {team}/{task_id}/; write file names only")
     return FinalFile(team, task_id, info.key, tuple(names))
+
+
+def _shown_name(name: str) -> str:
+    """A name FINAL holds, quoted, its invisible characters written out (U+200B), so the team sees why it matches
+    no file."""
+    hidden = sorted({f"U+{ord(c):04X}" for c in _INVISIBLE.findall(name)})
+    if not hidden:
+        return f"'{name[:100]}'"
+    spelled = _INVISIBLE.sub(lambda m: f"<U+{ord(m.group()):04X}>", name[:100])
+    return f"'{spelled}' (with the invisible character(s) {', '.join(hidden)}: delete them)"
 
 
 def check_final(final: FinalFile, records: list[dict[str, Any]], metric: str | None) -> tuple[list[dict[str, Any]], str]:
@@ -85,7 +102,7 @@ def check_final(final: FinalFile, records: list[dict[str, Any]], metric: str | N
             return [], (f"FINAL names {name}, which was not scored ({last['status']}: {last['message'][:200]}); "
                         f"name scored submissions only; {fallback}")
         else:
-            return [], (f"FINAL names '{name[:100]}', which is not a submission of {final.team} to {final.task_id} "
+            return [], (f"FINAL names {_shown_name(name)}, which is not a submission of {final.team} to {final.task_id} "
                         f"scored against the current data; write the file names of your scored submissions; {fallback}")
     return chosen, (f"FINAL picks {', '.join(lines)}: the best private score among "
                     f"{'them' if len(chosen) > 1 else 'it'} counts for the final ranking")

@@ -1,7 +1,10 @@
-"""Intake's Prefect tasks: list the drops once; gate each drop (tasks/gate.py) and show its report
-as an artifact. The flow is flows/collect_datasets.py."""
+"""Intake's Prefect tasks: list the drops once; gate each drop (tasks/gate.py, in a process of its own
+within its time budget: tasks/gate_process.py) and show its report as an artifact. The flow is
+flows/collect_datasets.py."""
 
 from __future__ import annotations
+
+import re
 
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
@@ -10,8 +13,8 @@ from prefect.logging import get_run_logger
 
 from challenge.config import ChallengeConfig
 from challenge.storage import open_location
-from challenge.tasks.drops import Drop, DropOutcome, discover_drops, report_folder
-from challenge.tasks.gate import gate_drop
+from challenge.tasks.drops import Claimant, Drop, DropOutcome, contributor_folder, discover_drops, report_folder
+from challenge.tasks.gate_process import gate_drop_within_budget
 from challenge.tasks.reports import render_markdown
 
 
@@ -28,16 +31,20 @@ def discover_drops_task(config: ChallengeConfig, only: list[str] | None = None) 
 
 @task(name="gate-drop", task_run_name="gate-{drop.contributor}-{drop.folder}", cache_policy=NO_CACHE,
       retries=2, retry_delay_seconds=[2, 10])
-def gate_drop_task(drop: Drop, config: ChallengeConfig, run_time: str, clash: list[str] | None = None,
+def gate_drop_task(drop: Drop, config: ChallengeConfig, run_time: str, clash: list[Claimant] | None = None,
                    force: bool = False) -> DropOutcome:
-    """Gate one drop; publish its report as a markdown artifact."""
+    """Gate one drop; publish its report as a markdown artifact (`gate-<task>` for the task's owner, else
+    `gate-<task>-from-<contributor>`: another contributor's drop never replaces the owner's report)."""
     logger = get_run_logger()
-    outcome, report = gate_drop(drop, config, run_time, clash, force)
+    outcome, report = gate_drop_within_budget(drop, config, run_time, clash, force)
     if report is None:
         logger.info("%s unchanged since its last gate (%s); skipped", drop.name, outcome.verdict)
         return outcome
+    key = f"gate-{report_folder(drop.folder)}"
+    if outcome.owner not in (None, drop.contributor):
+        key += "-from-" + re.sub(r"[^a-z0-9]+", "-", contributor_folder(drop.contributor).lower()).strip("-")
     create_markdown_artifact(
-        key=f"gate-{report_folder(report.task_id)}",
+        key=key,
         markdown=render_markdown(report, outcome.report),
         description=f"Quality gate of {drop.name}: {outcome.verdict}",
     )

@@ -5,7 +5,9 @@ track: the mean over the track's tasks of each team's task score, a missing
 task counting as 0. After `challenge finalize`: the best private score among
 each team's picks (its FINAL file), else the private score of its best public
 submission. The post-challenge benchmark board (uploads after the close, with
-`policy.after_close: benchmark`) ranks each team's best private score.
+`policy.after_close: benchmark`) ranks each team's best score on the whole test
+set (computed once the challenge is finalized). Each task's chart follows the
+same part: public, private or the whole test set.
 
 The reserved team `baseline` (tasks/baselines.py) is shown in its score order
 with `"baseline": true`, the name "Baseline" and no rank: teams are ranked
@@ -21,10 +23,11 @@ from datetime import datetime, timezone
 from typing import Any
 
 from challenge import catalog
+from challenge.inert import csv_cell
 from challenge.storage import Storage
 from challenge.tasks.leaderboard_page import render_html
 from challenge.tasks.releases import ReleasedTask
-from challenge.tasks.scoring import counts_for
+from challenge.tasks.scoring import WHOLE, counts_for
 from challenge.tasks.submissions import BASELINE_TEAM
 
 BASELINE_NAME = "Baseline"
@@ -44,43 +47,49 @@ def _rank(entries: list[dict[str, Any]]) -> None:
             entry["rank"] = rank
 
 
+PARTS = {"live": "public", "final": "private", "benchmark": WHOLE}  # the part of the test set each board ranks by
+
+
 def _task_entries(records: list[dict[str, Any]], metric: str, mode: str, choices: dict[str, list[str]]) -> list[dict[str, Any]]:
     """`mode`: "live" (best public score), "final" (the best private score among the team's FINAL picks, else the
-    private score of its best public submission) or "benchmark" (best private score). `choices`: team → picked ids."""
+    private score of its best public submission) or "benchmark" (best score on the whole test set, of the results
+    that have one). `choices`: team → picked ids."""
     by_team: dict[str, list[dict[str, Any]]] = {}
     for record in records:
         if record["status"] != "rejected: closed":  # after the close: not a submission to the challenge
             by_team.setdefault(record["team"], []).append(record)
-    part = "public" if mode == "live" else "private"
+    part = PARTS[mode]
     entries = []
     for team, team_records in by_team.items():
-        scored = [r for r in team_records if r["status"] == "scored"]
+        scored = [r for r in team_records if r["status"] == "scored" and part in r["metrics"]]
         if not scored:
             continue
         best = min(scored, key=lambda r: (-r["metrics"]["public"][metric], r["uploaded_at"]))
         picked = [r for r in scored if r["submission_id"] in choices.get(team, [])]
         if mode == "benchmark" or (mode == "final" and picked):
-            best = min(picked or scored, key=lambda r: (-r["metrics"]["private"][metric], r["uploaded_at"]))
+            best = min(picked or scored, key=lambda r: (-r["metrics"][part][metric], r["uploaded_at"]))
         entries.append({
             "team": team,
             "score": best["metrics"][part][metric],
             "submissions": len(scored),
             "last_submitted_at": max(r["uploaded_at"] for r in team_records),
+            "description": best.get("description"),  # the team's note on the submission that counts
             "_tiebreak": best["uploaded_at"],
             "_record": best,  # the result the score comes from (for its intervals; never written)
         })
     entries.sort(key=lambda e: (-e["score"], e["team"] == BASELINE_TEAM, e["_tiebreak"]))  # a tie goes to the team
     _rank(entries)
     return [{k: e[k] for k in ("rank", "team", "score", "submissions", "last_submitted_at", "baseline", "_record")}
-            for e in entries]
+            | ({"description": e["description"]} if e["description"] else {}) for e in entries]
 
 
-def _history(records: list[dict[str, Any]], metric: str) -> dict[str, list[tuple[str, float]]]:
-    """Per team, (upload time, best public score so far) at each improvement, for the chart."""
+def _history(records: list[dict[str, Any]], metric: str, part: str = "public") -> dict[str, list[tuple[str, float]]]:
+    """Per team, (upload time, best score on `part` so far) at each improvement, for the chart."""
     out: dict[str, list[tuple[str, float]]] = {}
-    for record in sorted((r for r in records if r["status"] == "scored"), key=lambda r: r["uploaded_at"]):
+    for record in sorted((r for r in records if r["status"] == "scored" and part in r["metrics"]),
+                         key=lambda r: r["uploaded_at"]):
         points = out.setdefault(record["team"], [])
-        score = record["metrics"]["public"][metric]
+        score = record["metrics"][part][metric]
         if not points or score > points[-1][1]:
             points.append((record["uploaded_at"], score))
     return out
@@ -106,8 +115,10 @@ def build_leaderboard(challenge_name: str, release: str, tasks: dict[str, Releas
         team_choices = {team: chosen for (team, t), chosen in choices.items() if t == task_id}
         board["tasks"][task_id] = {"kind": task.kind, "metric": task.metric, "title": task.title, "card": task.card,
                                    "changed_in": task.changed_in or release, "answer_version": task.answer_version,
+                                   **({"corrections": catalog.corrections_key(release, task_id)}
+                                      if task.answer_version > 1 else {}),
                                    "entries": _task_entries(task_records, task.metric, mode, team_choices)}
-        history[task_id] = _history(task_records, task.metric)
+        history[task_id] = _history(task_records, task.metric, PARTS[mode])
     for track in sorted({task.kind for task in tasks.values()}):
         track_tasks = sorted(t for t, task in tasks.items() if task.kind == track)
         teams = sorted({e["team"] for t in track_tasks for e in board["tasks"][t]["entries"]})
@@ -149,12 +160,14 @@ def _csv(rows: list[dict[str, Any]], columns: list[str]) -> bytes:
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore")
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows({k: csv_cell(v) for k, v in row.items()} for row in rows)  # a team name is never a formula
     return out.getvalue().encode()
 
 
 def write_leaderboard(public: Storage, board: dict[str, Any], title: str, folder: str = catalog.LEADERBOARD) -> list[str]:
-    """leaderboard.json, one CSV per task and per track, and index.html under `<public>/<folder>/`."""
+    """leaderboard.json, one CSV per task and per track, and index.html under `<public>/<folder>/`; the CSV
+    of a task or track no longer on the board (a withdrawn task, a track left without tasks) is removed, so
+    no stale standings stay published (the result records they came from stay in private)."""
     history, baseline_label = board.pop("_history", {}), board.pop("_baseline_label", None)
     for info in [*board["tasks"].values(), *board["tracks"].values()]:  # what is only for building it
         info["entries"] = [{k: v for k, v in e.items() if not k.startswith("_")} for e in info["entries"]]
@@ -167,7 +180,12 @@ def write_leaderboard(public: Storage, board: dict[str, Any], title: str, folder
         rows = [{**{k: e[k] for k in ("rank", "team", "score")}, **_interval_columns(e), **e["tasks"]} for e in info["entries"]]
         tasks = info["tasks"]
         files[catalog.track_board_csv(track, folder)] = _csv(rows, ["rank", "team", "score", *INTERVAL_COLUMNS, *tasks])
-    files[catalog.board_page(folder)] = render_html({**board, "_history": history, "_baseline_label": baseline_label}, title).encode()
+    root = "../" * (folder.count("/") + 1)  # from the page's folder to the root of public
+    files[catalog.board_page(folder)] = render_html({**board, "_history": history, "_baseline_label": baseline_label},
+                                                    title, root).encode()
     for key, data in files.items():
         public.write_bytes(key, data)
+    for info in list(public.list(folder + "/")):
+        if catalog.is_board_csv(info.key, folder) and info.key not in files:
+            public.delete(info.key)
     return list(files)

@@ -11,11 +11,15 @@ import math
 from datetime import datetime, timezone
 from typing import Any
 
+from challenge.tasks.scoring import WHOLE
+
 MISSING = "–"
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22"]
 DASHES = ["", "6 3", "2 3", "8 3 2 3"]  # beyond the palette, lines differ by dash as well
 BASELINE_COLOUR = "#7f7f7f"
 MIN_SPAN = 0.2  # the score axis covers at least this much
+PART_NAMES = {"public": "the public part of the test set", "private": "the private part of the test set",
+              WHOLE: "the whole test set"}  # what a board's scores and intervals are computed on
 
 STYLE = """
 body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:2em auto;max-width:64em;padding:0 1em;color:#222}
@@ -29,6 +33,7 @@ font-size:.8em;border:1px solid #b9cbe8}
 .chart{display:block;margin:.6em 0 .2em;max-width:100%;height:auto}
 .legend{display:flex;flex-wrap:wrap;gap:.3em 1.4em;margin:0 0 1.2em;padding:0;list-style:none;font-size:.9em}
 .legend svg{vertical-align:middle;margin-right:.35em}
+.desc{color:#666;font-size:.82em;max-width:28em;overflow-wrap:anywhere}
 """
 
 
@@ -51,7 +56,9 @@ def _cell(value: Any) -> str:
 
 def _team_cell(entry: dict[str, Any]) -> _Markup:
     badge = ' <span class="badge">baseline</span>' if entry.get("baseline") else ""  # a reference, not ranked
-    return _Markup(html.escape(entry["team_name"]) + badge)
+    note = entry.get("description")  # the team's note on the submission that counts (challenge submit --message)
+    described = f"<div class='desc'>{html.escape(note)}</div>" if note else ""
+    return _Markup(html.escape(entry["team_name"]) + badge + described)
 
 
 def _rank_cell(entry: dict[str, Any]) -> str:
@@ -67,18 +74,28 @@ def _rank_cell(entry: dict[str, Any]) -> str:
     return _Markup(text)
 
 
+def score_text(value: float) -> str:
+    """A score as every board shows it (this page, the Prefect artifacts): four decimals."""
+    return f"{value:.4f}"
+
+
+def interval_text(ci: list[float] | tuple[float, float]) -> str:
+    """A score's interval as every board shows it: `[low, high]`, three decimals."""
+    return f"[{ci[0]:.3f}, {ci[1]:.3f}]"
+
+
 def _score_cell(entry: dict[str, Any]) -> _Markup:
     """The score to four decimals and its 95% interval."""
     ci = entry.get("ci95")
-    interval = f" <span class='ci'>[{ci[0]:.3f}, {ci[1]:.3f}]</span>" if ci else ""
-    return _Markup(f"{entry['score']:.4f}{interval}")
+    interval = f" <span class='ci'>{interval_text(ci)}</span>" if ci else ""
+    return _Markup(f"{score_text(entry['score'])}{interval}")
 
 
 def _number(value: float | None, footnote: bool = False) -> _Markup:
     """A score to four decimals, or `–` (with a footnote mark) when there is none."""
     if value is None:
         return _Markup(MISSING + ("<sup>*</sup>" if footnote else ""))
-    return _Markup(f"{value:.4f}")
+    return _Markup(score_text(value))
 
 
 def _table(table_id: str, columns: list[str], rows: list[list[Any]], numeric: set[int]) -> str:
@@ -138,10 +155,12 @@ def team_styles(labels: list[str], baseline_label: str | None) -> dict[str, tupl
     return styles
 
 
-def chart(series: dict[str, list[tuple[str, float]]], until: str, styles: dict[str, tuple[str, str]]) -> str:
-    """Each team's best-so-far public score over time as step lines, with axes, ticks and a legend
-    below the plot (so it never covers a line). `series`: team label → (upload time, new best) points,
-    in the legend's order; `until`: the board's update time, where every line ends; `styles`: team_styles."""
+def chart(series: dict[str, list[tuple[str, float]]], until: str, styles: dict[str, tuple[str, str]],
+          so_far: str = "best public score so far") -> str:
+    """Each team's best-so-far score over time as step lines, with axes, ticks and a legend below the plot
+    (so it never covers a line). `series`: team label → (upload time, new best) points, in the legend's
+    order; `until`: the board's update time, where every line ends; `styles`: team_styles; `so_far`: what
+    the score axis shows (which part of the test set)."""
     if not series:
         return "<p class='muted'>No scored submission yet.</p>"
     end = datetime.fromisoformat(until).timestamp()
@@ -174,7 +193,7 @@ def chart(series: dict[str, list[tuple[str, float]]], until: str, styles: dict[s
     parts.append(f"<text x='{left + plot_w / 2}' y='{height - 6}' text-anchor='middle' font-size='11' fill='#555'>"
                  "upload time (UTC)</text>"
                  f"<text transform='translate(13 {top + plot_h / 2}) rotate(-90)' text-anchor='middle' font-size='11' "
-                 "fill='#555'>best public score so far</text>")
+                 f"fill='#555'>{html.escape(so_far)}</text>")
     legend = []
     for i, (label, points) in enumerate(series.items()):
         colour, dash = styles[label]
@@ -194,14 +213,15 @@ def chart(series: dict[str, list[tuple[str, float]]], until: str, styles: dict[s
                       f"stroke='{colour}' stroke-width='2.5'{dashes}/>"
                       f"</svg>{name}</li>")
     svg = (f"<svg class='chart' viewBox='0 0 {width} {height}' width='{width}' height='{height}' role='img' "
-           f"aria-label='best public score so far over time'>{''.join(parts)}</svg>")
+           f"aria-label='{html.escape(so_far)} over time'>{''.join(parts)}</svg>")
     return svg + f"<ul class='legend'>{''.join(legend)}</ul>"
 
 
 # --- the page ----------------------------------------------------------------
 
-def render_html(board: dict[str, Any], title: str) -> str:
-    """Track tables with a footnote on the mean, then per task: title, metric, card link, table, chart."""
+def render_html(board: dict[str, Any], title: str, root: str = "../") -> str:
+    """Track tables with a footnote on the mean, then per task: title, metric, card link, table, chart.
+    `root`: the way from the page's folder to the public location's root (for the cards and trails)."""
     final, benchmark = board["final"], board.get("benchmark", False)
     snapshot = board.get("snapshot")
     state = ("Post-challenge benchmark: uploads after the close, ranked by their score on the whole test set; "
@@ -230,12 +250,15 @@ def render_html(board: dict[str, Any], title: str) -> str:
             f"<p class='note' id='intervals'>[low, high]: {intervals['level']:.0%} interval of the score; (best–worst): "
             f"{intervals['level']:.0%} interval of the rank; <span class='tie'>≈</span>: statistically tied with the "
             f"entry above (the {intervals['level']:.0%} interval of their paired score difference contains 0). "
-            f"Method: {html.escape(intervals['method'])}, on the {html.escape(intervals['part'])} part; "
+            f"Method: {html.escape(intervals['method'])}, "
+            f"on {html.escape(PART_NAMES.get(intervals['part'], intervals['part']))}; "
             f"{intervals['resamples']} resamples, seed {intervals['seed']}.</p>")
     score_kind = ("best score on the whole test set" if benchmark else
                   "final score (the best private score among its FINAL picks, else the private score of its best "
                   "public submission)" if final
                   else "best public score")
+    so_far = ("best score on the whole test set so far" if benchmark else "best private score so far" if final
+              else "best public score so far")  # the charts: the part of the test set the board ranks by
     history = board.get("_history", {})
     styles = team_styles([label for series in history.values() for label in series], board.get("_baseline_label"))
     for track, info in board["tracks"].items():
@@ -255,19 +278,22 @@ def render_html(board: dict[str, Any], title: str) -> str:
         rows = [[_rank_cell(e), _team_cell(e), _score_cell(e), e["submissions"], utc_minute(e["last_submitted_at"])]
                 for e in info["entries"]]
         card = info.get("card")
-        card_link = f" · <a href='../{html.escape(card)}'>dataset card</a>" if card else ""
+        card_link = f" · <a href='{html.escape(root + card)}'>dataset card</a>" if card else ""
         changed = info.get("changed_in")
         if changed:
             card_link += (f" · unchanged since release {html.escape(changed)}" if changed != board["release"]
                           else f" · last changed in release {html.escape(changed)}")
         version = info.get("answer_version", 1)
-        card_link += f" · answer key corrected (version {version})" if version > 1 else ""
+        if version > 1:
+            trail = info.get("corrections")
+            corrected = f"answer key corrected (version {version})"
+            card_link += f" · <a href='{html.escape(root + trail)}'>{corrected}</a>" if trail else f" · {corrected}"
         parts += [f"<h2 id='task-{html.escape(task_id)}-title'>{html.escape(info.get('title') or task_id)} "
                   f"<small>{html.escape(task_id)} · {html.escape(info['kind'])} · metric {html.escape(info['metric'])}"
                   f"{card_link}</small></h2>",
                   _table(f"task-{task_id}", ["rank", "team", "score", "submissions", "last submission"], rows, {2, 3}),
                   f"<p class='note'>Ranked by {score_kind} ({html.escape(info['metric'])}); a tie goes to the earlier upload.</p>",
-                  chart(history.get(task_id, {}), board["updated_at"], styles)]
+                  chart(history.get(task_id, {}), board["updated_at"], styles, so_far)]
     return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
             f"<meta name='viewport' content='width=device-width, initial-scale=1'><title>{html.escape(title)}</title>"
             f"<style>{STYLE}</style></head><body>{''.join(parts)}</body></html>")

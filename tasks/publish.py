@@ -22,7 +22,7 @@ from prefect.logging import get_run_logger
 from challenge import catalog
 from challenge.catalog import Latest, Manifest, StagedPointer
 from challenge.config import ChallengeConfig
-from challenge.storage import TRANSFER_THREADS, Storage, download_many, open_location
+from challenge.storage import TRANSFER_THREADS, ObjectExists, Storage, download_many, open_location
 from challenge.tasks.leakage import LeakFinding
 from challenge.tasks.opaque_ids import load_key
 from challenge.tasks.release_build import PublishError, build_inputs, build_task_release
@@ -57,10 +57,23 @@ def release_exists(public: Storage, release: str) -> bool:
 
 def finish_release(public: Storage, release: str, task_ids: list[str], withdrawn: dict[str, str] | None = None) -> Latest:
     """Write the release marker, then latest.json (last: the release becomes visible). `withdrawn`: the
-    tasks left out on purpose, with the reason shown on the leaderboard page."""
+    tasks left out on purpose, with the reason shown on the leaderboard page.
+
+    The marker is written only if absent (a conditional write): of two runs publishing the same release name
+    at once, exactly one writes it and then latest.json; the other gets a PublishError and leaves latest.json
+    alone. (Where the server ignores If-None-Match, prepare_release's check of the marker is the only guard.)
+    latest.json is a plain write: a pointer that each publish moves to its own complete release, the last
+    writer's standing; a create-only write cannot express "move it forward".
+    """
     marker = Latest(release=release, published_at=datetime.now(timezone.utc).isoformat(), tasks=sorted(task_ids),
                     withdrawn=dict(sorted((withdrawn or {}).items())))
-    catalog.write_record(public, catalog.release_marker_key(release), marker)
+    marker_key = catalog.release_marker_key(release)
+    try:
+        public.write_bytes(marker_key, marker.to_json(), if_absent=True)
+    except ObjectExists:
+        raise PublishError(f"release '{release}' was published by another run at the same time "
+                           f"({public.uri_for(marker_key)} was written first); releases are immutable: check that "
+                           "release, or publish again under another name") from None
     catalog.write_record(public, catalog.LATEST, marker)
     return marker
 
@@ -99,9 +112,10 @@ def publish_task(config: ChallengeConfig, task_id: str, release: str) -> dict[st
 
 def _copy_folder(location: Storage, source: str, release: str, task_id: str) -> int:
     """Copy a task's folder of release `source` into `release` and check every copy's size (and MD5, where
-    both versions are one); returns how many objects."""
+    both versions are one); returns how many objects. A corrections trail that earlier versions wrote into the
+    release folder stays behind: the trail of `release` is written where it now lives (catalog.corrections_key)."""
     prefix = catalog.task_prefix(source, task_id) + "/"
-    originals = {i.key[len(prefix):]: i for i in location.list(prefix)}
+    originals = {i.key[len(prefix):]: i for i in location.list(prefix) if i.key[len(prefix):] != catalog.LEGACY_CORRECTIONS}
     pairs = [(info.key, catalog.release_file_key(release, task_id, path)) for path, info in originals.items()]
     with ThreadPoolExecutor(max_workers=TRANSFER_THREADS) as pool:
         list(pool.map(lambda pair: location.copy(*pair), pairs))

@@ -23,7 +23,7 @@ from challenge.config import ChallengeConfig
 from challenge.errors import ChallengeError
 from challenge.memory import trim
 from challenge.task_spec import Modality, TaskSpec, snake_case
-from challenge.tasks.cards import croissant_metadata, dataset_card
+from challenge.tasks.cards import card_settings, croissant_metadata, dataset_card
 from challenge.tasks.id_order import IdOrderSpill
 from challenge.tasks.leak_hashes import RecordHashes, hash_records
 from challenge.tasks.leakage import LeakColumns, LeakFinding, duplicate_records, leak_findings
@@ -35,7 +35,7 @@ from challenge.tasks.staged import StagedTask
 PRIVATE_NOTES = ("classes_only_in_train",)
 BATCH_ROWS = 1 << 16  # staged rows read, hashed and spilled at a time
 ROW_GROUP_ROWS = 256_000
-RELEASE_FORMAT = 1  # bump when the files a build writes change for the same inputs (tasks are then rebuilt)
+RELEASE_FORMAT = 2  # bump when the files a build writes change for the same inputs (tasks are then rebuilt)
 
 
 class PublishError(ChallengeError):
@@ -262,7 +262,8 @@ def build_inputs(staged_fingerprint: str, config: ChallengeConfig) -> dict[str, 
     task.yaml, seed included), the challenge's public fraction and leak settings, the build's format.
     A task whose inputs equal those of its files in the current release is carried over as it is."""
     return {"format": RELEASE_FORMAT, "staged_fingerprint": staged_fingerprint,
-            "public_fraction": config.policy.public_fraction, "release": config.release.model_dump(mode="json")}
+            "public_fraction": config.policy.public_fraction, "release": config.release.model_dump(mode="json"),
+            "card": card_settings(config)}
 
 
 def build_task_release(
@@ -278,7 +279,8 @@ def build_task_release(
     digests: dict[Path, str] = {}  # SHA-256 by local path: each image is hashed once, when it is fetched
     built = make(staged, config, key, fetch_images, public_dir, private_dir, digests)
     split, counts, files = built.split, built.counts, built.files
-    (public_dir / catalog.CARD).write_text(dataset_card(spec, release, counts, built.class_counts, files), encoding="utf-8")
+    (public_dir / catalog.CARD).write_text(dataset_card(spec, release, counts, built.class_counts, files, config),
+                                           encoding="utf-8")
     today = datetime.now(timezone.utc).date().isoformat()
     croissant = croissant_metadata(spec, release, _file_entries(public_dir, files, digests), counts, today)
     (public_dir / catalog.CROISSANT).write_text(json.dumps(croissant, indent=2), encoding="utf-8")

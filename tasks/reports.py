@@ -1,4 +1,5 @@
-"""The quality report of one drop: report.json for machines, markdown for people."""
+"""The quality report of one drop: report.json for machines, markdown for people. Both list every
+failed check, every warning and every check that could not run (and why), in one report."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from challenge.expectations.checks import CheckResult
+from challenge.inert import markdown_code, markdown_text
 
 
 @dataclass
@@ -32,7 +34,12 @@ class GateReport:
 
     @property
     def warnings(self) -> list[CheckResult]:
-        return [c for c in self.checks if not c.success and c.severity == "warning"]
+        return [c for c in self.checks if not c.success and c.severity == "warning" and not c.skipped]
+
+    @property
+    def skipped(self) -> list[CheckResult]:
+        """Checks that could not run (a column they read is missing or unusable)."""
+        return [c for c in self.checks if c.skipped]
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -45,8 +52,10 @@ class GateReport:
             "tables": self.tables,
             "failed_checks": [c.as_dict() for c in self.failures],
             "warnings": [c.as_dict() for c in self.warnings],
-            "checks_run": len(self.checks),
+            "skipped_checks": [c.as_dict() for c in self.skipped],
+            "checks_run": len(self.checks) - len(self.skipped),
             "checks_passed": sum(c.success for c in self.checks),
+            "checks_skipped": len(self.skipped),
             "data_docs": self.data_docs,
         }
 
@@ -62,31 +71,41 @@ def one_line(check: CheckResult) -> str:
 
 
 def _cell(value: Any) -> str:
+    """A table cell from the drop (names, example values, hints from task.yaml): inert markdown, cut."""
     text = json.dumps(value, ensure_ascii=False, default=str) if not isinstance(value, str) else value
-    return text.replace("|", "\\|").replace("\n", " ")[:200]
+    return markdown_text(text[:200])
 
 
 def render_markdown(report: GateReport, report_uri: str) -> str:
     """A readable summary for the Prefect artifact and report.md."""
     icon = "✅ pass" if report.verdict == "pass" else "❌ fail"
     lines = [
-        f"# Quality gate: `{report.task_id}` from `{report.contributor}` — {icon}",
+        f"# Quality gate: {markdown_code(report.task_id)} from {markdown_code(report.contributor)} — {icon}",
         "",
-        f"- drop: `{report.drop}`",
-        f"- checks: {len(report.checks)} run, {sum(c.success for c in report.checks)} passed, "
-        f"{len(report.failures)} failed, {len(report.warnings)} warnings",
-        f"- report: `{report_uri}`",
+        f"- drop: {markdown_code(report.drop)}",
+        f"- checks: {len(report.checks) - len(report.skipped)} run, {sum(c.success for c in report.checks)} passed, "
+        f"{len(report.failures)} failed, {len(report.warnings)} warnings"
+        + (f", {len(report.skipped)} not checked" if report.skipped else ""),
+        f"- report: {markdown_code(report_uri)}",
     ]
     if report.data_docs:
-        lines.append(f"- Data Docs: `{report.data_docs}`")
+        lines.append(f"- Data Docs: {markdown_code(report.data_docs)} (static pages that open without a network: open that "
+                     "index.html, or copy its data_docs folder and open it locally)")
     for name, info in report.tables.items():
-        lines.append(f"- table `{name}`: {info.get('rows', '?')} rows, {len(info.get('columns', []))} columns")
+        lines.append(f"- table {markdown_code(name)}: {info.get('rows', '?')} rows, {len(info.get('columns', []))} columns")
     for title, checks in (("Failed checks", report.failures), ("Warnings", report.warnings)):
         if not checks:
             continue
         lines += ["", f"## {title}", "", "| table | column | check | count | examples | how to fix |", "|---|---|---|---|---|---|"]
         for c in checks:
             lines.append(
-                f"| {c.table} | {c.column or ''} | {c.check} | {c.count} | {_cell(c.examples)} | {_cell(c.hint)} |"
+                f"| {markdown_code(c.table)} | {markdown_code(c.column or '')} | {markdown_code(c.check)} | {c.count} | "
+                f"{_cell(c.examples)} | "
+                f"{_cell(c.hint)} |"
             )
+    if report.skipped:
+        lines += ["", "## Not checked", "", "These checks could not run on this drop; the failures above say what to fix.",
+                  "", "| table | column | check | why |", "|---|---|---|---|"]
+        lines += [f"| {markdown_code(c.table)} | {markdown_code(c.column or '')} | {markdown_code(c.check)} | {_cell(c.skipped)} |"
+                  for c in report.skipped]
     return "\n".join(lines) + "\n"

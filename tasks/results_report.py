@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
+from challenge.inert import markdown_text
 from challenge.tasks.leaderboard_page import STYLE, utc_minute
 
 REPORT_STYLE = STYLE + """
@@ -153,13 +154,14 @@ def render_report_html(final: dict[str, Any], public: dict[str, Any], title: str
 def render_report_markdown(final: dict[str, Any], public: dict[str, Any], title: str) -> str:
     """The same report as Markdown."""
     snap = final.get("snapshot") or {}
-    lines = [f"# {title}: results", "", f"Final standings on the private part of the test sets, release "
+    md = markdown_text  # every team name and title is someone's text: inert
+    lines = [f"# {md(title)}: results", "", f"Final standings on the private part of the test sets, release "
              f"{snap.get('release', final['release'])}.", ""]
     for track, info in final["tracks"].items():
         lines += [f"## Track: {track}", "", "| rank (95%) | team | mean score | 95% interval |", "|---|---|---|---|"]
-        lines += [f"| {_rank_text(x) if x.get('rank') else '–'} | {_name(x)}{' (baseline)' if x.get('baseline') else ''} | "
+        lines += [f"| {_rank_text(x) if x.get('rank') else '–'} | {md(_name(x))}{' (baseline)' if x.get('baseline') else ''} | "
                   f"{x['score']:.4f} | {_interval(x)} |" for x in info["entries"]]
-        top = ", ".join(f"{i + 1}. {_name(x)}" for i, x in enumerate(_ranked(info["entries"])[:3]))
+        top = ", ".join(f"{i + 1}. {md(_name(x))}" for i, x in enumerate(_ranked(info["entries"])[:3]))
         lines += ["", f"Top three: {top or 'none'}.", ""]
     lines += ["## Task winners", "", "| task | winner | score | margin over the baseline |", "|---|---|---|---|"]
     for w in winners(final):
@@ -167,16 +169,16 @@ def render_report_markdown(final: dict[str, Any], public: dict[str, Any], title:
             lines.append(f"| {w['task']} | – | – | – |")
         else:
             margin = f"{w['margin']:+.4f}" if w["margin"] is not None else "no baseline"
-            lines.append(f"| {w['task']} | {w['winner']}{' (tied)' if w['tied'] else ''} | {w['score']:.4f} | {margin} |")
+            lines.append(f"| {w['task']} | {md(w['winner'])}{' (tied)' if w['tied'] else ''} | {w['score']:.4f} | {margin} |")
     lines += ["", "## Public → private shake-up", ""]
     for track, moves in shake_up(final, public).items():
         lines += [f"### {track}", "", "| team | public rank | final rank | change |", "|---|---|---|---|"]
-        lines += [f"| {m['name']} | {m['public_rank'] or '–'} | {m['final_rank']} | "
+        lines += [f"| {md(m['name'])} | {m['public_rank'] or '–'} | {m['final_rank']} | "
                   f"{'' if m['change'] is None else format(m['change'], '+d')} |" for m in moves]
         lines.append("")
     tasks, matrix = relative_scores(final)
     lines += ["## Would it work on another team's data?", "", "Final score divided by the best final score on each task.",
               "", "| team | " + " | ".join(tasks) + " |", "|---|" + "---|" * len(tasks)]
-    lines += [f"| {r['name']} | " + " | ".join('–' if r['scores'].get(t) is None else f"{r['scores'][t]:.3f}" for t in tasks)
+    lines += [f"| {md(r['name'])} | " + " | ".join('–' if r['scores'].get(t) is None else f"{r['scores'][t]:.3f}" for t in tasks)
               + " |" for r in matrix]
     return "\n".join(lines) + "\n"

@@ -19,7 +19,17 @@ from challenge.errors import ChallengeError
 from challenge.storage import TRANSFER_THREADS, Storage, open_location
 from challenge.tasks.artifacts import ProgressArtifact
 from challenge.tasks.releases import ReleasedTask
-from challenge.tasks.scoring import AnswerKey, feedback, load_answer_key, process_batch, rescore, scored_with, write_result
+from challenge.tasks.scoring import (
+    WHOLE,
+    AnswerKey,
+    counts_for,
+    feedback,
+    load_answer_key,
+    process_batch,
+    rescore,
+    scored_with,
+    write_result,
+)
 from challenge.tasks.submissions import Inbox, Submission
 
 
@@ -104,6 +114,18 @@ def score_batch(config: ChallengeConfig, task_id: str, subs: list[Submission], r
     return BatchOutcome(records, errors)
 
 
+def without_test_score(records: list[dict[str, Any]], released: dict[str, ReleasedTask]) -> dict[str, list[dict[str, Any]]]:
+    """Task id → its scored post-challenge (benchmark) results that have no whole-test-set score yet (scored
+    before the challenge was finalized): to be scored on the whole test set once it is."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for r in records:
+        task = released.get(r["task_id"])
+        if (r["status"] == "scored" and r.get("phase") == "benchmark" and task is not None
+                and WHOLE not in r.get("metrics", {}) and counts_for(r, task, "benchmark")):
+            out.setdefault(r["task_id"], []).append(r)
+    return dict(sorted(out.items()))
+
+
 def corrected_pending(records: list[dict[str, Any]], released: dict[str, ReleasedTask]) -> dict[str, list[dict[str, Any]]]:
     """Task id → its scored results scored with an earlier version of its answer key (corrected since):
     to be rescored with the version in use."""
@@ -116,14 +138,16 @@ def corrected_pending(records: list[dict[str, Any]], released: dict[str, Release
 
 
 @task(name="rescore-task", task_run_name="rescore-{task_id}", cache_policy=NO_CACHE)
-def rescore_batch(config: ChallengeConfig, task_id: str, release: str, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """These scored submissions of one task, against its answer key in use (the old result kept as history)."""
+def rescore_batch(config: ChallengeConfig, task_id: str, release: str, records: list[dict[str, Any]],
+                  whole: bool | None = None) -> list[dict[str, Any]]:
+    """These scored submissions of one task, against its answer key in use (the old result kept as history);
+    `whole`: on the whole test set too (None: those that had that score)."""
     logger = get_run_logger()
     public, private, submissions = locations(config)
     key = load_answer_key(public, private, release, task_id)
 
     def one(record: dict[str, Any]) -> dict[str, Any] | None:
-        new = rescore(record, key, submissions)
+        new = rescore(record, key, submissions, whole)
         if new is not None:
             write_result(private, submissions, Submission.from_record(record), new, had_error=False)
         return new

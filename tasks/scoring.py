@@ -4,7 +4,8 @@ Every submission gets exactly one final result record in
 `<private>/results/<team>/<task_id>/<submission id>.json` (scored, invalid or
 rejected), written once; an internal failure writes `<id>.error.json`
 instead, which the next run retries. The team's feedback file holds the
-status, the message and the public score only.
+status, the message and the public score only (a post-challenge upload's also
+`test_score`, its score on the whole test set, once the challenge is finalized).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import json
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta, timezone
 from functools import cached_property
 from typing import Any
@@ -26,11 +27,12 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 import challenge
-from challenge import catalog
+from challenge import catalog, leases
 from challenge.errors import ChallengeError, StorageError
 from challenge.metrics import confusion_matrices, score_all, scores_from_matrix
-from challenge.storage import TRANSFER_THREADS, ObjectChanged, Storage, is_valid_key
+from challenge.storage import TRANSFER_THREADS, KeyTooLong, ObjectChanged, ObjectExists, Storage, key_fits
 from challenge.tasks.releases import read_answer_versions
+from challenge.tasks.submission_notes import read_description
 from challenge.tasks.submissions import (
     BASELINE_TEAM,
     NOT_SCORED,
@@ -106,40 +108,53 @@ def load_answer_key(public: Storage, private: Storage, release: str, task_id: st
     )
 
 
-def score_predictions(key: AnswerKey, predicted: pa.Array) -> dict[str, dict[str, float]]:
-    """Every metric of the task's kind on the public and on the private part."""
+WHOLE = "test"  # the metrics part (and `test_score` in feedback) of the whole test set: public and private together
+
+
+def score_predictions(key: AnswerKey, predicted: pa.Array, whole: bool = False) -> dict[str, dict[str, float]]:
+    """Every metric of the task's kind on the public and on the private part; with `whole`, on the whole
+    test set too (part WHOLE: the post-challenge benchmark's score, once the challenge is finalized)."""
     truth, pred = key.labels_encoded, predicted
     if key.kind == "matching":
         truth, pred = pc.cast(key.labels, pa.int8()), pc.cast(pred.dictionary_decode(), pa.int8())
         parts = {"public": key.public, "private": pc.invert(key.public)}
-        return {part: {n: round(v, 6) for n, v in score_all(key.kind, pc.filter(truth, mask), pc.filter(pred, mask)).items()}
-                for part, mask in parts.items()}
-    # classification: both parts' confusion matrices from one pass over the rows
+        scores = {part: {n: round(v, 6) for n, v in score_all(key.kind, pc.filter(truth, mask), pc.filter(pred, mask)).items()}
+                  for part, mask in parts.items()}
+        if whole:
+            scores[WHOLE] = {n: round(v, 6) for n, v in score_all(key.kind, truth, pred).items()}
+        return scores
+    # classification: both parts' confusion matrices from one pass over the rows (their sum: the whole set)
     private = np.asarray(pc.invert(key.public).to_numpy(zero_copy_only=False), dtype=np.int8)
     public_cm, private_cm = confusion_matrices(truth, pred, private, 2)
-    return {part: {n: round(v, 6) for n, v in scores_from_matrix(key.kind, cm).items()}
-            for part, cm in (("public", public_cm), ("private", private_cm))}
+    matrices = [("public", public_cm), ("private", private_cm)] + ([(WHOLE, public_cm + private_cm)] if whole else [])
+    return {part: {n: round(v, 6) for n, v in scores_from_matrix(key.kind, cm).items()} for part, cm in matrices}
 
 
 def predict(sub: Submission, data: bytes, key: AnswerKey) -> pa.DictionaryArray:
     """The file's labels aligned with the answer key's ids; raises ParticipantVisibleError for an invalid
     file, whatever in the file makes the reader or a check fail (an upload never becomes an internal error,
     retried forever)."""
-    table = read_submission(data, sub.name, len(key.ids))
+    return checked_labels(data, sub.name, key.index, key.classes, sub.key)
+
+
+def checked_labels(data: bytes, name: str, index: IdIndex, classes: pa.Array, where: str | None = None) -> pa.DictionaryArray:
+    """The one check of a submission file against a task's test ids and classes, used by the scorer and by
+    `challenge submit` before an upload (same checks, same messages); see predict."""
+    table = read_submission(data, name, len(index.test_ids))
     try:
-        return validate(table, key.index, key.classes)
+        return validate(table, index, classes)
     except ParticipantVisibleError:
         raise
     except Exception as exc:  # noqa: BLE001 (logged for organizers; the team reads a short message)
-        log.warning("%s: validation failed on its content: %s: %s", sub.key, type(exc).__name__, exc)
+        log.warning("%s: validation failed on its content: %s: %s", where or name, type(exc).__name__, exc)
         raise ParticipantVisibleError(
-            f"{shown(sub.name)} could not be checked ({type(exc).__name__}); check that ids are the test ids "
+            f"{shown(name)} could not be checked ({type(exc).__name__}); check that ids are the test ids "
             "and labels plain class names, one row per test id") from None
 
 
-def evaluate(sub: Submission, data: bytes, key: AnswerKey) -> dict[str, dict[str, float]]:
-    """Validate then score (see predict)."""
-    return score_predictions(key, predict(sub, data, key))
+def evaluate(sub: Submission, data: bytes, key: AnswerKey, whole: bool = False) -> dict[str, dict[str, float]]:
+    """Validate then score (see predict and score_predictions)."""
+    return score_predictions(key, predict(sub, data, key), whole)
 
 
 def write_predictions(private: Storage, sub: Submission, predicted: pa.DictionaryArray) -> None:
@@ -186,10 +201,31 @@ def feedback(record: dict[str, Any]) -> dict[str, Any]:
         "metric": record["primary_metric"], "release": record["release"], "scored_at": record["scored_at"],
         "quota": record.get("quota"),
     }
-    if record.get("phase") == "benchmark":  # after the close the final is fixed: the full score is no secret
+    if record.get("description"):
+        body["description"] = record["description"]
+    if record.get("phase") == "benchmark":  # the whole test set's score, once the challenge is finalized
         body["phase"] = "benchmark"
-        body["private_score"] = record["metrics"].get("private", {}).get(record["primary_metric"])
+        body["test_score"] = whole_test_score(record)
     return body
+
+
+def whole_test_score(record: dict[str, Any]) -> float | None:
+    """A post-challenge upload's score on the whole test set (`test_score`); None until the challenge is
+    finalized (it is computed then: before, it would tell the private part's labels while FINAL picks can change)."""
+    if record["status"] != "scored":
+        return None
+    return record["metrics"].get(WHOLE, {}).get(record["primary_metric"])
+
+
+def scored_message(metrics: dict[str, dict[str, float]], metric: str, phase: str, done: str = "scored") -> str:
+    """What a scored result says: its public score; a post-challenge upload's whole-test-set score once
+    there is one, else when it comes."""
+    if phase != "benchmark":
+        return f"{done}: public {metric} {metrics['public'][metric]:.4f}"
+    if WHOLE in metrics:
+        return f"{done} (post-challenge benchmark): whole test set {metric} {metrics[WHOLE][metric]:.4f}"
+    return (f"{done} (post-challenge benchmark): public {metric} {metrics['public'][metric]:.4f}; the score on the "
+            "whole test set comes once the challenge is finalized")
 
 
 def day_quota(team: str, day: date, limit: int, used: int) -> dict[str, Any]:
@@ -272,16 +308,27 @@ def _first_pass(sub: Submission, config: Any, key: AnswerKey | None, task_ids: s
                 submissions: Storage, finalized_at: datetime | None = None) -> tuple[str, Any]:
     """Admission before reading, then validation and scoring: ("final", record) or ("valid", metrics)."""
     release = key.release if key else None
+    description = None
     try:
         phase = admit(sub, config, task_ids, finalized_at)
         assert key is not None
         data = read_upload(submissions, sub, int(config.policy.max_submission_mb * 1024 * 1024))
+        description = read_description(submissions, sub, data)
         predicted = predict(sub, data, key)
-        return "valid", {**score_predictions(key, predicted), "phase": phase, "predicted": predicted}
+        whole = phase == "benchmark" and finalized_at is not None  # after finalize: the whole test set's score too
+        return "valid", {**score_predictions(key, predicted, whole), "phase": phase, "predicted": predicted,
+                         "description": description}
     except ParticipantVisibleError as exc:
-        return "final", result_record(sub, exc.status, str(exc), release, key)
+        return "final", described(result_record(sub, exc.status, str(exc), release, key), description)
     except ObjectChanged:
         return "changed", None
+
+
+def described(record: dict[str, Any], description: str | None) -> dict[str, Any]:
+    """`record` with the team's note on the upload (challenge submit --message), when it has one."""
+    if description:
+        record["description"] = description
+    return record
 
 
 def read_and_score(subs: list[Submission], config: Any, key: AnswerKey | None, task_ids: set[str],
@@ -290,9 +337,13 @@ def read_and_score(subs: list[Submission], config: Any, key: AnswerKey | None, t
                    finalized_at: datetime | None = None) -> list[tuple[str, Any]]:
     """Admit, read, validate and score each submission in threads: per submission ("final", record),
     ("valid", metrics), ("changed", None) when it was replaced while read, or ("error", exception).
-    `progress(n)` is called with the number of submissions done so far."""
+    `progress(n)` is called with the number of submissions done so far. Once the run's lease on the scoring
+    slot lapses (challenge/leases.py), no further submission is taken: LeaseLost is raised."""
+    lease = leases.current()
 
     def first(sub: Submission) -> tuple[str, Any]:
+        if lease is not None:
+            lease.check()
         try:
             return _first_pass(sub, config, key, task_ids, submissions, finalized_at)
         except Exception as exc:  # internal: retried next run
@@ -336,15 +387,13 @@ def settle(subs: list[Submission], outcomes: list[tuple[str, Any]], config: Any,
             try:
                 check_quota(sub, config, counts.get(_day(sub), 0))
             except ParticipantVisibleError as exc:
-                record = result_record(sub, exc.status, str(exc), key.release, key)
+                record = described(result_record(sub, exc.status, str(exc), key.release, key), value.get("description"))
             else:
                 counts[_day(sub)] = counts.get(_day(sub), 0) + 1
-                metrics = {part: value[part] for part in ("public", "private")}
+                metrics = {part: value[part] for part in ("public", "private", WHOLE) if part in value}
                 phase = value.get("phase", "challenge")
-                primary = metrics["public"][key.metric]
-                where = " (post-challenge benchmark)" if phase == "benchmark" else ""
-                record = result_record(sub, "scored", f"scored{where}: public {key.metric} {primary:.4f}",
-                                       key.release, key, metrics, phase)
+                record = described(result_record(sub, "scored", scored_message(metrics, key.metric, phase),
+                                                 key.release, key, metrics, phase), value.get("description"))
         if sub.task_id in task_ids and (sub.team == BASELINE_TEAM or sub.team in team_ids):  # a quota to report
             record["quota"] = quota_status(sub, limit, counts.get(_day(sub), 0))
         finals.append((sub, record))
@@ -366,12 +415,15 @@ def process_batch(subs: list[Submission], config: Any, key: AnswerKey | None, ta
     finals, errors = settle(subs, outcomes, config, key, task_ids, counts, had_error)
     predicted = {sub.submission_id: value["predicted"] for sub, (kind, value) in zip(subs, outcomes)
                  if kind == "valid" and "predicted" in value}
+    lease = leases.current()  # the scoring slot's: a run that lost it writes no more results
 
     def write(item: tuple[Submission, dict[str, Any]]) -> None:
         sub, record = item
+        if lease is not None:
+            lease.check()
         if record["status"] == "scored" and sub.submission_id in predicted:  # before the record: it is final
             write_predictions(private, sub, predicted[sub.submission_id])
-        write_result(private, submissions, sub, record, sub.submission_id in had_error)
+        write_result(private, submissions, sub, record, sub.submission_id in had_error, first=True)
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         list(pool.map(write, finals))
@@ -380,13 +432,68 @@ def process_batch(subs: list[Submission], config: Any, key: AnswerKey | None, ta
 
 
 def write_result(private: Storage, submissions: Storage, sub: Submission, record: dict[str, Any],
-                 had_error: bool = True) -> None:
-    """The result record first (the durable truth), then the team's feedback file."""
-    private.write_bytes(sub.result_key, json.dumps(record, indent=2).encode())
+                 had_error: bool = True, first: bool = False) -> bool:
+    """The result record first (the durable truth), then the team's feedback file; False when not written.
+
+    `first`: the submission's first final record (a scoring run's; a rescore or supersede rewrites one, not
+    `first`). It is written only if no record is there (a conditional write), so that of two runs scoring the
+    same submission at once (the scoring slot let both in) exactly one writes it: the other keeps that record,
+    writes no feedback, and says so. A damaged record there is replaced (it is scored again, as documented).
+    Where the server ignores If-None-Match (an old S3-compatible one), the scoring slot alone keeps runs apart.
+    An upload whose name leaves no room for its feedback key beside it gets its feedback in the team's folder,
+    and its message (record and feedback) says so.
+    """
+    target = feedback_target(submissions, sub)
+    beside = catalog.feedback_key(sub.key)
+    if target and target != beside and key_fits(submissions, sub.key) and MOVED not in record["message"]:
+        record["message"] += (f"; {MOVED}: {shown(sub.name)} leaves no room for the {catalog.FEEDBACK_SUFFIX} suffix "
+                              f"beside it ({_rule_broken(submissions, beside)}), so it is in {target}: upload under a "
+                              "shorter name")
+    body = json.dumps(record, indent=2).encode()
+    try:
+        private.write_bytes(sub.result_key, body, if_absent=first)
+    except ObjectExists:
+        if _final_record_there(private, sub):
+            log.warning("%s: another scoring run wrote its final result first; kept (this run's is dropped)", sub.key)
+            return False
+        private.write_bytes(sub.result_key, body)
     if had_error:
         private.delete(catalog.error_key(sub.result_key))
-    if sub.feedback_key:
-        submissions.write_bytes(sub.feedback_key, json.dumps(feedback(record), indent=2).encode())
+    if target:
+        submissions.write_bytes(target, json.dumps(feedback(record), indent=2).encode())
+    return True
+
+
+MOVED = "this feedback is not beside the upload"
+
+
+def _rule_broken(storage: Storage, key: str) -> str:
+    """The length limit `key` is past on `storage`, in words."""
+    try:
+        storage.uri_for(key)
+    except KeyTooLong as exc:
+        return exc.limit
+    except StorageError:
+        pass
+    return "past the storage's limits"
+
+
+def feedback_target(submissions: Storage, sub: Submission) -> str | None:
+    """Where `sub`'s feedback is written: its feedback_key when `submissions` holds that key, else the fallback
+    in the team's folder (a record made from a result only learns here that the name is too long), else None."""
+    key = sub.feedback_key
+    if key is not None and not key_fits(submissions, key) and sub.feedback_fits:
+        key = replace(sub, feedback_fits=False).feedback_key
+    return key if key is not None and key_fits(submissions, key) else None
+
+
+def _final_record_there(private: Storage, sub: Submission) -> bool:
+    """Whether `sub`'s result key holds a readable final record of it (not a damaged one)."""
+    try:
+        existing = json.loads(private.read_bytes(sub.result_key))
+    except (StorageError, ValueError):
+        return False
+    return isinstance(existing, dict) and existing.get("submission_id") == sub.submission_id and "status" in existing
 
 
 def reject_unusable(private: Storage, submissions: Storage, unusable: list[tuple[Submission, str]],
@@ -396,7 +503,7 @@ def reject_unusable(private: Storage, submissions: Storage, unusable: list[tuple
     due = [(sub, result_record(sub, "rejected", reason, None)) for sub, reason in unusable
            if sub.submission_id not in done]
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        list(pool.map(lambda item: write_result(private, submissions, *item, had_error=False), due))
+        list(pool.map(lambda item: write_result(private, submissions, *item, had_error=False, first=True), due))
     return [record for _, record in due]
 
 
@@ -409,7 +516,7 @@ def write_notices(submissions: Storage, ignored: list[str], feedback_written: se
     for key in ignored:
         reason = why_not_scored(key)
         feedback_key = catalog.feedback_key(key)
-        if reason and feedback_key not in feedback_written and is_valid_key(feedback_key):
+        if reason and feedback_key not in feedback_written and key_fits(submissions, feedback_key):  # else none
             due[feedback_key] = {"submission": key, "status": NOT_SCORED, "message": reason, "checked_at": now}
 
     def write(item: tuple[str, dict[str, Any]]) -> None:
@@ -428,8 +535,9 @@ def write_error(private: Storage, sub: Submission, exc: BaseException, attempts:
     private.write_bytes(catalog.error_key(sub.result_key), json.dumps(record, indent=2).encode())
 
 
-def rescore(record: dict[str, Any], key: AnswerKey, submissions: Storage) -> dict[str, Any] | None:
+def rescore(record: dict[str, Any], key: AnswerKey, submissions: Storage, whole: bool | None = None) -> dict[str, Any] | None:
     """Score a scored submission again against the current answer key; the old result goes to history.
+    `whole`: score the whole test set too (None: if the result had that score).
 
     None when the uploaded object is gone or was replaced (its ETag changed), or no longer passes the
     checks (then the next scoring run marks it superseded).
@@ -442,15 +550,19 @@ def rescore(record: dict[str, Any], key: AnswerKey, submissions: Storage) -> dic
     if len(data) > sub.size:
         return None
     try:
-        metrics = evaluate(sub, data, key)
+        metrics = evaluate(sub, data, key, WHOLE in record.get("metrics", {}) if whole is None else whole)
     except ParticipantVisibleError as exc:
         log.warning("%s: no longer valid against answer key version %d: %s", sub.key, key.version, exc)
         return None
     corrected = f" with the corrected answer key (version {key.version})" if key.version > 1 else ""
-    new = result_record(sub, "scored", f"rescored{corrected}: public {key.metric} {metrics['public'][key.metric]:.4f}",
-                        record.get("release"), key, metrics, record.get("phase", "challenge"))
-    if "quota" in record:
-        new["quota"] = record["quota"]
+    phase = record.get("phase", "challenge")
+    newly_whole = bool(whole) and WHOLE not in record.get("metrics", {})  # its benchmark score, now it may be told
+    done = "scored" if newly_whole else f"rescored{corrected}"
+    new = result_record(sub, "scored", scored_message(metrics, key.metric, phase, done), record.get("release"), key,
+                        metrics, phase)
+    for kept in ("quota", "description"):
+        if kept in record:
+            new[kept] = record[kept]
     previous = {k: v for k, v in record.items() if k != "history"}
     new["history"] = [*record.get("history", []), previous]
     return new

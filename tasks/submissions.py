@@ -14,7 +14,7 @@ import io
 import re
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 
 import numpy as np
@@ -26,7 +26,8 @@ import pyarrow.parquet as pq
 from challenge import catalog
 from challenge.config import ChallengeConfig
 from challenge.errors import ChallengeError, StorageError
-from challenge.storage import ObjectInfo, Storage, is_valid_key, validate_key
+from challenge.sniff import PARQUET, TEXT_KINDS, binary_kind
+from challenge.storage import KeyTooLong, ObjectInfo, Storage, is_valid_key, key_fits, validate_key
 
 SUBMISSION_SUFFIXES = (".csv", ".parquet")
 MAX_EXAMPLES = 5
@@ -38,6 +39,8 @@ MAX_LOOKUP_PER_ID = 16  # published ids: lookup entries per test id (1/test_frac
 LOOKUP_BLOCK = 16384  # ids parsed and looked up this many at a time: the temporaries stay in the CPU's cache
 MAX_PEEKED_ROW_GROUPS = 64  # Parquet: past this many row groups, ids are read dictionary-encoded (see _read_parquet)
 PANDAS_INDEX_NAMES = ("", "Unnamed: 0")  # how a CSV written with its pandas index reads back
+CSV_BLOCK_BYTES = 1 << 20  # pyarrow's CSV block: a line longer than this cannot be read
+MAX_FOLDER_BYTES = 256  # a team's or a <team>/<task> folder: ids are at most 63 characters each
 BASELINE_TEAM = "baseline"  # reserved: the organizers' reference submissions (tasks/baselines.py)
 
 
@@ -64,6 +67,8 @@ class Submission:
     etag: str
     size: int
     uploaded_at: datetime
+    has_message: bool = False  # a note (<file>.message.json) was listed beside it
+    feedback_fits: bool = True  # its feedback key beside it fits the location (S3: 1,024 bytes with the prefix)
 
     @classmethod
     def from_record(cls, record: dict) -> "Submission":
@@ -77,8 +82,10 @@ class Submission:
 
     @property
     def usable(self) -> bool:
-        """Whether the key is one the product can store results and feedback for."""
-        return is_valid_key(self.key) and is_valid_key(catalog.task_folder(self.team, self.task_id))
+        """Whether the key is one the product can store results and feedback for (its team and task folder
+        as short as ids are, whatever the private location's prefix)."""
+        folder = catalog.task_folder(self.team, self.task_id)
+        return is_valid_key(self.key) and is_valid_key(folder) and len(folder.encode()) <= MAX_FOLDER_BYTES
 
     @property
     def result_key(self) -> str:
@@ -88,12 +95,19 @@ class Submission:
 
     @property
     def feedback_key(self) -> str | None:
-        """Next to the upload; for a key that cannot be written to, in the team's folder when that
-        folder can be named; else None (the organizers see the record)."""
-        if is_valid_key(self.key):
-            return catalog.feedback_key(self.key)
+        """Next to the upload; for a key that cannot be written to, or whose name leaves no room for the
+        feedback's suffix (feedback_moved), in the team's folder when that folder can be named; else None
+        (the organizers see the record)."""
+        beside = catalog.feedback_key(self.key)
+        if self.feedback_fits and is_valid_key(beside):
+            return beside
         fallback = catalog.unusable_feedback_key(self.team, self.submission_id)
-        return fallback if is_valid_key(fallback) and self.team else None
+        return fallback if is_valid_key(fallback) and self.team and len(self.team.encode()) <= MAX_FOLDER_BYTES else None
+
+    @property
+    def feedback_moved(self) -> bool:
+        """Whether the upload's key is valid but too long for a feedback key beside it."""
+        return is_valid_key(self.key) and self.feedback_key != catalog.feedback_key(self.key)
 
 
 @dataclass
@@ -106,12 +120,18 @@ class Inbox:
     ignored: list[str]
     unusable: list[tuple[Submission, str]] = field(default_factory=list)  # uploads that cannot be read, and why
     histories: set[str] = field(default_factory=set)  # keys of the teams' history.json files (written by scoring)
+    messages: dict[str, ObjectInfo] = field(default_factory=dict)  # upload key → its note (challenge submit --message)
 
 
-def key_problem(info: ObjectInfo) -> str | None:
-    """Why a listed upload cannot be used at all (a key no storage accepts, or not a regular file)."""
+def key_problem(info: ObjectInfo, submissions: Storage | None = None) -> str | None:
+    """Why a listed upload cannot be used at all (a key no storage accepts, or longer than `submissions` holds,
+    or not a regular file)."""
     try:
         validate_key(info.key)
+        if submissions is not None:
+            submissions.uri_for(info.key)  # KeyTooLong past S3's 1,024 bytes with the prefix (moto lists one)
+    except KeyTooLong as exc:
+        return f"{exc}, and upload it again"
     except StorageError as exc:
         return f"{exc}; upload it again as <team>/<task_id>/<name>.csv with a plain name"
     if info.problem:
@@ -126,22 +146,27 @@ def discover(submissions: Storage) -> Inbox:
     inbox = Inbox([], set(), {}, [])
     for info in submissions.list(""):
         parts = info.key.split("/")
-        problem = key_problem(info)
+        problem = key_problem(info, submissions)
         if problem:
             name = parts[-1] if parts[-1] else "(no name)"
             team, task = (parts + ["", ""])[:2] if len(parts) >= 2 else ("", "")
-            inbox.unusable.append((_submission(info, [team, task, name]), problem))
+            inbox.unusable.append((replace(_submission(info, [team, task, name]),
+                                           feedback_fits=key_fits(submissions, catalog.feedback_key(info.key))), problem))
         elif info.key.endswith(catalog.FEEDBACK_SUFFIX):
             inbox.feedback.add(info.key)
+        elif info.key.endswith(catalog.MESSAGE_SUFFIX) and len(parts) == 3:
+            inbox.messages[info.key.removesuffix(catalog.MESSAGE_SUFFIX)] = info
         elif len(parts) == 3 and parts[2] == catalog.FINAL_CHOICE:
             inbox.final_choices[(parts[0], parts[1])] = info
         elif len(parts) == 3 and parts[2] == catalog.HISTORY:
             inbox.histories.add(info.key)
         elif len(parts) == 3 and parts[2].lower().endswith(SUBMISSION_SUFFIXES):
-            inbox.submissions.append(_submission(info, parts))
+            inbox.submissions.append(replace(_submission(info, parts),
+                                             feedback_fits=key_fits(submissions, catalog.feedback_key(info.key))))
         else:
             inbox.ignored.append(info.key)
-    inbox.submissions.sort(key=lambda s: (s.uploaded_at, s.key))
+    inbox.submissions = sorted((replace(s, has_message=True) if s.key in inbox.messages else s for s in inbox.submissions),
+                               key=lambda s: (s.uploaded_at, s.key))
     return inbox
 
 
@@ -272,11 +297,53 @@ def _check_columns(names: list[str]) -> None:
         raise ParticipantVisibleError(f"columns must be exactly id,label: {'; '.join(parts)} (got {got or 'none'})")
 
 
-def _csv_header(data: bytes) -> list[str]:
-    """The column names on a CSV's first line (a UTF-8 byte-order mark dropped)."""
-    line = data[:data.find(b"\n")] if b"\n" in data else data
-    text = line.removeprefix(b"\xef\xbb\xbf").decode("utf-8", "replace").rstrip("\r")
-    return next(csv.reader([text]), []) if text else []
+def _csv_header(data: bytes, name: str = "the file") -> list[str]:
+    """The column names on a CSV's first line (a UTF-8 byte-order mark dropped; a line ends with LF, CRLF
+    or a CR alone, as the CSV reader reads it)."""
+    newline = data.find(b"\n")
+    newline = len(data) if newline < 0 else newline
+    cr = data.find(b"\r", 0, newline)
+    line = data[:cr if cr >= 0 else newline]
+    text = line.removeprefix(b"\xef\xbb\xbf").decode("utf-8", "replace")
+    try:
+        return next(csv.reader([text]), []) if text else []
+    except csv.Error:  # a value past the csv module's 128 KB field limit
+        raise ParticipantVisibleError(
+            f"the first line of {shown(name)} is {len(line) / 1048576:.1f} MB with a value longer than 128 KB: the first "
+            "line must be the header id,label, then one id,label pair per line") from None
+
+
+def _not_what_it_is_named(data: bytes, name: str, parquet: bool) -> ParticipantVisibleError | None:
+    """For bytes that are not the format the name says (UTF-16 text, gzip, a workbook, Parquet named .csv, CSV
+    named .parquet), the problem and its fix."""
+    kind = binary_kind(data[:4096])
+    if parquet:
+        if data.startswith(b"PAR1") and data.endswith(b"PAR1"):
+            return None
+        if kind is None and b"," in data[:data.find(b"\n") if b"\n" in data[:4096] else 4096]:
+            return ParticipantVisibleError(f"{shown(name)} is CSV text, not Parquet: upload it as a .csv file")
+        if kind is None or kind == PARQUET:
+            return None
+    elif kind is None:
+        return None
+    elif kind == PARQUET:
+        return ParticipantVisibleError(f"{shown(name)} is a Parquet file named .csv: upload it with the .parquet "
+                                       "extension")
+    fix = ("save it as UTF-8 (pandas: df.to_csv(path, index=False); Excel: Save As 'CSV UTF-8')" if kind in TEXT_KINDS
+           else "upload the plain file: a UTF-8 .csv (df.to_csv(path, index=False)) or a .parquet file "
+                "(compressed by itself)")
+    return ParticipantVisibleError(f"{shown(name)} is {kind}, not {'Parquet' if parquet else 'CSV text'}: {fix}, "
+                                   "with columns id,label")
+
+
+def _reader_problem(exc: Exception, name: str, parquet: bool) -> ParticipantVisibleError:
+    """The reader's failure on the participant's bytes, in words that say what to fix."""
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    if "straddling object straddles two block boundaries" in first:
+        return ParticipantVisibleError(
+            f"{shown(name)} has a line longer than {CSV_BLOCK_BYTES >> 20} MB; ids and labels are short (at most "
+            f"{MAX_LABEL_CHARS} characters): write one id,label pair per line")
+    return ParticipantVisibleError(f"{shown(name)} cannot be read as {'Parquet' if parquet else 'CSV'}: {shown(first, 300)}")
 
 
 def _is_text(kind: pa.DataType) -> bool:
@@ -339,13 +406,16 @@ def read_submission(data: bytes, name: str, test_rows: int | None = None) -> pa.
     max_rows = row_limit(test_rows) if test_rows is not None else None
     if not data[:1024].strip() and not data.strip():  # (a strip copies: only for a file that starts blank)
         raise ParticipantVisibleError(f"{shown(name)} is empty: upload a file with columns id,label and one row per test id")
+    wrong = _not_what_it_is_named(data, name, parquet)
+    if wrong is not None:
+        raise wrong
     try:
         if parquet:
             table = _read_parquet(data, test_rows, max_rows)
         else:
-            _check_columns(_csv_header(data))  # before the rows are parsed
+            _check_columns(_csv_header(data, name))  # before the rows are parsed
             table = pa_csv.read_csv(
-                io.BytesIO(data),
+                io.BytesIO(data), read_options=pa_csv.ReadOptions(block_size=CSV_BLOCK_BYTES),
                 convert_options=pa_csv.ConvertOptions(
                     column_types={"id": pa.string(), "label": pa.string()}, strings_can_be_null=True),
             )
@@ -354,9 +424,7 @@ def read_submission(data: bytes, name: str, test_rows: int | None = None) -> pa.
     except ParticipantVisibleError:
         raise
     except Exception as exc:  # noqa: BLE001 (whatever the reader makes of the participant's bytes)
-        kind = "Parquet" if parquet else "CSV"
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise ParticipantVisibleError(f"{shown(name)} cannot be read as {kind}: {shown(first, 300)}") from None
+        raise _reader_problem(exc, name, parquet) from None
     return table
 
 
@@ -404,11 +472,14 @@ class IdIndex:
     def __init__(self, test_ids: pa.Array):
         self.test_ids = test_ids
         self.lookup: np.ndarray | None = None
+        self.digits = 0  # W when every test id is W ASCII digits: then a shorter id of digits is padded (see padded)
         first = test_ids[0].as_py() if len(test_ids) else None
         match = re.match(r"^(\D*)(\d+)$", first or "")
         if match:
             self.prefix, self.width = match.group(1), len(match.group(2))
             numbers = self._numbers(test_ids)
+            if numbers is not None and (numbers >= 0).all() and not self.prefix:
+                self.digits = self.width
             if numbers is not None and (numbers >= 0).all() and \
                     int(numbers.max()) < MAX_LOOKUP_PER_ID * len(test_ids) + 65536:
                 # number + 1 → position: -1 (not of the published form) maps to index 0, past the end clips to -1
@@ -435,15 +506,37 @@ class IdIndex:
             numbers *= 10
             numbers += chars[:, column]
         numbers -= 48 * int("1" * self.width)  # the '0's
-        if not_digit.any() or other_prefix.any():
+        odd = not_digit.any()
+        if odd and self.digits:  # e.g. "3.00" (the number 3): the general path reads it
+            return None
+        if odd or other_prefix.any():
             numbers[not_digit.any(axis=1) | other_prefix.any(axis=1)] = -1
         return numbers
 
+    def _short_numbers(self, ids: pa.Array) -> np.ndarray | None:
+        """In digits mode, _numbers of integers written as text (`3`, `11`, `0003`): padded with zeros to W
+        by Arrow, then read as _fixed_width_numbers does. None when an id is null, empty, wider than W or not
+        ASCII digits (the general path names those)."""
+        if not pa.types.is_string(ids.type) or ids.null_count or not len(ids) or not pc.min(pc.binary_length(ids)).as_py():
+            return None
+        return self._fixed_width_numbers(pc.ascii_lpad(ids, width=self.digits, padding="0"))
+
     def _numbers(self, ids: pa.Array) -> np.ndarray | None:
         """The number of each id of the published form, -1 for any other (or null) id."""
+        if pa.types.is_integer(ids.type) and self.digits:  # integer ids (Parquet int64): the numbers themselves
+            numbers = pc.fill_null(ids.cast(pa.int64(), safe=False), -1).to_numpy()
+            return np.where((numbers >= 0) & (numbers < 10 ** min(self.digits, 18)), numbers, -1)
+        if not _is_text(ids.type):
+            ids = pc.cast(ids, pa.string())
         fast = self._fixed_width_numbers(ids)
+        if fast is None and self.digits:
+            fast = self._short_numbers(ids)
         if fast is not None:
             return fast
+        if self.digits:  # "3", "0003" and "3.0" are the number 3 (see padded)
+            ids = _whole_decimals_as_integers(ids)
+            ok = pc.fill_null(pc.and_(pc.ascii_is_decimal(ids), pc.less_equal(pc.binary_length(ids), self.digits)), False)
+            return pc.cast(pc.if_else(ok, ids, "-1"), pa.int64()).to_numpy(zero_copy_only=False)
         ok = pc.and_(pc.starts_with(ids, self.prefix), pc.equal(pc.utf8_length(ids), len(self.prefix) + self.width))
         digits = pc.utf8_slice_codeunits(ids, len(self.prefix))
         ok = pc.fill_null(pc.and_(ok, pc.ascii_is_decimal(digits)), False)  # ASCII 0-9 only (not ٣ or ³)
@@ -453,11 +546,55 @@ class IdIndex:
     def positions(self, ids: pa.Array | pa.ChunkedArray) -> np.ndarray:
         """Index of each submitted id among the test ids; -1 when it is not one."""
         if self.lookup is None:
-            return pc.fill_null(pc.index_in(ids, value_set=self.test_ids), -1).to_numpy(zero_copy_only=False).astype(np.int64)
+            ids = ids if _is_text(ids.type) else pc.cast(ids, pa.string())
+            return pc.fill_null(pc.index_in(self.padded(ids), value_set=self.test_ids), -1).to_numpy(
+                zero_copy_only=False).astype(np.int64)
         chunks = ids.chunks if isinstance(ids, pa.ChunkedArray) else [ids]
         blocks = [chunk.slice(start, LOOKUP_BLOCK) for chunk in chunks for start in range(0, len(chunk), LOOKUP_BLOCK)]
         found = [np.take(self._by_number, self._numbers(block) + 1, mode="clip") for block in blocks]
         return np.concatenate(found) if found else np.empty(0, dtype=np.int32)
+
+    def padded(self, ids: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+        """The submitted ids as the published ids they stand for. When every test id is W ASCII digits
+        (classification ids, `0003`), an id of ASCII digits only and shorter than W is that id padded with
+        zeros ("3" → "0003": what pandas, polars and DuckDB make of `0003` when they read it as a number,
+        written back), and a whole decimal ("3.0", a float column written as text) is its integer part.
+        Nothing else changes: no spaces stripped, no signs, no other digits; an id wider than W stays
+        unknown. Other ids (`r…`, `p…` of matching tasks) are returned as they are."""
+        if not self.digits:
+            return ids
+        ids = _whole_decimals_as_integers(ids)
+        short = pc.fill_null(pc.and_(pc.ascii_is_decimal(ids), pc.less(pc.binary_length(ids), self.digits)), False)
+        return pc.if_else(short, pc.utf8_lpad(ids, width=self.digits, padding="0"), ids)
+
+
+WHOLE_DECIMAL = r"^(-?[0-9]+)\.0+$"  # 3.0, -2.00: how a float column prints a whole number
+INTEGER_NAME = r"^(0|-?[1-9][0-9]*)$"  # how an integer column prints: a class set of these takes 3.0 for 3
+
+
+def _whole_decimals_as_integers(values: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """"3.0" → "3" (ASCII digits, a zero fraction); every other value unchanged."""
+    if not len(values) or not pc.any(pc.match_substring(values, ".")).as_py():
+        return values
+    return pc.replace_substring_regex(values, WHOLE_DECIMAL, r"\1")
+
+
+def _as_classes(labels: pa.Array | pa.ChunkedArray, classes: pa.Array) -> pa.Array | pa.ChunkedArray:
+    """Labels with whole decimals read as integers ("3.0" → "3") when every class is an integer's name
+    ("0".."9" of digits; 0/1 of matching): a float column of predictions, written as text, names the
+    class it means. Any other class set takes its labels as they are."""
+    if not len(classes) or not pc.all(pc.match_substring_regex(classes, INTEGER_NAME)).as_py():
+        return labels
+    return _whole_decimals_as_integers(labels)
+
+
+def _class_index(labels: pa.Array | pa.ChunkedArray, classes: pa.Array) -> pa.Array | pa.ChunkedArray:
+    """Each label's index in `classes` (null when it names none); 3.0 is looked at only when a label is
+    not a class as written (see _as_classes)."""
+    found = pc.index_in(labels, value_set=classes)
+    if found.null_count and (named := _as_classes(labels, classes)) is not labels:
+        found = pc.index_in(named, value_set=classes)
+    return found
 
 
 def _label_codes(column: pa.ChunkedArray, classes: pa.Array) -> tuple[np.ndarray, np.ndarray] | None:
@@ -470,13 +607,13 @@ def _label_codes(column: pa.ChunkedArray, classes: pa.Array) -> tuple[np.ndarray
         for chunk in column.chunks:
             if chunk.indices.null_count:
                 return None
-            found = pc.fill_null(pc.index_in(chunk.dictionary, value_set=classes), -1).to_numpy(zero_copy_only=False)
+            found = pc.fill_null(_class_index(chunk.dictionary, classes), -1).to_numpy(zero_copy_only=False)
             codes.append(found[chunk.indices.to_numpy()])
         codes = np.concatenate(codes) if codes else np.empty(0, dtype=np.int32)
         if len(codes) and codes.min() < 0:
             return None
     else:
-        found = pc.index_in(_as_text(column, "label"), value_set=classes)
+        found = _class_index(_as_text(column, "label"), classes)
         if found.null_count:
             return None
         codes = found.to_numpy()
@@ -506,12 +643,15 @@ def validate(table: pa.Table, index: IdIndex, classes: pa.Array) -> pa.Array:
 
     One lookup of the submitted ids in the test ids gives the alignment, one of
     the labels in the classes their codes; when either finds a problem, the
-    slow path names every problem.
+    slow path names every problem. What a reader makes of a published id or
+    class is that id or class when it cannot be another: `3` or `3.0` for
+    `0003` (IdIndex.padded), `3.0` for the class `3` (_as_classes).
     """
     _check_columns(table.column_names)
     for name in ("id", "label"):
         _check_lengths(table[name], name)
-    ids = _as_text(table["id"], "id")
+    numeric = index.digits and pa.types.is_integer(table["id"].type)  # looked up as numbers, not written as text
+    ids = table["id"] if numeric else _as_text(table["id"], "id")
     with ThreadPoolExecutor(1) as pool:  # labels hashed while the ids are parsed
         labels = pool.submit(_label_codes, table["label"], classes)
         position = index.positions(ids)
@@ -519,14 +659,29 @@ def validate(table: pa.Table, index: IdIndex, classes: pa.Array) -> pa.Array:
     aligned = _aligned(position, *coded, classes, len(index.test_ids)) if coded is not None and not ids.null_count else None
     if aligned is not None:
         return aligned
-    return _validate_slowly(ids.combine_chunks(), _as_text(table["label"], "label").combine_chunks(), position,
-                            index.test_ids, classes)
+    ids = _as_text(ids, "id") if numeric else ids
+    return _validate_slowly(ids.combine_chunks(), _as_text(table["label"], "label").combine_chunks(), position, index,
+                            classes)
 
 
-def _validate_slowly(ids: pa.Array, labels: pa.Array, position: np.ndarray, test_ids: pa.Array,
+def _same_ids(ids: pa.Array, position: np.ndarray, repeated: np.ndarray, width: int) -> str:
+    """For a repeated test id written two ways ("3" and "0003"), a note saying they are the same id."""
+    rows = np.flatnonzero(repeated[np.maximum(position, 0)] & (position >= 0))
+    spelled = pa.table({"position": position[rows], "id": ids.take(pa.array(rows))}).group_by("position").aggregate(
+        [("id", "count_distinct"), ("id", "min"), ("id", "max")])
+    twice = spelled.filter(pc.greater(spelled["id_count_distinct"], 1))
+    if not twice.num_rows:
+        return ""
+    pair = sorted((twice["id_min"][0].as_py(), twice["id_max"][0].as_py()), key=lambda t: (len(t), t))
+    return (f"; {shown(pair[0])} and {shown(pair[1])} are the same id (an id of digits only is the published id "
+            f"padded with zeros to {width} digits): keep one row per id")
+
+
+def _validate_slowly(ids: pa.Array, labels: pa.Array, position: np.ndarray, index: IdIndex,
                      classes: pa.Array) -> pa.Array:
     """validate's answer when some id or label is not as expected: unknown, repeated and missing ids
     and empty or unknown labels, each named; label checks run on the distinct labels only."""
+    test_ids = index.test_ids
     problems = []
     if ids.null_count:
         problems.append(f"{ids.null_count} row(s) have no id")
@@ -538,22 +693,24 @@ def _validate_slowly(ids: pa.Array, labels: pa.Array, position: np.ndarray, test
     seen = np.bincount(found, minlength=len(test_ids))
     if (seen > 1).any():
         repeated = test_ids.take(pa.array(np.flatnonzero(seen > 1)))
-        problems.append(f"{len(repeated)} id(s) appear more than once (e.g. {_examples(repeated)})")
+        same = _same_ids(ids, position, seen > 1, index.digits) if index.digits else ""
+        problems.append(f"{len(repeated)} id(s) appear more than once (e.g. {_examples(repeated)}){same}")
     if (seen == 0).any():
         absent = test_ids.take(pa.array(np.flatnonzero(seen == 0)))
         problems.append(f"{len(absent)} test id(s) are missing (e.g. {_examples(absent)})")
     encoded = pc.dictionary_encode(labels)
     distinct = encoded.dictionary
+    named = pc.is_in(_as_classes(distinct, classes), value_set=classes)  # 3.0 names the class 3 (see _as_classes)
     # "nan"/"none"/"null" are empty labels, unless the task has a class of that name
     blank = pc.or_(pc.equal(pc.utf8_trim_whitespace(distinct), ""),
                    pc.and_(pc.is_in(pc.utf8_lower(distinct), value_set=pa.array(["nan", "none", "null"])),
-                           pc.invert(pc.is_in(distinct, value_set=classes))))
+                           pc.invert(named)))
     empty_codes = pa.array(np.flatnonzero(blank.to_numpy(zero_copy_only=False)), pa.int32())
     empty = pc.or_(pc.is_null(labels), pc.fill_null(pc.is_in(encoded.indices, value_set=empty_codes), False))
     n_empty = pc.sum(empty).as_py() or 0
     if n_empty:
         problems.append(f"{n_empty} row(s) have an empty or NaN label (ids e.g. {_examples(pc.filter(ids, empty))})")
-    outside = pc.filter(distinct, pc.and_(pc.invert(blank), pc.invert(pc.is_in(distinct, value_set=classes))))
+    outside = pc.filter(distinct, pc.and_(pc.invert(blank), pc.invert(named)))
     if len(outside):
         problems.append(f"{len(outside)} label(s) are not classes of this task (e.g. {_examples(outside)}); "
                         f"valid: {_examples(classes) if len(classes) > 20 else ', '.join(classes.to_pylist())}")
@@ -561,5 +718,7 @@ def _validate_slowly(ids: pa.Array, labels: pa.Array, position: np.ndarray, test
         raise ParticipantVisibleError("; ".join(problems))
     order = np.empty(len(test_ids), dtype=np.int64)
     order[position] = np.arange(len(position))
+    encoded = pc.dictionary_encode(_as_classes(labels, classes))
+    distinct = encoded.dictionary
     # Reorder the small integer codes, not the strings.
     return pa.DictionaryArray.from_arrays(encoded.indices.take(pa.array(order)), distinct)

@@ -18,14 +18,15 @@ from typing import Any
 from challenge import catalog
 from challenge.storage import TRANSFER_THREADS, Storage
 from challenge.tasks.releases import ReleasedTask
-from challenge.tasks.scoring import counts_for, day_quota
+from challenge.tasks.scoring import WHOLE, counts_for, day_quota
 from challenge.tasks.submissions import BASELINE_TEAM
 
 
 def team_history(team: str, task: ReleasedTask, records: list[dict[str, Any]], picks: list[str], limit: int,
                  release: str, today: str) -> dict[str, Any]:
-    """What history.json says (never a private score while the challenge runs; the benchmark phase's full
-    score is shown, as in its feedback). `picks`: the submission ids FINAL picks; `today`: the UTC day."""
+    """What history.json says (never a private score while the challenge runs; a post-challenge upload's
+    score on the whole test set, `test_score`, once the challenge is finalized, as in its feedback). `picks`: the
+    submission ids FINAL picks; `today`: the UTC day."""
     rows, used = [], 0
     for r in sorted(records, key=lambda r: (r["uploaded_at"], r["key"])):
         metric = r.get("primary_metric") or task.metric
@@ -34,9 +35,11 @@ def team_history(team: str, task: ReleasedTask, records: list[dict[str, Any]], p
                "public_score": scores.get("public", {}).get(metric) if r["status"] in ("scored", "superseded") else None,
                "release": r.get("release"), "final_pick": r["submission_id"] in picks,
                "counts_on_leaderboard": counts_for(r, task) and r["status"] == "scored"}
+        if r.get("description"):
+            row["description"] = r["description"]
         if r.get("phase") == "benchmark":
             row["phase"] = "benchmark"
-            row["private_score"] = scores.get("private", {}).get(metric) if r["status"] == "scored" else None
+            row["test_score"] = scores.get(WHOLE, {}).get(metric) if r["status"] == "scored" else None  # once finalized
         rows.append(row)
         if r["status"] == "scored" and r["uploaded_at"][:10] == today and counts_for(r, task, r.get("phase", "challenge")):
             used += 1

@@ -13,6 +13,7 @@ os.environ["AWS_ACCESS_KEY_ID"] = "testing"
 os.environ["AWS_SECRET_ACCESS_KEY"] = "testing"
 os.environ["AWS_DEFAULT_REGION"] = "us-east-1"
 os.environ.pop("AWS_PROFILE", None)
+os.environ["CHALLENGE_NO_SERVER"] = "1"  # the CLI (in-process or a subprocess) never leaves a local Prefect server
 
 import itertools
 import socket
@@ -29,6 +30,8 @@ from challenge.config import ChallengeConfig, write_config
 from challenge.storage import LocalStorage, S3Storage, Storage, open_location, upload_tree
 
 BACKENDS = ["local", "s3"]
+ALL_BACKENDS = [*BACKENDS, "seaweedfs"]  # with SeaweedFS (tests/s3_servers.py): where storage semantics matter
+ENDPOINT_FIXTURES = {"s3": "s3_endpoint", "seaweedfs": "seaweedfs_endpoint"}  # S3 backend → its server's fixture
 _bucket_ids = itertools.count()
 
 
@@ -65,6 +68,16 @@ def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     server.wait(timeout=10)
 
 
+@pytest.fixture(scope="session")
+def seaweedfs_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """SeaweedFS's `weed mini` (a second, real S3 implementation) on loopback; its log is weed.log beside its data."""
+    from s3_servers import start_seaweedfs, stop_seaweedfs
+
+    server = start_seaweedfs(tmp_path_factory.mktemp("seaweedfs"))
+    yield server.endpoint
+    stop_seaweedfs(server)
+
+
 def new_bucket(endpoint: str) -> str:
     name = f"test-bucket-{next(_bucket_ids)}"
     boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket=name)
@@ -80,6 +93,35 @@ def prefect_harness() -> Iterator[None]:
         yield
 
 
+def prefect_servers_under(root: Path) -> list[int]:
+    """PIDs of the `prefect server start` processes whose PREFECT_HOME is under `root` (read from /proc)."""
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            command = (proc / "cmdline").read_bytes().split(b"\0")
+            environ = (proc / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        homes = [v[len(b"PREFECT_HOME="):].decode() for v in environ if v.startswith(b"PREFECT_HOME=")]
+        if b"prefect" in command and b"server" in command and b"start" in command and homes \
+                and Path(homes[0]).resolve().is_relative_to(root.resolve()):
+            found.append(int(proc.name))
+    return found
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_prefect_server_left(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """After the session: no Prefect server started for a test's PREFECT_HOME still runs (else stopped, and an error)."""
+    yield
+    left = prefect_servers_under(tmp_path_factory.getbasetemp())
+    for pid in left:
+        try:
+            os.kill(pid, 9)
+        except ProcessLookupError:
+            pass
+    assert not left, f"Prefect servers left running by the tests (now killed): PIDs {left}"
+
+
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
     return request.param
@@ -90,7 +132,7 @@ def storage(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Sto
     """An empty storage location on the backend under test."""
     if backend == "local":
         return LocalStorage(tmp_path / "store")
-    endpoint = request.getfixturevalue("s3_endpoint")
+    endpoint = request.getfixturevalue(ENDPOINT_FIXTURES[backend])
     return S3Storage(f"s3://{new_bucket(endpoint)}/some/prefix", endpoint_url=endpoint)
 
 
@@ -109,7 +151,7 @@ def make_config(backend: str, root: Path, endpoint: str | None, **extra: object)
 @pytest.fixture
 def config(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> ChallengeConfig:
     """A challenge whose four locations live on the backend under test."""
-    endpoint = request.getfixturevalue("s3_endpoint") if backend == "s3" else None
+    endpoint = request.getfixturevalue(ENDPOINT_FIXTURES[backend]) if backend in ENDPOINT_FIXTURES else None
     return make_config(backend, tmp_path, endpoint)
 
 
@@ -145,14 +187,17 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
                   "--disable-background-networking", "--disable-component-update", "--disable-sync", "--hide-scrollbars"]
 
 
-def chromium(url: str, profile: Path, screenshot: str | None = None, window: tuple[int, int] = (1200, 1600)) -> str:
+def chromium(url: str, profile: Path, screenshot: str | None = None, window: tuple[int, int] = (1200, 1600),
+             wait_ms: int | None = None) -> str:
     """Open `url` in headless Chromium: its DOM after load, and with `screenshot` a PNG kept under
-    build/test-artifacts/ (looked at by people, not only by asserts)."""
+    build/test-artifacts/ (looked at by people, not only by asserts). `wait_ms`: virtual time given to a
+    single-page app (the Prefect UI) to fetch and draw its data."""
     import shutil
 
     binary = shutil.which("chromium") or shutil.which("chromium-browser")
     assert binary, "Debian's chromium is required (make test installs it)"
-    flags = [*CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--window-size={window[0]},{window[1]}"]
+    flags = [*CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--window-size={window[0]},{window[1]}",
+             *([f"--virtual-time-budget={wait_ms}"] if wait_ms else [])]
     if screenshot:
         SHOTS.mkdir(parents=True, exist_ok=True)
         subprocess.run([binary, *flags, f"--screenshot={SHOTS / screenshot}", url], capture_output=True, timeout=120)

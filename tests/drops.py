@@ -169,3 +169,46 @@ def papers_spec(**overrides: Any) -> dict[str, Any]:
 
 def papers_drop(folder: Path, frame: pd.DataFrame | None = None, **overrides: Any) -> Path:
     return write_drop(folder, papers_spec(**overrides), {"papers.csv": papers_frame() if frame is None else frame})
+
+
+# --- hostile drops (issue 22): each small on disk, each meant to cost far more than its size ---------------
+
+
+def parquet_bomb(path: Path, rows: int = 334, value_mb: int = 10) -> Path:
+    """A Parquet file of a few KB whose text column holds one `value_mb` MB value under every row: its
+    dictionary page compresses to almost nothing, and decoded as plain text it is rows × value_mb MB."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    frame = classification_frame(per_class=-(-rows // 3))[:rows]
+    columns = {name: pa.array(frame[name].tolist()) for name in ("Item ID", "Price", "Colour", "kind")}
+    columns["Title"] = pa.DictionaryArray.from_arrays(pa.array([0] * rows, pa.int32()), pa.array(["x" * (value_mb << 20)]))
+    table = pa.table({name: columns[name] for name in ("Item ID", "Title", "Price", "Colour", "kind")})
+    pq.write_table(table, path, compression="zstd", compression_level=19, store_schema=False)  # read back as plain text
+    return path
+
+
+def wide_csv(path: Path, undeclared: int = 50_000, per_class: int = 40) -> Path:
+    """The shop items with `undeclared` extra columns that task.yaml does not declare (about 12 MB)."""
+    frame = classification_frame(per_class=per_class)
+    extra = ",".join(f"u{i}" for i in range(undeclared))
+    cells = ",".join("1" for _ in range(undeclared))
+    lines = [",".join(frame.columns) + "," + extra]
+    lines += [",".join(str(v) for v in row) + "," + cells for row in frame.itertuples(index=False)]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def hanging_spec(**overrides: Any) -> dict[str, Any]:
+    """The shop items' task.yaml with an expectation whose JSON-schema pattern backtracks for hours on the
+    titles of hanging_frame() (Python's re engine, which no thread can interrupt)."""
+    return classification_spec(expectations=[{
+        "type": "expect_column_values_to_match_json_schema",
+        "kwargs": {"column": "Title", "json_schema": {"type": "string", "pattern": "^(a+)+$"}},
+    }], **overrides)
+
+
+def hanging_frame() -> pd.DataFrame:
+    frame = classification_frame()
+    frame["Title"] = '"' + "a" * 40 + '!"'  # a JSON string that the pattern almost matches
+    return frame

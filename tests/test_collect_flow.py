@@ -88,3 +88,58 @@ def test_cli_reports_a_bad_config_cleanly(tmp_path: Path, capsys: pytest.Capture
     bad.write_text("name: x1\ntitle: t\nstorage: {intake: a, public: b, private: c, submissions: d}\nwhatever: 1\n")
     assert main(["--config", str(bad), "collect"]) == 2
     assert f"{bad}: whatever: unknown key" in capsys.readouterr().err
+
+
+def test_a_run_that_ends_failed_on_purpose_logs_no_traceback_and_others_still_do(caplog: pytest.LogCaptureFixture) -> None:
+    """As `python -m prefect.engine` runs a deployment's flow run: its error logger is the run's logger. A
+    Failed state returned through failed_run (DropsFailed, ScoringErrors) is no "unexpected exception";
+    a flow that really breaks still logs its traceback."""
+    import uuid
+
+    from prefect import flow
+    from prefect.flow_engine import run_flow
+    from prefect.logging.loggers import flow_run_logger
+
+    from challenge.errors import ScoringErrors
+    from challenge.flows.run_states import failed_run
+
+    @flow
+    def ends_failed() -> object:
+        return failed_run(ScoringErrors("1 submission(s) hit an internal error", None))
+
+    @flow
+    def breaks() -> None:
+        raise ValueError("a real bug")
+
+    run_log = flow_run_logger(flow_run_id=uuid.uuid4())
+    with caplog.at_level("INFO", logger="prefect.flow_runs"):
+        with pytest.raises(ScoringErrors):
+            run_flow(ends_failed, error_logger=run_log)
+        on_purpose = list(caplog.records)
+        caplog.clear()
+        with pytest.raises(ValueError):
+            run_flow(breaks, error_logger=run_log)
+        broken = list(caplog.records)
+    assert any("Finished in state ScoringErrors" in r.getMessage() for r in on_purpose)
+    assert not any(r.exc_info or "unexpected exception" in r.getMessage() for r in on_purpose)
+    assert any("unexpected exception" in r.getMessage() and r.exc_info for r in broken)
+
+
+def test_the_artifact_and_the_cli_tell_every_problem_of_a_drop_at_once(config: ChallengeConfig, tmp_path: Path,
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """A drop with a missing declared column, a repeated id, a class of one row and an out-of-range value:
+    the Prefect artifact and `challenge collect` name all four, with the contributor's column names."""
+    from prefect.artifacts import Artifact
+    from test_gate import broken_penguins
+
+    put_drop(config, broken_penguins(tmp_path / "penguins"), "penguin-lab")
+    assert main(["--config", str(write_config(config, tmp_path / "challenge.yaml")), "collect"]) == 1
+    out = capsys.readouterr().out
+    expected = ["data.sex: declared_columns_present", "data.penguin_id: expect_column_values_to_be_unique",
+                "data.species: rows_per_class", "data.body_mass_g: expect_column_values_to_be_between"]
+    assert all(f"      - {line}" in out for line in expected), out
+    artifact = Artifact.get("gate-penguins").data
+    for column, check in (("sex", "declared_columns_present"), ("penguin_id", "expect_column_values_to_be_unique"),
+                          ("species", "rows_per_class"), ("body_mass_g", "expect_column_values_to_be_between")):
+        assert f"| `data` | `{column}` | `{check}` |" in artifact, artifact
+    assert "| `data` | `id` |" not in artifact and "| `data` | `label` |" not in artifact

@@ -64,6 +64,15 @@ def test_lookup_order_flag_then_env_then_cwd(tmp_path: Path, monkeypatch: pytest
         (MINIMAL.replace("name: my-challenge\n", ""), "name: required key is missing"),
         (MINIMAL + "teams:\n  - {id: a1, name: A}\n  - {id: a1, name: B}\n", "listed twice"),
         (MINIMAL.replace("subs", "s3://bucket/public"), "four different locations"),
+        (MINIMAL + "teams:\n  - {id: a1, name: ''}\n", "teams.0.name: Value error, the team's display name is empty"),
+        (MINIMAL + "teams:\n  - {id: a1, name: '   '}\n", "teams.0.name: Value error, the team's display name is empty"),
+        (MINIMAL + "teams:\n  - {id: a1, name: \"A\\nB\"}\n", "teams.0.name: Value error, the team's display name holds a line break"),
+        (MINIMAL.replace("  submissions: subs\n", "  submissions: subs\n  s3: {endpoint_url: not a url}\n"),
+         "storage.s3.endpoint_url: Value error, must be the http(s) address of the S3 API"),
+        (MINIMAL.replace("  submissions: subs\n", "  submissions: subs\n  s3: {endpoint_url: 'localhost:9000'}\n"),
+         "storage.s3.endpoint_url: Value error, must be the http(s) address"),
+        (MINIMAL.replace("  submissions: subs\n", "  submissions: subs\n  s3: {endpoint_url: 'http://:9000'}\n"),
+         "(got 'http://:9000')"),
         ("- just\n- a list\n", "expected a mapping"),
         ("name: [unclosed\n", "not valid YAML"),
     ],
@@ -125,3 +134,10 @@ def test_a_time_without_a_zone_is_read_as_utc() -> None:
     policy = Policy.model_validate({"opens_at": "2026-11-01 08:00", "closes_at": "2026-12-01T00:00:00+01:00"})
     assert policy.opens_at.tzinfo == timezone.utc and policy.opens_at.hour == 8
     assert policy.closes_at.utcoffset().total_seconds() == 3600  # a zone given is kept
+
+
+def test_a_good_endpoint_url_is_kept() -> None:
+    from challenge.config import S3Settings
+
+    for url in ("http://127.0.0.1:9000", "https://s3.eu-west-1.amazonaws.com", "https://minio.example.com/s3"):
+        assert S3Settings(endpoint_url=url).endpoint_url == url

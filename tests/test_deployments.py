@@ -21,7 +21,8 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 import pytest
-from conftest import EXAMPLES, _free_port, make_config
+from conftest import EXAMPLES, _free_port, make_config, put_drop
+from drops import classification_drop, classification_frame
 from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.client.schemas.filters import (
     ArtifactFilter,
@@ -30,6 +31,8 @@ from prefect.client.schemas.filters import (
     DeploymentFilterName,
     FlowRunFilter,
     FlowRunFilterId,
+    LogFilter,
+    LogFilterFlowRunId,
 )
 from prefect.client.schemas.objects import FlowRun
 from prefect.deployments import run_deployment
@@ -159,6 +162,20 @@ def artifacts_of(api_url: str, run_id: Any) -> dict[str, Any]:
     return {a.key or f"{a.type}-{a.id}": a for a in found}
 
 
+def run_log(api_url: str, run_id: Any, quiet_for: float = 5, timeout: float = 90) -> list[str]:
+    """The flow run's log lines as the UI shows them, once no new line has arrived for `quiet_for` seconds
+    (the run's process sends its last lines after the final state)."""
+    deadline, seen, since = time.monotonic() + timeout, -1, time.monotonic()
+    with client_for(api_url) as client:
+        while True:
+            logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id])))
+            if len(logs) != seen:
+                seen, since = len(logs), time.monotonic()
+            elif time.monotonic() - since > quiet_for or time.monotonic() > deadline:
+                return [f"{log.level} {log.message}" for log in sorted(logs, key=lambda log: log.timestamp)]
+            time.sleep(0.5)
+
+
 def submit(config: ChallengeConfig, key: str, table: pa.Table) -> None:
     out = io.BytesIO()
     pa_csv.write_csv(table, out)
@@ -215,6 +232,8 @@ def test_runs_triggered_by_the_api_collect_publish_score_and_leave_artifacts(ser
     rng = np.random.default_rng(3)
     submit(config, "team-b/penguins/random.csv", key.set_column(
         1, "label", pa.array(rng.choice(["Adelie", "Gentoo", "Chinstrap"], key.num_rows))))
+    submit(config, "team-b/penguins/short.csv", key.slice(0, key.num_rows - 3))  # invalid: test ids missing
+    submit(config, "team-z/penguins/stranger.csv", key)  # rejected: no such team
 
     run = trigger(server, "score-submissions", rescore=False, tasks=["penguins"])
     assert run.state.is_completed(), run.state.message
@@ -228,9 +247,15 @@ def test_runs_triggered_by_the_api_collect_publish_score_and_leave_artifacts(ser
     # no public_url in challenge.yaml: a note saying where the page is, not a link a browser cannot open
     assert found["leaderboard-page"].type == "markdown" and "leaderboard/index.html" in found["leaderboard-page"].data
     assert "storage.public_url" in found["leaderboard-page"].data
-    assert json.loads(found["scoring-run"].data) == [{"task": "penguins", "pending": 2, "scored": 2}]
+    assert json.loads(found["scoring-run"].data) == [{"task": "penguins", "pending": 4, "scored": 2, "invalid": 1,
+                                                      "rejected": 1}]
+    not_scored = json.loads(found["scoring-run-not-scored"].data)
+    assert [(r["team"], r["file"], r["status"]) for r in not_scored] == [
+        ("Team B (team-b)", "short.csv", "invalid"), ("team-z", "stranger.csv", "rejected")]
+    assert "missing" in not_scored[0]["reason"] and "unknown team 'team-z'" in not_scored[1]["reason"]
     board_rows = json.loads(found["leaderboard-penguins"].data)
     assert board_rows and all(row["95% interval"].startswith("[") for row in board_rows)  # intervals in the UI too
+    assert all(len(row["score"].split(".")[1]) == 4 for row in board_rows)  # rounded as on the page
     progress = [a for a in found.values() if a.type == "progress"]
     assert progress and progress[0].data == 100.0
     with client_for(server) as client:
@@ -238,12 +263,12 @@ def test_runs_triggered_by_the_api_collect_publish_score_and_leave_artifacts(ser
     batch = next(t for t in task_runs if t.name == "score-penguins")
     assert {"task:penguins", "track:classification"} <= set(batch.tags)
 
-    _screenshot_ui(server, run.id, found["leaderboard-penguins"].id)
+    _screenshot_ui(server, run.id, found["leaderboard-penguins"].id, found["scoring-run-not-scored"].id)
 
 
-def _screenshot_ui(api_url: str, run_id: Any, artifact_id: Any) -> None:
-    """The Prefect UI in headless Chromium: the completed scoring run, and its leaderboard artifact
-    (PNGs kept in build/test-artifacts/ for the record)."""
+def _screenshot_ui(api_url: str, run_id: Any, artifact_id: Any, not_scored_id: Any) -> None:
+    """The Prefect UI in headless Chromium: the completed scoring run, its leaderboard artifact and its
+    table of files not scored (PNGs kept in build/test-artifacts/ for the record)."""
     import tempfile
 
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -251,7 +276,8 @@ def _screenshot_ui(api_url: str, run_id: Any, artifact_id: Any) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     ui = api_url.removesuffix("/api")
     pages = {"prefect-ui-score-run.png": f"{ui}/runs/flow-run/{run_id}",
-             "prefect-ui-leaderboard-artifact.png": f"{ui}/artifacts/artifact/{artifact_id}"}
+             "prefect-ui-leaderboard-artifact.png": f"{ui}/artifacts/artifact/{artifact_id}",
+             "prefect-ui-not-scored-artifact.png": f"{ui}/artifacts/artifact/{not_scored_id}"}
     flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
              "--disable-background-networking", "--disable-component-update", "--disable-sync",
              "--hide-scrollbars", "--virtual-time-budget=20000", "--window-size=1400,1100"]
@@ -267,6 +293,12 @@ def _screenshot_ui(api_url: str, run_id: Any, artifact_id: Any) -> None:
             if "Team A" in dom:
                 break
     assert "leaderboard-penguins" in dom and "Team A" in dom and "Team B" in dom, "the UI did not show the artifact"
+    for _ in range(3):
+        dom = subprocess.run([chromium, *flags, f"--user-data-dir={profile}", "--dump-dom",
+                              pages["prefect-ui-not-scored-artifact.png"]], capture_output=True, text=True, timeout=180).stdout
+        if "stranger.csv" in dom:
+            break
+    assert "short.csv" in dom and "stranger.csv" in dom, "the UI did not show the files not scored"
 
 
 def test_overlapping_score_triggers_score_each_submission_once(server: str, served: ChallengeConfig) -> None:
@@ -298,6 +330,45 @@ def test_a_bad_parameter_fails_the_run_with_the_reason(server: str, served: Chal
     run = trigger(server, "score-submissions", tasks=["no-such-task"])
     assert run.state.is_failed()
     assert "unknown task id(s) no-such-task: the current release has" in run.state.message
+
+
+def test_a_collect_run_with_a_failed_drop_ends_drops_failed_and_logs_no_traceback(
+        server: str, served: ChallengeConfig, tmp_path: Path) -> None:
+    """What an organizer sees in the UI: the run red, named DropsFailed, its message naming the drop, and a
+    log that says what happened (no traceback, no "unexpected exception": nothing unexpected happened)."""
+    frame = classification_frame()
+    frame.loc[0, "Item ID"] = None
+    put_drop(served, classification_drop(tmp_path / "shop-items", frame), "team-x")
+    try:
+        run = trigger(server, "collect-datasets", tasks=["shop-items"])
+    finally:
+        intake = open_location(served, "intake")
+        for info in list(intake.list("team-x/")):
+            intake.delete(info.key)
+    assert run.state.is_failed() and run.state.name == "DropsFailed"
+    assert run.state.message == "1 of 1 drop(s) failed the quality gate: team-x/shop-items; each report says what to fix"
+    lines = run_log(server, run.id)
+    text = "\n".join(lines)
+    assert "collection summary: 1 drop(s): 0 passed, 1 failed, 0 unchanged" in text, text
+    assert "Finished in state DropsFailed" in text, text
+    assert "Traceback" not in text and "unexpected exception" not in text.lower(), text
+    assert not [line for line in lines if line.startswith(("40 ", "50 "))], text  # no ERROR line
+    _screenshot_run(server, run.id, "prefect-ui-collect-failed-drop.png", "DropsFailed")
+
+
+def _screenshot_run(api_url: str, run_id: Any, name: str, expect: str) -> None:
+    """A flow run's page in the Prefect UI (its log below the graph), kept in build/test-artifacts/."""
+    import tempfile
+
+    from conftest import chromium
+
+    page = f"{api_url.removesuffix('/api')}/runs/flow-run/{run_id}"
+    with tempfile.TemporaryDirectory() as profile:
+        for _ in range(3):  # a single-page app: its DOM fills in once the API answers
+            dom = chromium(page, Path(profile), name, window=(1400, 1500), wait_ms=25000)
+            if expect in dom:
+                break
+    assert expect in dom, f"the UI did not show the run's state {expect}"
 
 
 def test_prefect_yaml_deploys_onto_a_process_pool_and_a_worker_runs_it(

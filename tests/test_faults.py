@@ -25,11 +25,12 @@ pytestmark = pytest.mark.usefixtures("prefect_harness")
 
 class CuttableProxy:
     """A TCP proxy on loopback to `target_port`; `cut_after(n)` refuses and drops every connection once
-    n more HTTP requests went through, `restore()` lets them through again."""
+    n more HTTP requests went through, `drop_after(n)` then keeps accepting connections but closes each on
+    its next request, unanswered; `restore()` lets them through again."""
 
     def __init__(self, target_port: int):
         self.target, self.port = target_port, _free_port()
-        self.requests, self.limit = 0, None
+        self.requests, self.limit, self.dropping = 0, None, False
         self.lock, self.sockets = threading.Lock(), set()
         self.listener: socket.socket | None = None
         self.restore()
@@ -39,7 +40,10 @@ class CuttableProxy:
         return f"http://127.0.0.1:{self.port}"
 
     def restore(self) -> None:
-        self.limit = None
+        with self.lock:
+            self.limit, self.dropping = None, False
+        if self.listener is not None:  # dropping, not cut: still listening
+            return
         listener = socket.socket()
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.bind(("127.0.0.1", self.port))
@@ -50,6 +54,10 @@ class CuttableProxy:
     def cut_after(self, requests: int) -> None:
         with self.lock:
             self.limit = self.requests + requests
+
+    def drop_after(self, requests: int) -> None:
+        with self.lock:
+            self.limit, self.dropping = self.requests + requests, True
 
     def cut(self) -> None:
         with self.lock:
@@ -83,8 +91,9 @@ class CuttableProxy:
                         self.requests += data.count(b" HTTP/1.1\r\n")
                         over = self.limit is not None and self.requests >= self.limit
                     if over:
-                        self.cut()
-                        return
+                        if not self.dropping:
+                            self.cut()
+                        return  # dropping: this connection only, closed below before any answer
                 sink.sendall(data)
         except OSError:
             pass
@@ -174,3 +183,56 @@ def test_endpoint_lost_during_scoring(proxy: CuttableProxy, s3_endpoint: str, tm
     team_a = sorted(r["status"] for r in private if r["team"] == "team-a")
     assert team_a == ["rejected: quota", "rejected: quota", "scored", "scored", "scored"]  # the quota is exact
     assert all(direct(config, s3_endpoint, "submissions", key + ".result.json") for key in keys)
+
+
+@pytest.mark.parametrize("command", ["publish", "score"])
+def test_a_connection_dropped_mid_run_says_unreachable_and_rerun_is_safe(
+        command: str, proxy: CuttableProxy, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The endpoint accepts connections but drops each request unanswered (botocore's ConnectionClosedError,
+    not a refused connection): the same one line as an unreachable endpoint, then the rerun completes."""
+    config = make_config("s3", tmp_path, proxy.url, teams=[{"id": "team-a", "name": "A"}])
+    stage(config, EXAMPLES / "penguin-lab" / "penguins", "penguin-lab")
+    path = saved(config)
+    assert main(["--config", path, "publish", "--release", "r1"]) == 0
+    args = ["publish", "--release", "r2", "--task", "penguins"] if command == "publish" else ["score"]
+    capsys.readouterr()
+    proxy.drop_after(5)
+    assert main(["--config", path, *args]) != 0
+    line = one_error_line(capsys)
+    assert line.startswith("error: S3 endpoint unreachable (ConnectionClosedError") and "rerun is safe" in line, line
+    proxy.restore()
+    assert main(["--config", path, *args]) == 0
+
+
+def test_a_missing_bucket_names_the_bucket_and_the_key_of_challenge_yaml(s3_endpoint: str, tmp_path: Path,
+                                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    config = make_config("s3", tmp_path, s3_endpoint)
+    stage(config, EXAMPLES / "penguin-lab" / "penguins", "penguin-lab")
+    gone = config.model_copy(update={"storage": config.storage.model_copy(update={"public": "s3://no-such-bucket/public"})})
+    capsys.readouterr()
+    assert main(["--config", saved(gone), "publish", "--release", "r1"]) != 0
+    line = one_error_line(capsys)
+    assert ("error: s3://no-such-bucket/public: the bucket no-such-bucket does not exist at " in line
+            and "create it (aws s3 mb s3://no-such-bucket), or correct storage.public in challenge.yaml" in line), line
+
+
+def test_every_kind_of_lost_connection_gets_the_unreachable_line() -> None:
+    """Refused, dropped before the answer, timed out, cut while streaming: one line saying a rerun is safe."""
+    from botocore.exceptions import (
+        ConnectionClosedError,
+        ConnectTimeoutError,
+        EndpointConnectionError,
+        IncompleteReadError,
+        ReadTimeoutError,
+        ResponseStreamingError,
+    )
+
+    from challenge.terminal import error_line
+
+    url = "http://s3.example:9000"
+    for exc in (EndpointConnectionError(endpoint_url=url), ConnectionClosedError(endpoint_url=url),
+                ReadTimeoutError(endpoint_url=url), ConnectTimeoutError(endpoint_url=url),
+                ResponseStreamingError(error="reset by peer"), IncompleteReadError(actual_bytes=1, expected_bytes=9)):
+        line = error_line(exc)
+        assert line.startswith(f"error: S3 endpoint unreachable ({type(exc).__name__}") and "rerun is safe" in line, line
+        assert "--debug" not in line

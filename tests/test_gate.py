@@ -18,7 +18,7 @@ from challenge.config import ChallengeConfig
 from challenge.storage import open_location
 from challenge.tasks.drops import DropOutcome, discover_drops, run_time_label, task_id_clashes
 from challenge.tasks.gate import gate_drop
-from challenge.tasks.reports import GateReport
+from challenge.tasks.reports import GateReport, render_markdown
 from challenge.tasks.staged import list_staged
 
 
@@ -203,7 +203,7 @@ def test_duplicate_and_null_ids(config: ChallengeConfig, tmp_path: Path) -> None
     report = assert_fails(config, classification_drop(tmp_path / "shop-items", frame),
                           "expect_column_values_to_be_unique", "item-004", "Ids repeat")
     nulls = failed_checks(report)["expect_column_values_to_not_be_null"]
-    assert any(c.column == "id" and c.count == 1 for c in nulls)
+    assert any(c.column == "Item ID" and c.count == 1 for c in nulls)  # the contributor's name for the id
 
 
 def test_missing_labels(config: ChallengeConfig, tmp_path: Path) -> None:
@@ -358,11 +358,18 @@ def test_a_drop_refused_for_ownership_passes_once_the_task_is_released(config: C
 
 
 def test_task_id_clash_between_contributors(config: ChallengeConfig, tmp_path: Path) -> None:
+    """Before anything is staged, the earlier drop owns the task id: only the later one fails."""
+    import time
+
     folder = classification_drop(tmp_path / "shop-items")
     put_drop(config, folder, "team-y")
+    time.sleep(1.1)  # S3 times its objects to the second
     outcome, report = gate(config, folder, "team-x")
-    assert outcome.verdict == "fail"
-    assert "also used by contributor(s) team-y" in json.dumps([c.as_dict() for c in report.failures])
+    assert outcome.verdict == "fail" and [c.check for c in report.failures] == ["task_id_owner"]
+    assert "claimed by contributor 'team-y', whose drop came first" in report.failures[0].hint
+    drops, _ = discover_drops(storages(config)[0])
+    earlier = next(d for d in drops if d.contributor == "team-y")
+    assert gate_drop(earlier, config, run_time_label(), task_id_clashes(drops)["shop-items"])[0].verdict == "pass"
 
 
 def test_task_id_owned_by_another_contributor_and_staged_data_untouched(config: ChallengeConfig, tmp_path: Path) -> None:
@@ -376,10 +383,10 @@ def test_task_id_owned_by_another_contributor_and_staged_data_untouched(config: 
     for info in list(intake.list("team-x/")):
         intake.delete(info.key)
     outcome, report = gate(config, good, "team-y")
-    assert outcome.verdict == "fail" and "already belongs to contributor 'team-x'" in " ".join(outcome.failures)
-    # unchanged files, but the verdict hung on ownership: it is checked again, not taken from the cache
+    assert outcome.verdict == "fail" and "belongs to contributor 'team-x', who staged it first" in " ".join(outcome.failures)
+    # unchanged files and the same owner: the failure is kept (it is checked again when the owner changes)
     again, report = gate(config, good, "team-y")
-    assert again.status == "gated" and report is not None and again.verdict == "fail"
+    assert again.status == "unchanged" and report is None and again.verdict == "fail"
     # the owner sends a broken update: it fails and leaves the staged version as it was
     frame = classification_frame()
     frame.loc[1, "Item ID"] = None
@@ -450,3 +457,146 @@ def test_label_leak_sample_first_look_rules_out_only_what_the_full_test_would(mo
     (leak,) = sampled
     assert (leak.check, leak.column, leak.success) == ("label_leak", "code", False)
     assert "one-to-one" in leak.hint and {"value": "C", "label": "cat"} in leak.examples
+
+
+# --- one report tells everything, in the contributor's names ----------------------------------------
+
+
+def broken_penguins(folder: Path, without: tuple[str, ...] = ("sex",)) -> Path:
+    """The penguins example drop with four problems at once: declared column(s) missing from the file,
+    a repeated id, a class of one row and a body mass out of its task.yaml range."""
+    import shutil
+
+    import pandas as pd
+
+    shutil.copytree(EXAMPLES / "penguin-lab" / "penguins", folder)
+    frame = pd.read_csv(folder / "penguins.csv")
+    frame.loc[5, "penguin_id"] = frame.loc[4, "penguin_id"]
+    frame.loc[7, "species"] = "Emperor"
+    frame.loc[9, "body_mass_g"] = 9000
+    frame.drop(columns=list(without)).to_csv(folder / "penguins.csv", index=False)
+    return folder
+
+
+STANDARD_NAMES = {"id", "label"}
+
+
+def test_every_problem_of_a_drop_is_in_one_report_named_with_the_contributors_columns(config: ChallengeConfig,
+                                                                                        tmp_path: Path) -> None:
+    """A missing declared column no longer hides the rest: the repeated id, the class with one row and the
+    out-of-range value are in the same report (report.json, report.md, the CLI's lines), each named by the
+    contributor's column (penguin_id, species, body_mass_g), not id/label."""
+    outcome, report = gate(config, broken_penguins(tmp_path / "penguins"), "penguin-lab")
+    assert outcome.verdict == "fail" and outcome.staged is None
+    found = {(c.check, c.column) for c in report.failures}
+    assert found == {("declared_columns_present", "sex"), ("expect_column_values_to_be_unique", "penguin_id"),
+                     ("rows_per_class", "species"), ("expect_column_values_to_be_between", "body_mass_g")}, found
+    assert not any(c.column in STANDARD_NAMES for c in report.checks if c.column), [c.column for c in report.checks]
+    by_check = {c.check: c for c in report.failures}
+    assert {"penguin_id": "P0005"} in by_check["expect_column_values_to_be_unique"].examples
+    assert by_check["rows_per_class"].examples == [{"species": "Emperor", "rows": 1}]
+    assert {"body_mass_g": 9000.0, "penguin_id": "P0010"} in by_check["expect_column_values_to_be_between"].examples
+    assert outcome.failures == [
+        ("data.sex: declared_columns_present: penguins.csv lacks declared column(s) sex; its columns are penguin_id, "
+         "species, island, bill_length_mm, bill_depth_mm, flipper_length_mm, body_mass_g, year. Fix task.yaml or the file"),
+        ("data.penguin_id: expect_column_values_to_be_unique: Ids repeat: every row needs its own id; deduplicate rows "
+         "or renumber. (2 affected)"),
+        "data.body_mass_g: expect_column_values_to_be_between: body mass must be in grams, between 2 and 7 kg",
+        "data.species: rows_per_class: 1 class(es) have fewer than 5 rows; add rows, merge or drop these classes"]
+    _, private = storages(config)
+    prefix = outcome.report.removeprefix(private.uri + "/").rsplit("/", 1)[0]
+    stored = json.loads(private.read_bytes(f"{prefix}/report.json"))
+    assert {(c["check"], c["column"]) for c in stored["failed_checks"]} == found and stored["skipped_checks"] == []
+    markdown = private.read_bytes(f"{prefix}/report.md").decode()
+    for check, column in found:
+        assert f"| `data` | `{column}` | `{check}` |" in markdown
+    assert "4 failed" in markdown
+
+
+def test_a_check_that_cannot_run_says_why_and_the_others_still_run(config: ChallengeConfig, tmp_path: Path) -> None:
+    """Without its id and label columns a drop is still checked on what it has (the body mass range),
+    and every check of the id or the label is listed as not checked, with the reason."""
+    outcome, report = gate(config, broken_penguins(tmp_path / "penguins", ("penguin_id", "species")), "penguin-lab")
+    assert outcome.verdict == "fail"
+    assert {(c.check, c.column) for c in report.failures} == {
+        ("declared_columns_present", "penguin_id, species"), ("expect_column_values_to_be_between", "body_mass_g")}
+    assert [c.examples for c in report.failures if c.column == "body_mass_g"] == [[{"row": 10, "body_mass_g": 9000.0}]]
+    skipped = {(c.check, c.column): c.skipped for c in report.skipped}
+    assert skipped == {
+        ("expect_column_values_to_not_be_null", "penguin_id"): "penguin_id is missing from penguins.csv",
+        ("expect_column_values_to_be_unique", "penguin_id"): "penguin_id is missing from penguins.csv",
+        **{(check, "species"): "species is missing from penguins.csv" for check in (
+            "expect_column_values_to_not_be_null", "expect_column_unique_value_count_to_be_between",
+            "expect_column_value_lengths_to_be_between", "rows_per_class", "label_leak")},
+    }
+    assert not any(c.blocking for c in report.skipped) and report.skipped[0].hint.startswith("not checked: ")
+    assert "data.species: rows_per_class: not checked: species is missing from penguins.csv" in outcome.failures
+    stored = json.loads(report.to_json())
+    assert stored["checks_skipped"] == 7 and len(stored["skipped_checks"]) == 7
+    assert stored["checks_run"] == len(report.checks) - 7
+    assert "## Not checked" in render_markdown(report, "report.json")
+
+
+def test_a_matching_drop_without_pair_labels_still_checks_its_references(config: ChallengeConfig, tmp_path: Path) -> None:
+    """Pairs without their label column: the checks of the pairs' ids run (a pair naming an unknown record
+    fails), those of the labels are not checked; the records are checked as usual."""
+    _, pairs = matching_tables()
+    pairs.loc[0, "left_id"] = "nobody"
+    folder = matching_drop(tmp_path / "companies", pairs=pairs.drop(columns=["label"]))
+    outcome, report = gate(config, folder)
+    assert outcome.verdict == "fail"
+    failed = {(c.check, c.column) for c in report.failures}
+    assert failed == {("declared_columns_present", "label"), ("pairs_reference_records", "left_id")}, failed
+    assert {(c.check, c.column) for c in report.skipped} == {
+        ("expect_column_values_to_not_be_null", "label"), ("expect_column_distinct_values_to_equal_set", "label"),
+        ("pairs_conflicting_labels", "label")}
+    assert {c.check for c in report.checks if c.success} >= {"pairs_not_self", "expect_compound_columns_to_be_unique"}
+
+
+def test_an_unreadable_file_skips_only_its_own_checks(config: ChallengeConfig, tmp_path: Path) -> None:
+    """records.csv that does not parse: its checks, and the pairs' check against it, are not checked; the
+    pairs are checked all the same, and the task id that differs from the folder is reported too."""
+    folder = matching_drop(tmp_path / "companies", task_id="other-name")
+    (folder / "records.csv").write_text('rid,name,city\n"e0-a,broken\n', encoding="utf-8")
+    _, report = gate(config, folder)
+    failed = {c.check for c in report.failures}
+    assert {"task_id_matches_folder", "data_file_readable"} <= failed and "pairs_not_self" not in failed
+    why = {c.check: c.skipped for c in report.skipped if c.table == "records"}
+    assert why and set(why.values()) == {"records.csv could not be read"}
+    assert {c.skipped for c in report.skipped if c.check == "pairs_reference_records"} == {"records.csv could not be read"}
+    assert any(c.check == "pairs_conflicting_labels" and c.success for c in report.checks)
+
+
+def _docs_folder(config: ChallengeConfig, report: GateReport, into: Path) -> Path:
+    """The report's data_docs folder on this machine (copied from S3, as the report tells an organizer)."""
+    _, private = storages(config)
+    prefix = report.data_docs.removeprefix(private.uri + "/").rsplit("/", 1)[0]
+    for info in private.list(prefix + "/"):
+        private.download_file(info.key, into / info.key.removeprefix(prefix + "/"))
+    return into
+
+
+def test_data_docs_open_offline_in_a_browser(config: ChallengeConfig, tmp_path: Path, backend: str,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """GX's Data Docs load Bootstrap, jQuery and Font Awesome from CDNs: offline their index was an empty
+    table and the pages unstyled. Now no page loads anything from the network, the index lists each
+    validation with its status and what was not checked, and the pages speak of the contributor's columns."""
+    import re
+
+    import conftest
+
+    _, report = gate(config, broken_penguins(tmp_path / "penguins", ("sex", "species")), "penguin-lab")
+    docs = _docs_folder(config, report, tmp_path / "data_docs")
+    remote = re.compile(r"""(<(link|script|img)\b[^>]*\b(href|src)\s*=\s*["']https?:|url\(\s*['"]?https?:)""", re.IGNORECASE)
+    pages = list(docs.rglob("*.html")) + list(docs.rglob("*.css"))
+    assert pages and not [p.name for p in pages if remote.search(p.read_text(encoding="utf-8"))]
+    monkeypatch.setattr(conftest, "CHROMIUM_FLAGS", [*conftest.CHROMIUM_FLAGS, "--host-resolver-rules=MAP * ~NOTFOUND",
+                                                     "--proxy-server=127.0.0.1:9"])  # networking off
+    index = conftest.chromium((docs / "index.html").as_uri(), tmp_path / "profile", f"gate-data-docs-index-{backend}.png",
+                              window=(1200, 700))
+    assert "penguins.csv" in index and "✖ failed" in index and "validation result" in index
+    assert "species is missing from penguins.csv" in index and "rows_per_class" in index
+    page = next(docs.glob("validations/**/*.html"))
+    shown = conftest.chromium(page.as_uri(), tmp_path / "profile", f"gate-data-docs-validation-{backend}.png")
+    assert "offline.css" in shown and "penguin_id" in shown and "body_mass_g" in shown
+    assert not re.search(r">\s*label\s*<", shown) and "P0005" in shown

@@ -3,6 +3,7 @@ finishes without a traceback, and the good submissions among them are still scor
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 import os
@@ -17,7 +18,12 @@ import pytest
 from conftest import saved, stores
 from test_scoring import penguins_released, results
 
+from challenge import catalog
 from challenge.cli import main
+from challenge.errors import ChallengeError
+from challenge.storage import Storage, key_fits
+from challenge.tasks.final_choices import FinalFile, check_final, read_final
+from challenge.tasks.participants import check_key_room, my_submissions, submit_file
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -71,7 +77,24 @@ def corpus(perfect: pa.Table) -> dict[str, tuple[bytes, str, str]]:
         "team-a/penguins/garbage.csv": (bytes(np.random.default_rng(1).integers(0, 256, 4000, dtype=np.uint8)),
                                         "invalid", ""),
         "team-a/penguins/garbage.parquet": (b"PAR1" + b"\x00" * 100 + b"PAR1", "invalid", "cannot be read as Parquet"),
-        "team-a/penguins/utf16.csv": (csv_bytes(perfect).decode().encode("utf-16"), "invalid", ""),
+        "team-a/penguins/utf16.csv": (csv_bytes(perfect).decode().encode("utf-16"), "invalid",
+                                      "is UTF-16 text, not CSV text: save it as UTF-8"),
+        "team-a/penguins/utf16le.csv": (csv_bytes(perfect).decode().encode("utf-16-le"), "invalid",  # no byte-order mark
+                                        "is UTF-16 text, not CSV text: save it as UTF-8"),
+        "team-a/penguins/gzipped.csv": (gzip.compress(csv_bytes(perfect)), "invalid",
+                                        "is gzip-compressed, not CSV text: upload the plain file"),
+        "team-a/penguins/workbook.csv": (b"PK\x03\x04" + bytes(200), "invalid", "is a ZIP archive (an .xlsx"),
+        "team-a/penguins/parquet-named.csv": (parquet_bytes(perfect), "invalid",
+                                              "is a Parquet file named .csv: upload it with the .parquet extension"),
+        "team-a/penguins/csv-named.parquet": (csv_bytes(perfect), "invalid", "is CSV text, not Parquet: upload it as a .csv"),
+        "team-a/penguins/cr-only.csv": (csv_bytes(perfect).replace(b"\n", b"\r"), "scored", "scored"),  # classic Mac OS
+        "team-a/penguins/long-cell.csv": (b"id,label\n" + ids[0].encode() + b"," + b"x" * (3 << 20) + b"\n",
+                                          "invalid", "has a line longer than 1 MB"),
+        "team-a/penguins/long-quoted.csv": (b'id,label\n' + ids[0].encode() + b',"' + b"y" * (3 << 20) + b'"\n',
+                                            "invalid", "has a line longer than 1 MB; ids and labels are short"),
+        "team-a/penguins/huge-first-line.csv": (b"x" * (3 << 20) + b"\nid,label\n", "invalid",
+                                                ("the first line of huge-first-line.csv is 3.0 MB with a value longer "
+                                                 "than 128 KB: the first line must be the header id,label")),
         "team-a/penguins/semicolons.csv": (b"id;label\n" + b"".join(f"{i};{lab}\n".encode() for i, lab in zip(ids, labels)),
                                            "invalid", "separate the columns with commas"),
         "team-a/penguins/no-ids.csv": (b"id,label\n" + b"".join(f",{lab}\n".encode() for lab in labels), "invalid",
@@ -103,6 +126,9 @@ def test_hostile_uploads_get_an_answer_and_never_stop_scoring(backend: str, tmp_
                             "team-a/penguins/tab\there.csv": "control character", "team-a/penguins/./dot.csv": "'.'"}.items():
             client.put_object(Bucket=bucket, Key=f"{prefix}/{key}", Body=csv_bytes(perfect))
             unusable[key] = phrase
+        over = f"team-a/penguins/{'o' * (1030 - len(prefix) - 21)}.csv"  # 1,030 bytes with the prefix: real S3 refuses it
+        client.put_object(Bucket=bucket, Key=f"{prefix}/{over}", Body=csv_bytes(perfect))
+        unusable[over] = "S3 keys are at most 1,024 bytes (UTF-8), the location's prefix included"
     else:  # entries that are not regular files
         folder = Path(config.storage.submissions) / "team-a" / "penguins"
         answers = Path(config.storage.private) / "releases" / "r1" / "penguins" / "answers.parquet"
@@ -111,6 +137,12 @@ def test_hostile_uploads_get_an_answer_and_never_stop_scoring(backend: str, tmp_
         os.mkfifo(folder / "pipe.csv")
         unusable = {"team-a/penguins/answers-link.parquet": "is a symbolic link",
                     "team-a/penguins/passwd.csv": "is a symbolic link", "team-a/penguins/pipe.csv": "named pipe (FIFO)"}
+
+    # its own key fits, the key of its feedback beside it does not (S3: 1,024 bytes with the prefix; a local folder:
+    # 255 bytes a name): scored, and told where its feedback is and to use a shorter name
+    room = 255 if backend == "local" else 1024 - len("submissions/team-a/penguins/")
+    long_name = "l" * (room - len(".csv") - 3) + ".csv"
+    submissions.write_bytes(f"team-a/penguins/{long_name}", csv_bytes(perfect))
 
     config_file = saved(config)
     assert main(["--config", config_file, "score"]) == 0  # the run finishes; nothing is left for a retry
@@ -124,11 +156,17 @@ def test_hostile_uploads_get_an_answer_and_never_stop_scoring(backend: str, tmp_
     records = {r["key"]: r for r in results(config)}
     for key, phrase in unusable.items():
         assert records[key]["status"] == "rejected" and phrase in records[key]["message"], (key, records[key])
+    moved = records[f"team-a/penguins/{long_name}"]
+    note = json.loads(submissions.read_bytes(catalog.unusable_feedback_key("team-a", moved["submission_id"])))
+    assert note["status"] == moved["status"] == "scored" and note["message"] == moved["message"]
+    assert "this feedback is not beside the upload" in note["message"] and "upload under a shorter name" in note["message"]
+    mine = {u.name: u for u in my_submissions(submissions, "team-a", ["penguins"])["penguins"].uploads}
+    assert mine[long_name].status == "scored"  # `challenge submissions` finds it there too
     assert "root:" not in json.dumps(records) and "root:" not in "".join(
         submissions.read_bytes(i.key).decode() for i in submissions.list("") if i.key.endswith(".result.json"))
     if backend == "s3":  # a key that cannot carry feedback: the team still hears of it in its folder
         notes = [i.key for i in submissions.list("team-a/") if i.key.startswith("team-a/_unusable-")]
-        assert len(notes) == len(unusable)
+        assert len(notes) == len(unusable) + 1  # and the feedback of the scored upload of too long a name
     assert not [i.key for i in private.list("results/") if i.key.endswith(".error.json")]
 
     # the next run has nothing left to do: every upload has its final answer
@@ -173,3 +211,39 @@ def test_bombs_are_refused_within_a_capped_address_space(tmp_path: Path, request
     final = json.loads(submissions.read_bytes("team-a/penguins/FINAL.result.json"))
     assert final["status"] == "not accepted" and f"FINAL is {2 << 30} bytes" in final["message"]
     assert json.loads(submissions.read_bytes("team-a/penguins/good.csv.result.json"))["status"] == "scored"
+
+
+@pytest.mark.parametrize(("data", "names", "problem"), [
+    (b"\xef\xbb\xbfgood.csv\r\nother.csv\r\n", ("good.csv", "other.csv"), None),  # Notepad's UTF-8 mark: not in the name
+    ("good.csv\n".encode("utf-16"), (), "FINAL is UTF-16 text; save it as UTF-8 plain text, holding the file names"),
+    (gzip.compress(b"good.csv\n"), (), "FINAL is gzip-compressed; write it as plain text"),
+    (b"caf\xe9.csv\n", (), "FINAL is not UTF-8 text; save it as UTF-8 plain text"),
+])
+def test_a_final_file_as_editors_write_it(storage: Storage, data: bytes, names: tuple[str, ...], problem: str | None) -> None:
+    storage.write_bytes("team-a/penguins/FINAL", data)
+    final = read_final(storage, storage.head("team-a/penguins/FINAL"), "team-a", "penguins")
+    assert final.names == names and (final.problem == problem if problem is None else problem in final.problem)
+
+
+def test_a_final_name_with_an_invisible_character_is_shown_with_it_spelled_out() -> None:
+    scored = {"name": "good.csv", "status": "scored", "uploaded_at": "2026-01-01T00:00:00+00:00", "metrics": {},
+              "key": "team-a/penguins/good.csv", "submission_id": "x"}
+    final = FinalFile("team-a", "penguins", "team-a/penguins/FINAL", ("good\u200b.csv",))
+    chosen, message = check_final(final, [scored], "accuracy")
+    assert not chosen and "FINAL names 'good<U+200B>.csv' (with the invisible character(s) U+200B: delete them)" in message
+
+
+def test_submit_refuses_a_name_too_long_for_its_feedback_before_uploading(storage: Storage, backend: str) -> None:
+    """`challenge submit`: the upload's key fits, the scorer's feedback beside it would not (S3: 1,024 bytes with
+    the location's prefix, here some/prefix/; a local folder: 255 bytes a name): refused, nothing uploaded."""
+    room = 255 if backend == "local" else 1024 - len("some/prefix/team-a/penguins/")
+    too_long = "n" * (room - len(".csv") - 5) + ".csv"
+    assert key_fits(storage, f"team-a/penguins/{too_long}")
+    with pytest.raises(ChallengeError, match=r"not uploaded: the name .* is 7 byte\(s\) too long for the scorer's "
+                                             r"feedback \(\.result\.json added to the name\): .*upload under a shorter name"):
+        submit_file(storage, "team-a", "penguins", b"id,label\n", too_long, None, set())
+    with pytest.raises(ChallengeError, match=r"too long for the message \(\.message\.json added to the name\)"):
+        check_key_room(storage, f"team-a/penguins/{'n' * (room - len('.csv') - 12)}.csv", with_message=True)
+    assert list(storage.list("team-a/")) == []
+    got = submit_file(storage, "team-a", "penguins", b"id,label\n", "n" * (room - len(".csv") - 13) + ".csv", "note", set())
+    assert storage.exists(got.key) and key_fits(storage, got.key + ".result.json")

@@ -186,7 +186,8 @@ def test_cli_writes_one_file_per_team(config_file: Path, tmp_path: Path, capsys:
     out.mkdir()
     (out / "team-a.json").write_text("stale", encoding="utf-8")
     assert run_cli(["--config", str(config_file), "iam", "--out", str(out)]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["team-a.json", "team-b.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["team-a.json", "team-a.participant.yaml", "team-b.json",
+                                                     "team-b.participant.yaml"]
     assert json.loads((out / "team-a.json").read_text(encoding="utf-8")) == \
         team_policy(make_config(one_bucket()), "team-a")
     assert "team-b.json" in capsys.readouterr().out
@@ -195,7 +196,7 @@ def test_cli_writes_one_file_per_team(config_file: Path, tmp_path: Path, capsys:
 def test_cli_team_filter(config_file: Path, tmp_path: Path) -> None:
     out = tmp_path / "only-b"
     assert run_cli(["--config", str(config_file), "iam", "--out", str(out), "--team", "team-b"]) == 0
-    assert [p.name for p in out.iterdir()] == ["team-b.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["team-b.json", "team-b.participant.yaml"]
 
 
 def test_cli_unknown_team(config_file: Path, tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 ENTRY_POINTS = {"challenge.cli", "challenge.demo", "challenge.board_text", "challenge.terminal", "challenge.prefect_setup",
-                "challenge.scaffold", "challenge.iam"}
+                "challenge.scaffold", "challenge.iam", "challenge.participant_cli"}
 LAYERS = ["core", "expectations", "tasks", "flows", "entry"]  # an import may only point at its own layer or one below
 
 

@@ -96,9 +96,44 @@ def test_the_final_snapshot_page_says_what_it_was_computed_with(tmp_path: Path) 
                                    for t, task in tasks.items()}}
     write_leaderboard(public, board, "A season of the challenge", "leaderboard/final")
     page = tmp_path / "public" / "leaderboard" / "final" / "index.html"
-    dom = chromium(page.as_uri(), tmp_path / "profile", screenshot="leaderboard-final-snapshot.png", window=(1280, 1400))
+    dom = chromium(page.as_uri(), tmp_path / "profile", screenshot="leaderboard-final-snapshot.png", window=(1280, 3200))
     assert "Final standings (private scores)" in dom and "finalized 2026-11-23 17:00 UTC" in dom
     assert "This snapshot is final" in dom and "challenge 9.9.9 on release r2" in dom and "penguins: 111111111111… (version 2)" in dom
     assert "Task shoes is withdrawn: &lt;i&gt;labels&lt;/i&gt; under review" in dom  # escaped
     assert "answer key corrected (version 2)" in dom and "unchanged since release r1" in dom
     assert "final score (the best private score among its FINAL picks" in dom
+    assert "best private score so far" in dom and "best public score so far" not in dom  # the charts say what they show
+    assert "public part" not in dom
+    for task_id, task in tasks.items():  # from leaderboard/final/ too, the card and the corrections trail open
+        heading = dom.split(f'id="task-{task_id}-title"')[1].split("</h2>")[0]
+        links = re.findall(r'href="([^"]+)"', heading)
+        assert (page.parent / links[0]).resolve() == (tmp_path / "public" / task.card).resolve()
+        if task.answer_version > 1:
+            trail = tmp_path / "public" / "corrections" / "r2" / f"{task_id}.json"
+            assert (page.parent / links[1]).resolve() == trail.resolve()
+            assert "answer key corrected (version 2)</a>" in heading
+
+
+def test_the_benchmark_page_says_its_scores_are_on_the_whole_test_set(tmp_path: Path) -> None:
+    """The post-challenge board: ranked, charted and its intervals computed on the whole test set, and it says so."""
+    public = LocalStorage(tmp_path / "public")
+    records = []
+    for r in season_records():
+        score = r["metrics"]["public"][TASKS[r["task_id"]].metric]
+        records.append({**r, "phase": "benchmark", "metrics": {**r["metrics"], "test": {
+            TASKS[r["task_id"]].metric: round(1 - score, 6)}}})  # the whole test set ranks the other way round
+    board = build_leaderboard("season", "r2", TASKS, records, True, {}, TEAMS, benchmark=True)
+    board["intervals"] = {"method": "bootstrap", "resamples": 1000, "seed": 0, "level": 0.95, "part": "test"}
+    write_leaderboard(public, board, "A season of the challenge", "leaderboard/benchmark")
+    penguins = [e["score"] for e in board["tasks"]["penguins"]["entries"] if not e["baseline"]]
+    best_whole = {}
+    for r in records:
+        if r["task_id"] == "penguins" and r["team"] != "baseline":
+            best_whole[r["team"]] = max(best_whole.get(r["team"], 0), r["metrics"]["test"]["macro_f1"])
+    assert penguins == sorted(best_whole.values(), reverse=True)
+    page = tmp_path / "public" / "leaderboard" / "benchmark" / "index.html"
+    dom = chromium(page.as_uri(), tmp_path / "profile", screenshot="leaderboard-benchmark.png", window=(1280, 3200))
+    assert "Post-challenge benchmark" in dom and "ranked by their score on the whole test set" in dom
+    assert "on the whole test set;" in dom and "private part" not in dom and "public part" not in dom
+    assert "best score on the whole test set so far" in dom and "best public score so far" not in dom
+    assert "average of a team's best score on the whole test set" in dom

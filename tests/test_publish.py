@@ -46,7 +46,11 @@ def stage(config: ChallengeConfig, folder: Path, contributor: str) -> None:
 def staged(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> ChallengeConfig:
     """The three example tasks, staged once per backend for this module."""
     endpoint = request.getfixturevalue("s3_endpoint") if request.param == "s3" else None
-    config = make_config(request.param, tmp_path_factory.mktemp(f"pub-{request.param}"), endpoint)
+    return stage_examples(make_config(request.param, tmp_path_factory.mktemp(f"pub-{request.param}"), endpoint))
+
+
+def stage_examples(config: ChallengeConfig) -> ChallengeConfig:
+    """`config` with the three example tasks staged."""
     for task, contributor in EXAMPLE_TASKS.items():
         stage(config, EXAMPLES / contributor / task, contributor)
     return config
@@ -84,7 +88,7 @@ def test_release_layout_and_latest(staged: ChallengeConfig, release_a: dict) -> 
             assert all(public.exists(f"{prefix}/{p}") for p in train["image"].to_pylist()[:20])
         assert private.exists(f"releases/a/{task}/answers.parquet") and private.exists(f"releases/a/{task}/id_map.parquet")
         card = public.read_bytes(f"{prefix}/README.md").decode()
-        assert "How to submit" in card and task in card
+        assert "## Submit" in card and f"challenge submit predictions.csv --task {task}" in card
 
 
 def test_public_test_files_hold_no_label_or_usage(staged: ChallengeConfig, release_a: dict) -> None:

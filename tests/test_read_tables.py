@@ -8,6 +8,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
+import challenge.tasks.read_limits as read_limits
 import challenge.tasks.read_tables as read_tables
 from challenge.errors import DataReadError
 from challenge.task_spec import snake_case
@@ -17,7 +18,7 @@ from challenge.tasks.read_tables import read_table
 def test_line_breaks_inside_quoted_values_survive_block_boundaries(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     rows = [{"id": f"{i:04d}", "text": f"line one of {i}\nline two, with a comma\n\nand a blank line", "n": i} for i in range(400)]
     pd.DataFrame(rows).to_csv(tmp_path / "t.csv", index=False)
-    monkeypatch.setattr(read_tables, "CSV_BLOCK_SIZE", 1024)  # many blocks, most cut inside a value
+    monkeypatch.setattr(read_limits, "CSV_BLOCK_SIZE", 1024)  # many blocks, most cut inside a value
     table = read_table(tmp_path / "t.csv", "t.csv", ["id", "text"])
     assert table.num_rows == 400
     assert table.column("text").to_pylist() == [r["text"] for r in rows]
@@ -62,7 +63,7 @@ def test_types_from_the_first_block_give_way_to_later_blocks(tmp_path: Path, mon
     # The first block looks like integers; later blocks hold a decimal and a word: read as if inferred whole.
     lines = ["id,n,m,k"] + [f"{i},{i},{i},{i}" for i in range(2000)] + ["x,1.5,word,7"]
     (tmp_path / "t.csv").write_text("\n".join(lines) + "\n")
-    monkeypatch.setattr(read_tables, "CSV_BLOCK_SIZE", 1024)
+    monkeypatch.setattr(read_limits, "CSV_BLOCK_SIZE", 1024)
     table = read_table(tmp_path / "t.csv", "t.csv", ["id"])
     assert [str(t) for t in table.schema.types] == ["string", "double", "string", "int64"]
     assert table.column("n").to_pylist()[-2:] == [1999.0, 1.5]
@@ -73,7 +74,7 @@ def test_types_from_the_first_block_give_way_to_later_blocks(tmp_path: Path, mon
 def test_a_file_with_line_breaks_in_values_is_parsed_twice_at_most(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     rows = [{"id": f"{i:04d}", "text": f"line one of {i}\nline two", "n": i, "x": i / 2} for i in range(4000)]
     pd.DataFrame(rows).to_csv(tmp_path / "t.csv", index=False)
-    monkeypatch.setattr(read_tables, "CSV_BLOCK_SIZE", 4096)
+    monkeypatch.setattr(read_limits, "CSV_BLOCK_SIZE", 4096)
     reads = []
     read_csv = read_tables.pa_csv.read_csv
     monkeypatch.setattr(read_tables.pa_csv, "read_csv", lambda *a, **k: reads.append(k) or read_csv(*a, **k))

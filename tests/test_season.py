@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -109,14 +110,51 @@ def test_after_close_benchmark_scores_later_uploads_on_their_own_board(penguins:
     run = score_submissions(config_path=saved(config))
     assert run.statuses == {"scored": 1}
     note = json.loads(stores(config)[2].read_bytes("team-b/penguins/later.csv.result.json"))
-    assert note["phase"] == "benchmark" and "post-challenge benchmark" in note["message"] and note["private_score"] == 1.0
+    assert note["phase"] == "benchmark" and note["test_score"] == 1.0 and "private_score" not in note
+    assert note["message"] == "scored (post-challenge benchmark): whole test set macro_f1 1.0000"
     assert entry(run.board, "penguins", "team-b") is None  # not on the challenge's board
     assert run.board["tasks"]["penguins"]["entries"] == final.board["tasks"]["penguins"]["entries"]
     assert {i.key: public.read_bytes(i.key) for i in public.list("leaderboard/final/")} == frozen
     bench = json.loads(public.read_bytes("leaderboard/benchmark/leaderboard.json"))
     assert bench["benchmark"] is True and [(e["team"], e["score"]) for e in bench["tasks"]["penguins"]["entries"]] == [
         ("team-b", 1.0)]
-    assert "Post-challenge benchmark" in public.read_bytes("leaderboard/benchmark/index.html").decode()
+    page = public.read_bytes("leaderboard/benchmark/index.html").decode()
+    assert "Post-challenge benchmark" in page and "ranked by their score on the whole test set" in page
+    assert "on the whole test set;" in page and "private part" not in page  # the intervals' note says the same
+    assert "best score on the whole test set so far" in page and "best public score so far" not in page
+    assert bench["intervals"]["part"] == "test"
+
+
+def test_a_post_challenge_upload_before_finalize_tells_no_private_part(penguins: ChallengeConfig) -> None:
+    """Closed but not finalized: FINAL picks can still change, so an upload after the close gets no score that
+    the private part's labels are in (feedback, history, a public board); finalize then adds its score on the
+    whole test set, which its feedback and the benchmark board show."""
+    policy = penguins.policy.model_copy(update={"after_close": "benchmark", "opens_at": None,
+                                                "closes_at": datetime(2000, 1, 2, tzinfo=timezone.utc)})
+    config = penguins.model_copy(update={"policy": policy})
+    public, private, submissions = stores(config)
+    key = key_of(config, "r1", "penguins")
+    upload(config, "team-b/penguins/after-close.csv", key.select(["id", "label"]))
+    assert score_submissions(config_path=saved(config)).statuses == {"scored": 1}
+    note = json.loads(submissions.read_bytes("team-b/penguins/after-close.csv.result.json"))
+    assert note["phase"] == "benchmark" and note["test_score"] is None and "private_score" not in note
+    assert note["public_score"] == 1.0 and "comes once the challenge is finalized" in note["message"]
+    history = json.loads(submissions.read_bytes("team-b/penguins/history.json"))["submissions"]
+    assert [(r["test_score"], "private_score" in r) for r in history] == [(None, False)]
+    assert not public.exists("leaderboard/benchmark/leaderboard.json")  # no public board of it yet
+
+    finalize_challenge(config_path=saved(config))
+    note = json.loads(submissions.read_bytes("team-b/penguins/after-close.csv.result.json"))
+    assert note["test_score"] == 1.0 and note["message"] == "scored (post-challenge benchmark): whole test set macro_f1 1.0000"
+    record = next(json.loads(private.read_bytes(i.key)) for i in private.list("results/team-b/"))
+    assert record["metrics"]["test"]["macro_f1"] == 1.0 and "test" not in record["history"][0]["metrics"]
+    bench = json.loads(public.read_bytes("leaderboard/benchmark/leaderboard.json"))
+    assert [(e["team"], e["score"]) for e in bench["tasks"]["penguins"]["entries"]] == [("team-b", 1.0)]
+    history = json.loads(submissions.read_bytes("team-b/penguins/history.json"))["submissions"]
+    assert [r["test_score"] for r in history] == [1.0]
+    again = score_submissions(config_path=saved(config))  # once is enough
+    assert again.statuses == {} and json.loads(private.read_bytes(
+        next(i.key for i in private.list("results/team-b/"))))["scored_at"] == record["scored_at"]
 
 
 def test_an_answer_key_correction_leaves_a_trail_and_the_next_release_keeps_it(penguins: ChallengeConfig,
@@ -154,9 +192,10 @@ def test_an_answer_key_correction_leaves_a_trail_and_the_next_release_keeps_it(p
     assert "2 label(s) changed" in out and "1 result(s) rescored, 1 superseded" in out
     v2 = hashlib.sha256(private.read_bytes("releases/r1/penguins/answers-v2.parquet")).hexdigest()
     assert private.exists("releases/r1/penguins/answers.parquet")  # the old version kept
-    trail = json.loads(public.read_bytes("releases/r1/penguins/corrections.json"))
+    trail = json.loads(public.read_bytes("corrections/r1/penguins.json"))  # beside the release, which never changes
     assert trail["answers_sha256_in_use"] == v2 and [(c["version"], c["labels_changed"]) for c in trail["corrections"]] == [(2, 2)]
     assert ids[0] not in json.dumps(trail)  # never which labels
+    assert not [i.key for i in public.list("releases/r1/") if "corrections" in i.key]
     records = {r["key"]: r for r in (json.loads(private.read_bytes(i.key)) for i in private.list("results/team-"))}
     rescored = records["team-a/penguins/perfect.csv"]
     assert rescored["scored_by"]["answers_sha256"] == v2 and rescored["history"][0]["scored_by"]["answers_sha256"] != v2
@@ -165,7 +204,16 @@ def test_an_answer_key_correction_leaves_a_trail_and_the_next_release_keeps_it(p
     board = json.loads(public.read_bytes("leaderboard/leaderboard.json"))
     assert [e["team"] for e in board["tasks"]["penguins"]["entries"]] == ["team-a"]
     assert board["tasks"]["penguins"]["answer_version"] == 2
-    assert "answer key corrected (version 2)" in public.read_bytes("leaderboard/index.html").decode()
+    page = public.read_bytes("leaderboard/index.html").decode()
+    assert "<a href='../corrections/r1/penguins.json'>answer key corrected (version 2)</a>" in page
+
+    # a trail where an earlier version wrote it (inside the release folder), and none where it now lives: the
+    # next scoring run writes it from the private record; the old file breaks nothing and is never carried over
+    legacy = public.read_bytes("corrections/r1/penguins.json")
+    public.write_bytes("releases/r1/penguins/corrections.json", legacy)
+    public.delete("corrections/r1/penguins.json")
+    score_submissions(config_path=config_file)
+    assert public.read_bytes("corrections/r1/penguins.json") == legacy
 
     # a matching task's key too: a pair label flipped, fixed in the staged pairs through the pair id map
     pairs_key = key_of(penguins, "r1", "febrl-people")
@@ -184,8 +232,12 @@ def test_an_answer_key_correction_leaves_a_trail_and_the_next_release_keeps_it(p
     actions = {s["task_id"]: s["action"] for s in run.summaries}
     assert actions["penguins"].startswith("carried over from r1") and actions["febrl-people"].startswith("carried over")
     assert hashlib.sha256(private.read_bytes("releases/r2/penguins/answers-v2.parquet")).hexdigest() == v2
+    assert not public.exists("releases/r2/penguins/corrections.json")  # the old trail stays in r1
     after = score_submissions(config_path=config_file)
     assert after.superseded == 0 and after.corrected == 0
+    r2_trail = json.loads(public.read_bytes("corrections/r2/penguins.json"))  # the key in use in r2 has its trail
+    assert r2_trail["answers_sha256_in_use"] == v2 and [c["version"] for c in r2_trail["corrections"]] == [2]
+    assert "href='../corrections/r2/penguins.json'" in public.read_bytes("leaderboard/index.html").decode()
     assert after.board["tasks"]["penguins"]["entries"] == board["tasks"]["penguins"]["entries"]
     # and a rebuild from the staged data produces the corrected labels
     rebuilt = publish_release(config_path=config_file, release="r3", tasks=["penguins"])
@@ -210,10 +262,19 @@ def test_a_withdrawn_task_leaves_the_next_release_and_the_boards(penguins: Chall
     withdrawn = penguins.model_copy(update={"withdrawn": {"penguins": reason}})
     with pytest.raises(Exception, match="withdrawn"):
         publish_release(config_path=saved(withdrawn), release="r2", tasks=["penguins"])
+    public = stores(penguins)[0]
+    assert public.exists("leaderboard/task-penguins.csv") and public.exists("leaderboard/track-classification.csv")
     run = publish_release(config_path=saved(withdrawn), release="r2")
     assert run.task_ids == ["febrl-people"]
-    latest = json.loads(stores(penguins)[0].read_bytes("latest.json"))
+    latest = json.loads(public.read_bytes("latest.json"))
     assert latest["tasks"] == ["febrl-people"] and latest["withdrawn"] == {"penguins": reason}
+    # the publish takes its standings off every board file at once: no stale CSV, no track still carrying it
+    assert not public.exists("leaderboard/task-penguins.csv") and not public.exists("leaderboard/track-classification.csv")
+    assert public.exists("leaderboard/task-febrl-people.csv") and public.exists("leaderboard/track-matching.csv")
+    published = json.loads(public.read_bytes("leaderboard/leaderboard.json"))
+    assert published["release"] == "r2" and set(published["tasks"]) == {"febrl-people"}
+    assert set(published["tracks"]) == {"matching"} and published["withdrawn"] == {"penguins": reason}
+    assert f"Task penguins is withdrawn: {reason}" in public.read_bytes("leaderboard/index.html").decode()
     upload(penguins, "team-a/penguins/late.csv", key.select(["id", "label"]))
     scored = score_submissions(config_path=saved(withdrawn))
     assert "penguins" not in scored.board["tasks"] and scored.board["withdrawn"] == {"penguins": reason}

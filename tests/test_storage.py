@@ -1,13 +1,15 @@
-"""The same storage behaviour on the local backend and on S3 (moto's server over HTTP)."""
+"""The same storage behaviour on the local backend and on S3: moto's server and SeaweedFS's, over HTTP."""
 
 from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import ALL_BACKENDS
 
 from challenge.errors import StorageError
 from challenge.storage import (
@@ -21,6 +23,12 @@ from challenge.storage import (
     upload_tree,
     validate_key,
 )
+
+
+@pytest.fixture(params=ALL_BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """The storage contract on every backend: local, moto, and SeaweedFS (a second, real S3 implementation)."""
+    return request.param
 
 
 def test_write_read_head_and_version_change(storage: Storage) -> None:
@@ -83,6 +91,46 @@ def test_unsafe_keys_are_rejected(storage: Storage, key: str) -> None:
         storage.write_bytes(key, b"x")
     with pytest.raises(StorageError):
         validate_key(key)
+
+
+def key_of(size: int, folder: str = "long") -> str:
+    """A key of exactly `size` bytes of UTF-8 (two-byte characters, folder names of at most 199 bytes)."""
+    names, left = [folder], size - len(folder)
+    while left > 200:
+        names.append("é" * 99)
+        left -= 199  # "/" and 99 two-byte characters
+    return "/".join([*names, "x" * (left - 1)])
+
+
+def test_keys_past_s3s_limit_are_refused_before_any_request(storage: Storage, backend: str) -> None:
+    """S3 keys are at most 1,024 bytes of UTF-8, the location's prefix included (moto accepts longer ones; real
+    S3 and SeaweedFS refuse them): every backend refuses a longer key itself, saying by how much, before any request."""
+    from challenge.storage import MAX_KEY_BYTES, KeyTooLong, key_fits
+
+    room = MAX_KEY_BYTES - (len("some/prefix/") if backend != "local" else 0)  # the storage fixture's S3 prefix
+    longest, over = key_of(room), key_of(room + 1)
+    assert len(longest.encode()) == room and key_fits(storage, longest) and not key_fits(storage, over)
+    storage.write_bytes(longest, b"fits")
+    assert storage.read_bytes(longest) == b"fits" and [i.key for i in storage.list("long/")] == [longest]
+    for attempt in (lambda: storage.write_bytes(over, b"x"), lambda: storage.head(over), lambda: storage.read_bytes(over),
+                    lambda: storage.copy(longest, over)):
+        with pytest.raises(KeyTooLong, match=r"1,024 bytes \(UTF-8\), the location.s prefix included: use a shorter") as refused:
+            attempt()
+        assert refused.value.excess == 1 and len(str(refused.value)) < 400
+    assert [i.key for i in storage.list("long/")] == [longest]
+    with pytest.raises(KeyTooLong, match="is 1025 bytes"):
+        validate_key(key_of(MAX_KEY_BYTES + 1))  # too long on every backend, whatever the prefix
+
+
+def test_a_local_folder_refuses_a_name_over_255_bytes(tmp_path: Path) -> None:
+    """A local file system holds names of at most 255 bytes: such a key is refused by name, not with OSError."""
+    from challenge.storage import KeyTooLong, key_fits
+
+    storage = LocalStorage(tmp_path)
+    assert key_fits(storage, "team/" + "é" * 127 + "x") and not key_fits(storage, "team/" + "é" * 128)
+    with pytest.raises(KeyTooLong, match="is 256 bytes; a local folder holds names of at most 255 bytes") as refused:
+        storage.write_bytes("team/" + "é" * 128, b"x")
+    assert refused.value.excess == 1
 
 
 def test_local_write_is_atomic_and_leaves_no_temporaries(tmp_path: Path) -> None:
@@ -218,3 +266,44 @@ def test_upload_tree_and_download_many_round_trip_a_folder_of_many_files(storage
     assert keys == sorted(f"up/{n}" for n in names)
     download_many(storage, ((k, tmp_path / "down" / k) for k in keys))
     assert all((tmp_path / "down" / "up" / n).read_bytes() == (folder / n).read_bytes() for n in names)
+
+
+def test_if_absent_write_creates_once_and_never_overwrites(storage: Storage) -> None:
+    from challenge.storage import ObjectExists
+
+    storage.write_bytes("results/a.json", b'{"first": true}', if_absent=True)
+    with pytest.raises(ObjectExists, match="already exists"):
+        storage.write_bytes("results/a.json", b'{"second": true}', if_absent=True)
+    assert storage.read_bytes("results/a.json") == b'{"first": true}'
+    storage.write_bytes("results/a.json", b'{"first": true}', if_absent=True)  # its own bytes: written (a retried PUT)
+    assert [i.key for i in storage.list("results/")] == ["results/a.json"]  # the loser left no temporary behind
+    storage.write_bytes("results/a.json", b'{"rewritten": true}')  # a plain write still replaces it
+    assert storage.read_bytes("results/a.json") == b'{"rewritten": true}'
+
+
+def test_racing_if_absent_writes_exactly_one_wins(storage: Storage, backend: str) -> None:
+    """Writers racing to create the same key (threads released together): one writes, every other gets
+    ObjectExists, and the object holds the winner's bytes. moto checks If-None-Match, then puts, without a
+    lock: there racing writers can both win (1 round in 1,500 of 4 writers), so only the losers' error is checked."""
+    from challenge.storage import ObjectExists
+
+    writers = 4
+
+    def write(key: str, i: int, barrier: threading.Barrier, outcomes: dict[int, str]) -> None:
+        barrier.wait()
+        try:
+            storage.write_bytes(key, f'{{"writer": {i}}}'.encode(), if_absent=True)
+            outcomes[i] = "won"
+        except ObjectExists:
+            outcomes[i] = "lost"
+
+    for round_ in range(3):
+        key, barrier, outcomes = f"race/{round_}.json", threading.Barrier(writers), {}
+        threads = [threading.Thread(target=write, args=(key, i, barrier, outcomes)) for i in range(writers)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        winners = [i for i, outcome in outcomes.items() if outcome == "won"]
+        assert len(outcomes) == writers and (len(winners) == 1 if backend != "s3" else winners), outcomes
+        assert storage.read_bytes(key) in {f'{{"writer": {i}}}'.encode() for i in winners}

@@ -164,3 +164,72 @@ def test_a_huge_parquet_id_is_refused_from_its_dictionary_before_any_row_expands
     assert pa.types.is_dictionary(table["id"].type)
     with pytest.raises(ParticipantVisibleError, match="a value of the id column is 1500000 bytes long"):
         validate(table, IdIndex(pa.array(NUMBERED)), CLASSES)
+
+
+def _rule(submitted: str | None, test: list[str]) -> int:
+    """The id rule in plain Python (IdIndex.padded): the position of the published id a text stands for."""
+    width = len(test[0])
+    whole, _, zeros = (submitted or "").partition(".")
+    if zeros and not zeros.strip("0") and whole.isascii() and whole.isdigit():  # 3.0, 3.00
+        submitted = whole
+    if submitted is not None and submitted.isascii() and submitted.isdigit() and len(submitted) < width:
+        submitted = submitted.zfill(width)
+    return test.index(submitted) if submitted in test else -1
+
+
+SPELLINGS = ["0003", "3", "03", "003", "3.0", "0003.0", "3.00", "3.5", "+3", "-3", " 3", "3 ", "", None, "00003", "٣",
+             "10003", "0017", "17", "17.0", "9999", "99999", "0", "0000", "0.0", "00", "x003", "3e0"]
+
+
+@pytest.mark.parametrize("test", [["0003", "0017", "9999", "0000", "0042"],  # the lookup array
+                                  ["000000000003", "000000000017", "999999999999", "000000000000"]])  # a hash lookup
+def test_an_id_of_digits_shorter_than_the_published_ids_is_the_published_id_padded(test: list[str]) -> None:
+    """Published ids all ASCII digits of one width W: an id of digits only, shorter than W, is the
+    published id padded with zeros, and a whole decimal is its integer part; nothing else changes. The
+    same on every path: fixed width, integers written as text, anything else, and the hash lookup."""
+    index = IdIndex(pa.array(test))
+    assert index.digits == len(test[0]) and (index.lookup is None) == (len(test[0]) == 12)
+    width = len(test[0])
+    spellings = SPELLINGS + [s.zfill(width) for s in ("3", "17")]
+    expected = [_rule(s, test) for s in spellings]
+    assert index.positions(pa.array(spellings)).tolist() == expected
+    for block in (["3", "17", "9999", "0"], [s.zfill(width) for s in ("3", "17")], ["3", "17.0", "0003"], ["3.00", "17"]):
+        assert index.positions(pa.array(block)).tolist() == [_rule(s, test) for s in block], block
+    numbers = pa.chunked_array([pa.array([3, 17, None, -3, 10 ** width + 3, 0], pa.int64()), pa.array([9999], pa.int64())])
+    assert index.positions(numbers).tolist() == [_rule(str(n), test) if n is not None and n >= 0 else -1
+                                                 for n in numbers.to_pylist()]
+
+
+def test_prefixed_ids_are_not_padded() -> None:
+    """Matching ids (`r0003`, `p0003`) keep their exact form: `r3` is not `r0003`."""
+    index = IdIndex(pa.array(["r0003", "r0017"]))
+    assert index.digits == 0
+    assert index.positions(pa.array(["r3", "r0017", "3", "0003"])).tolist() == [-1, 1, -1, -1]
+
+
+def test_integer_ids_and_whole_float_labels_validate_as_their_text() -> None:
+    """What a reader makes of `0003` (the int 3, the float 3.0) and of the class `3` (3.0) is accepted
+    as the published id and the class; a label 3.0 of a task with named classes is not a class."""
+    test, digits = pa.array(["0003", "0011", "0000", "0007"]), pa.array([str(i) for i in range(10)])
+    index = IdIndex(test)
+    expected = validate(pa.table({"id": test, "label": ["1", "2", "3", "0"]}), index, digits).dictionary_decode().to_pylist()
+    for ids in ([3, 11, 0, 7], [3.0, 11.0, 0.0, 7.0], ["3", "11", "0", "7"], ["3.0", "11", "0000", "7"]):
+        for labels in ([1, 2, 3, 0], [1.0, 2.0, 3.0, 0.0], ["1.0", "2", "3.00", "0"]):
+            aligned = validate(pa.table({"id": ids, "label": labels}), index, digits)
+            assert aligned.dictionary_decode().to_pylist() == expected, (ids, labels)
+    with pytest.raises(ParticipantVisibleError, match=r"^1 label\(s\) are not classes of this task \(e.g. 1.0\)"):
+        validate(pa.table({"id": [3, 11, 0, 7], "label": ["1.0", "a", "a", "a"]}), index, pa.array(["1", "a"]))
+    with pytest.raises(ParticipantVisibleError, match=r"^1 label\(s\) are not classes of this task \(e.g. 01.0\)"):
+        validate(pa.table({"id": [3, 11, 0, 7], "label": ["01.0", "1", "1", "1"]}), index, digits)
+
+
+def test_one_id_written_two_ways_is_reported_as_repeated_with_both_spellings() -> None:
+    index = IdIndex(pa.array(["0003", "0011", "0000", "0007"]))
+    with pytest.raises(ParticipantVisibleError) as info:
+        validate(pa.table({"id": ["0003", "3", "0", "7"], "label": ["a"] * 4}), index, CLASSES)
+    assert str(info.value) == ("1 id(s) appear more than once (e.g. 0003); 3 and 0003 are the same id (an id of digits "
+                               "only is the published id padded with zeros to 4 digits): keep one row per id; "
+                               "1 test id(s) are missing (e.g. 0011)")
+    with pytest.raises(ParticipantVisibleError) as info:  # the same spelling twice: the message as before
+        validate(pa.table({"id": ["3", "3", "0", "7"], "label": ["a"] * 4}), index, CLASSES)
+    assert str(info.value) == "1 id(s) appear more than once (e.g. 0003); 1 test id(s) are missing (e.g. 0011)"

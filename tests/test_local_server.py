@@ -1,0 +1,195 @@
+"""The local Prefect server the CLI starts when PREFECT_API_URL is unset: started once, reused, stopped;
+a stale PID file, a PID now used by another program, a port another program holds, two commands at once
+and Ctrl-C during the start; the temporary server's 180 s timeout; where the error line says the traceback is.
+
+Each test has its own PREFECT_HOME and stops what it started (conftest checks that nothing is left)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import _free_port, make_config, prefect_servers_under
+
+from challenge import local_server
+from challenge.config import write_config
+
+CLI = Path(sys.executable).parent / "challenge"
+TIMEOUT = 180
+
+
+def cli_env(home: Path, **extra: str) -> dict[str, str]:
+    """A user's shell: no PREFECT_ settings but PREFECT_HOME, the local server not turned off."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_") and k != "CHALLENGE_NO_SERVER"}
+    return {**env, "PREFECT_HOME": str(home), "PREFECT_LOGGING_LEVEL": "WARNING", **extra}
+
+
+def cli(home: Path, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(CLI), *args], env=cli_env(home, **extra), capture_output=True, text=True, timeout=600,
+                          check=False)
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Iterator[Path]:
+    """A new PREFECT_HOME; whatever server it has at the end is stopped, and none may be left."""
+    folder = tmp_path / "prefect-home"
+    yield folder
+    local_server.stop(folder)
+    assert prefect_servers_under(tmp_path) == []
+
+
+def state(home: Path) -> dict:
+    return json.loads((home / local_server.STATE_FILE).read_text())
+
+
+def alive(pid: int) -> bool:
+    return local_server.process_identity(pid) is not None
+
+
+def test_started_once_reused_then_stopped(home: Path) -> None:
+    started = cli(home, "server", "start")
+    assert started.returncode == 0, started.stderr
+    server = state(home)
+    ui = f"http://127.0.0.1:{server['port']}"
+    assert f"starting a local Prefect server for PREFECT_HOME={home}" in started.stderr
+    assert f"UI at {ui}" in started.stderr and local_server.answers(server["port"])
+    status = cli(home, "server", "status")
+    assert f"local Prefect server: running, PID {server['pid']}, UI at {ui}" in status.stdout
+    again = cli(home, "server", "start")
+    assert "starting" not in again.stderr and f"already running: UI at {ui}" in again.stdout
+    assert state(home)["pid"] == server["pid"] and prefect_servers_under(home) == [server["pid"]]
+    stopped = cli(home, "server", "stop")
+    assert f"stopped the local Prefect server (PID {server['pid']}" in stopped.stdout
+    assert not alive(server["pid"]) and local_server.port_free(server["port"])
+    assert "not running" in cli(home, "server", "status").stdout
+    assert "no local Prefect server is running" in cli(home, "server", "stop").stdout
+
+
+def test_ctrl_c_while_it_starts_leaves_it_running(home: Path) -> None:
+    """The server has its own session: Ctrl-C (SIGINT to the command's process group) does not reach it."""
+    command = subprocess.Popen([str(CLI), "server", "start"], env=cli_env(home), start_new_session=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (home / local_server.STATE_FILE).exists():
+        assert command.poll() is None and time.monotonic() < deadline, command.communicate()
+        time.sleep(0.1)
+    os.killpg(command.pid, signal.SIGINT)
+    _, err = command.communicate(timeout=60)
+    assert command.returncode == 130 and "interrupted" in err
+    pid = state(home)["pid"]
+    assert alive(pid)
+    after = cli(home, "server", "start")  # waits for the same server instead of starting another one
+    assert after.returncode == 0 and "starting" not in after.stderr, after.stderr
+    assert state(home)["pid"] == pid and local_server.answers(state(home)["port"])
+
+
+def test_two_commands_at_once_start_one_server(home: Path) -> None:
+    commands = [subprocess.Popen([str(CLI), "server", "start"], env=cli_env(home), stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = [c.communicate(timeout=600) for c in commands]
+    assert [c.returncode for c in commands] == [0, 0], outputs
+    assert sum("starting a local Prefect server" in err for _, err in outputs) == 1, outputs
+    assert prefect_servers_under(home) == [state(home)["pid"]]
+
+
+def test_a_stale_pid_file_is_replaced(home: Path) -> None:
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    home.mkdir()
+    local_server.write_state(home, gone.pid, _free_port(), f"1 {sys.executable} -m prefect server start")
+    said: list[str] = []
+    server = local_server.ensure(home, TIMEOUT, said.append)
+    assert f"the previous one (PID {gone.pid}) is no longer running" in said[0]
+    assert server.pid != gone.pid and local_server.answers(server.port) and state(home)["pid"] == server.pid
+
+
+def test_a_pid_now_used_by_another_program_is_left_alone(home: Path) -> None:
+    other = subprocess.Popen(["sleep", "300"])
+    try:
+        home.mkdir()
+        local_server.write_state(home, other.pid, _free_port(), f"1 {sys.executable} -m prefect server start")
+        assert local_server.status(home) is None  # not our server, whatever the file says
+        server = local_server.ensure(home, TIMEOUT, lambda line: None)
+        assert server.pid != other.pid and local_server.answers(server.port)
+        local_server.stop(home)
+        assert other.poll() is None  # neither ensure nor stop signalled it
+    finally:
+        other.kill()
+        other.wait()
+
+
+def test_a_port_another_program_holds_is_left_to_it(home: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        home.mkdir()
+        (home / local_server.PORT_FILE).write_text(str(port))  # the port the last server of this home had
+        said: list[str] = []
+        server = local_server.ensure(home, TIMEOUT, said.append)
+        assert f"port {port} is in use by another program" in said[0]
+        assert server.port != port and local_server.answers(server.port)
+        taken.settimeout(5)
+        with socket.create_connection(("127.0.0.1", port), timeout=5):
+            taken.accept()[0].close()  # still the other program's
+
+
+def test_a_server_that_cannot_start_names_its_log(home: Path) -> None:
+    home.mkdir()
+    broken = {"PREFECT_SERVER_DATABASE_CONNECTION_URL": "nonsense://"}
+    result = cli(home, "server", "start", **broken)
+    assert result.returncode == 2, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "exited while starting" in errors[0] and str(home / local_server.LOG_FILE) in errors[0]
+    assert not (home / local_server.STATE_FILE).exists()
+
+
+@pytest.mark.parametrize("setting, expected", [(None, "180 s"), ("45", "45 s")])
+def test_the_temporary_servers_timeout_reaches_prefect(tmp_path: Path, setting: str | None, expected: str) -> None:
+    """Read through Prefect's settings inside a CLI run: the CLI's default, or the user's own value."""
+    extra = {"PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": setting} if setting else {}
+    status = cli(tmp_path / "prefect-home", "server", "status", **extra)
+    assert status.returncode == 0, status.stderr
+    assert f"temporary API server (--no-server): start-up timeout {expected}" in status.stdout
+
+
+def test_importing_the_cli_does_not_import_prefect() -> None:
+    """Prefect reads its settings at import: the CLI's defaults must be in place first."""
+    code = "import sys, challenge.cli; print(sorted(m for m in sys.modules if m.split('.')[0] == 'prefect'))"
+    result = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=120)
+    assert result.stdout.strip() == "[]", result.stderr
+
+
+def test_an_error_before_any_flow_run_says_so(tmp_path: Path) -> None:
+    path = write_config(make_config("local", tmp_path, None), tmp_path / "challenge.yaml")
+    unreachable = f"http://127.0.0.1:{_free_port()}/api"
+    result = cli(tmp_path / "prefect-home", "--config", str(path), "score", PREFECT_API_URL=unreachable)
+    assert result.returncode == 1, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "before Prefect created a flow run, so no flow run's log has it" in errors[0], errors
+    assert "Traceback" not in result.stderr
+
+
+def test_an_error_in_a_flow_run_names_the_run(prefect_harness: None) -> None:
+    from prefect import flow
+
+    from challenge.terminal import NO_RUN, error_line
+
+    @flow(name="breaks", flow_run_name="breaks-once")
+    def breaks() -> None:
+        raise ValueError("bad thing")
+
+    with pytest.raises(ValueError) as raised:
+        breaks()
+    line = error_line(raised.value)
+    assert line.startswith("error: ValueError: bad thing (run again with --debug")
+    assert "the log of flow run 'breaks-once' in Prefect has it too" in line and "/runs/flow-run/" in line
+    assert NO_RUN in error_line(ValueError("outside"))
