@@ -226,7 +226,7 @@ def cmd_server(args: argparse.Namespace) -> int:
     if server is None:
         print(f"local Prefect server: not running for PREFECT_HOME={home} (the next command that runs a flow starts it)")
     else:
-        state = "running" if local_server.answers(server.port) else "starting (not answering yet)"
+        state = "running" if local_server.answers(server.port, home) else "starting (not answering yet)"
         print(f"local Prefect server: {state}, PID {server.pid}, UI at {server.ui_url}, API {server.api_url}, "
               f"log {server.log}")
     if chosen:

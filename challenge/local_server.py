@@ -53,6 +53,11 @@ class Server:
     log: Path
 
     @property
+    def home(self) -> Path:
+        """Its PREFECT_HOME (where its log is)."""
+        return self.log.parent
+
+    @property
     def ui_url(self) -> str:
         return f"http://{HOST}:{self.port}"
 
@@ -77,12 +82,19 @@ def process_identity(pid: int) -> str | None:
     return None if found.returncode or not line or line.startswith("Z") else line.split(None, 1)[1]
 
 
-def answers(port: int, timeout: float = 2) -> bool:
-    """Whether a Prefect API on `port` says it is healthy."""
+def answers(port: int, home: Path | None = None, timeout: float = 2) -> bool:
+    """Whether a Prefect API on `port` says it is healthy and, given `home`, is the server of that
+    PREFECT_HOME (its settings say so): another home's server on the port is not this one's."""
     try:
         with urllib.request.urlopen(f"http://{HOST}:{port}/api/health", timeout=timeout) as response:
-            return response.status == 200
-    except (OSError, ValueError):
+            if response.status != 200:
+                return False
+        if home is None:
+            return True
+        with urllib.request.urlopen(f"http://{HOST}:{port}/api/admin/settings", timeout=timeout) as response:
+            served = json.loads(response.read()).get("home")
+        return isinstance(served, str) and Path(served).resolve() == Path(home).resolve()
+    except (OSError, ValueError, AttributeError):
         return False
 
 
@@ -160,7 +172,7 @@ def ensure(home: Path, timeout: float, say: Callable[[str], None], first_start: 
     with locked(home, lambda: say("waiting for another challenge command that is starting the local Prefect server")):
         server, stale = recorded(home)
         if server is not None:
-            if not answers(server.port):  # still starting (its starter was interrupted, or is slow): wait
+            if not answers(server.port, home):  # still starting (its starter was interrupted, or is slow): wait
                 wait_until_up(server, timeout)
             return server
         (home / STATE_FILE).unlink(missing_ok=True)
@@ -221,7 +233,7 @@ def wait_until_up(server: Server, timeout: float) -> None:
     (Ctrl-C while waiting leaves it starting: the next command waits for it.)"""
     deadline = time.monotonic() + timeout
     identity = process_identity(server.pid)
-    while not answers(server.port):
+    while not answers(server.port, server.home):
         gone = identity is None or process_identity(server.pid) != identity
         if gone or time.monotonic() > deadline:
             reap(server.pid) if gone else terminate(server.pid)

@@ -60,7 +60,7 @@ def test_started_once_reused_then_stopped(home: Path) -> None:
     server = state(home)
     ui = f"http://127.0.0.1:{server['port']}"
     assert f"starting a local Prefect server for PREFECT_HOME={home}" in started.stderr
-    assert f"UI at {ui}" in started.stderr and local_server.answers(server["port"])
+    assert f"UI at {ui}" in started.stderr and local_server.answers(server["port"], home)
     status = cli(home, "server", "status")
     assert f"local Prefect server: running, PID {server['pid']}, UI at {ui}" in status.stdout
     again = cli(home, "server", "start")
@@ -88,7 +88,7 @@ def test_ctrl_c_while_it_starts_leaves_it_running(home: Path) -> None:
     assert alive(pid)
     after = cli(home, "server", "start")  # waits for the same server instead of starting another one
     assert after.returncode == 0 and "starting" not in after.stderr, after.stderr
-    assert state(home)["pid"] == pid and local_server.answers(state(home)["port"])
+    assert state(home)["pid"] == pid and local_server.answers(state(home)["port"], home)
 
 
 def test_two_commands_at_once_start_one_server(home: Path) -> None:
@@ -108,7 +108,7 @@ def test_a_stale_pid_file_is_replaced(home: Path) -> None:
     said: list[str] = []
     server = local_server.ensure(home, TIMEOUT, said.append)
     assert f"the previous one (PID {gone.pid}) is no longer running" in said[0]
-    assert server.pid != gone.pid and local_server.answers(server.port) and state(home)["pid"] == server.pid
+    assert server.pid != gone.pid and local_server.answers(server.port, home) and state(home)["pid"] == server.pid
 
 
 def test_a_pid_now_used_by_another_program_is_left_alone(home: Path) -> None:
@@ -118,7 +118,7 @@ def test_a_pid_now_used_by_another_program_is_left_alone(home: Path) -> None:
         local_server.write_state(home, other.pid, _free_port(), f"1 {sys.executable} -m prefect server start")
         assert local_server.status(home) is None  # not our server, whatever the file says
         server = local_server.ensure(home, TIMEOUT, lambda line: None)
-        assert server.pid != other.pid and local_server.answers(server.port)
+        assert server.pid != other.pid and local_server.answers(server.port, home)
         local_server.stop(home)
         assert other.poll() is None  # neither ensure nor stop signalled it
     finally:
@@ -136,7 +136,7 @@ def test_a_port_another_program_holds_is_left_to_it(home: Path) -> None:
         said: list[str] = []
         server = local_server.ensure(home, TIMEOUT, said.append)
         assert f"port {port} is in use by another program" in said[0]
-        assert server.port != port and local_server.answers(server.port)
+        assert server.port != port and local_server.answers(server.port, home)
         taken.settimeout(5)
         with socket.create_connection(("127.0.0.1", port), timeout=5):
             taken.accept()[0].close()  # still the other program's
@@ -193,3 +193,22 @@ def test_an_error_in_a_flow_run_names_the_run(prefect_harness: None) -> None:
     assert line.startswith("error: ValueError: bad thing (run again with --debug")
     assert "the log of flow run 'breaks-once' in Prefect has it too" in line and "/runs/flow-run/" in line
     assert NO_RUN in error_line(ValueError("outside"))
+
+
+def test_another_homes_server_on_the_port_is_not_taken_for_its_own(home: Path, tmp_path: Path) -> None:
+    """Two PREFECT_HOMEs on one machine (two checkouts, two users, a test beside a demo): a server started on
+    the port another home's server holds cannot bind and exits. Its start must not count the other one's
+    answer as its own (that one may be stopped a moment later: 'Connection refused' in the middle of a demo);
+    `ensure` then starts it on another port."""
+    other_home = tmp_path / "other-home"
+    other = local_server.ensure(other_home, TIMEOUT, lambda _: None, first_start=True)
+    try:
+        home.mkdir(parents=True)
+        clash = local_server.start(home, other.port)  # the port another home's server answers on
+        with pytest.raises(local_server._PortTaken):
+            local_server.wait_until_up(clash, TIMEOUT)
+        assert not local_server.answers(other.port, home) and local_server.answers(other.port, other_home)
+        own = local_server.ensure(home, TIMEOUT, lambda _: None, first_start=True)
+        assert own.port != other.port and local_server.answers(own.port, home)
+    finally:
+        local_server.stop(other_home)
