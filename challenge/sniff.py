@@ -24,10 +24,12 @@ MAGIC: tuple[tuple[bytes, str], ...] = (
     (b"PAR1", "a Parquet file"),
     (b"ARROW1", "an Arrow IPC (Feather) file"),
     (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an Excel 97-2003 workbook (.xls)"),
+    (b"%PDF", "a PDF document"),
 )
 _BZIP2 = re.compile(rb"^BZh[1-9]1AY&SY")
 TEXT_KINDS = ("UTF-16 text", "UTF-32 text")  # text in another encoding: saving it as UTF-8 is the fix
 PARQUET = "a Parquet file"
+NUL_BYTES = "binary data (it holds NUL bytes)"
 
 
 def binary_kind(head: bytes) -> str | None:
@@ -44,4 +46,4 @@ def binary_kind(head: bytes) -> str | None:
     even, odd = sample[0::2], sample[1::2]  # UTF-16 of ASCII text: every other byte is NUL
     if len(sample) >= 4 and (odd.count(0) > 0.4 * len(odd) or even.count(0) > 0.4 * len(even)):
         return "UTF-16 text"
-    return "binary data (it holds NUL bytes)"
+    return NUL_BYTES

@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 
 from challenge.config import IntakeSettings
 from challenge.errors import DataReadError
+from challenge.sniff import NUL_BYTES, PARQUET, TEXT_KINDS, binary_kind
 
 CSV_BLOCK_SIZE = 1 << 20  # pyarrow's default; tests shrink it
 ROW_BLOCKS_PER_VALUE = 4  # a CSV or JSON Lines row may be this many times the longest value allowed
@@ -95,52 +96,38 @@ class ReadLimits:
 
 # ---- what a file is ---------------------------------------------------------------------------------------
 
-_MAGIC = [
-    (b"\x1f\x8b", "gzip-compressed"), (b"BZh", "bzip2-compressed"), (b"\xfd7zXZ\x00", "xz-compressed"),
-    (b"\x28\xb5\x2f\xfd", "zstd-compressed"), (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive"),
-    (b"PK\x03\x04", "a ZIP archive (an Excel .xlsx workbook is one)"), (b"PAR1", "a Parquet file"),
-    (b"%PDF", "a PDF document"), (b"\xd0\xcf\x11\xe0", "an old Excel (.xls) workbook"),
-]
 _FORMATS = {".csv": "a CSV", ".jsonl": "JSON Lines", ".parquet": "a Parquet file"}
 
 
-def _looks_utf16(head: bytes) -> bool:
-    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return True
-    pairs = len(head) // 2
-    if pairs < 4:
-        return False
-    zeros_odd, zeros_even = head[1:2 * pairs:2].count(0), head[0:2 * pairs:2].count(0)
-    return max(zeros_odd, zeros_even) > 0.4 * pairs and min(zeros_odd, zeros_even) < 0.05 * pairs
-
-
 def check_file_kind(path: Path, name: str) -> None:
-    """Refuse a file whose first bytes show it is not what its extension says (one line: what it is, what to do)."""
+    """Refuse a file whose first bytes show it is not what its extension says (challenge/sniff.py tells what
+    it is; one line: what it is, what to do)."""
     suffix = path.suffix.lower()
     with open(path, "rb") as fh:
         head = fh.read(4096)
     expected = _FORMATS.get(suffix, suffix)
-    if suffix != ".parquet" and _looks_utf16(head):
-        raise DataReadError(f"{name}: the file is UTF-16 encoded; re-save it as UTF-8")
-    what = next((label for magic, label in _MAGIC if head.startswith(magic)), None)
+    what = binary_kind(head)
     if suffix == ".parquet":
-        if what == "a Parquet file" or not head:
+        if what == PARQUET or not head:
             return
-        if what is None:
-            what = "text" if b"\x00" not in head else "not Parquet"
-            hint = (f"if it is a CSV or JSON Lines file, name it {path.stem}.csv or {path.stem}.jsonl (and data: in task.yaml)"
-                    if what == "text" else "write it with pandas' to_parquet or pyarrow")
+        if what is None or what in TEXT_KINDS:
+            what, hint = "text", (f"if it is a CSV or JSON Lines file, name it {path.stem}.csv or {path.stem}.jsonl "
+                                  "(and data: in task.yaml)")
+        elif what == NUL_BYTES:
+            what, hint = "not Parquet", "write it with pandas' to_parquet or pyarrow"
         else:
             hint = "decompress it and drop the .parquet itself" if "compressed" in what else "export it as Parquet"
         raise DataReadError(f"{name}: the file is {what}, not a Parquet file (it does not start with PAR1); {hint}")
-    if what == "a Parquet file":
+    if what in TEXT_KINDS:
+        raise DataReadError(f"{name}: the file is {what.split()[0]} encoded; re-save it as UTF-8")
+    if what == PARQUET:
         raise DataReadError(f"{name}: the file is a Parquet file, not {expected}; name it {path.stem}.parquet "
                             "(and data: in task.yaml)")
+    if what == NUL_BYTES:
+        raise DataReadError(f"{name}: the file holds binary data (NUL bytes), not {expected} text; export it as UTF-8 text")
     if what is not None:
         fix = f"decompress it and drop the {suffix} itself" if "compressed" in what else f"export it as {expected} (UTF-8)"
         raise DataReadError(f"{name}: the file is {what}, not {expected}; {fix}")
-    if b"\x00" in head:
-        raise DataReadError(f"{name}: the file holds binary data (NUL bytes), not {expected} text; export it as UTF-8 text")
 
 
 def check_file_size(path: Path, name: str, limits: ReadLimits) -> None:
