@@ -163,8 +163,8 @@ def measure(size: int, drops: int = 4, workers: int = 2, repeats: int = 3, submi
         client = Client(cluster)
         cluster_seconds = time.perf_counter() - start
         try:
-            start = time.perf_counter()  # what `dask worker --preload challenge.tasks.intake` does at worker start
-            client.run(importlib.import_module, "challenge.tasks.intake")
+            start = time.perf_counter()  # what `dask worker --preload challenge.tasks.intake.gate_tasks` does at worker start
+            client.run(importlib.import_module, "challenge.tasks.intake.gate_tasks")
             import_seconds = time.perf_counter() - start
             on_dask = collect_datasets.with_options(task_runner=make_task_runner("dask", address=cluster.scheduler_address))
             cold_seconds = best_of(1, {"dask": lambda: collect(on_dask)})["dask"]

@@ -43,8 +43,8 @@ def main() -> None:
     from challenge.flows.publish_release import publish_release
     from challenge.flows.score_submissions import score_submissions
     from challenge.storage import open_storage, upload_tree
-    from challenge.tasks.drops import discover_drops, run_time_label
-    from challenge.tasks.gate import gate_drop
+    from challenge.tasks.intake.drops import discover_drops, run_time_label
+    from challenge.tasks.intake.gate import gate_drop
 
     server, endpoint = start_moto()
     try:

@@ -164,8 +164,8 @@ def measure_decode(args: dict) -> dict:
 def measure_gate(args: dict) -> dict:
     """Setup, not a record: gate the drop (stages the images for publish)."""
     from challenge.storage import open_storage
-    from challenge.tasks.drops import discover_drops, run_time_label
-    from challenge.tasks.gate import gate_drop
+    from challenge.tasks.intake.drops import discover_drops, run_time_label
+    from challenge.tasks.intake.gate import gate_drop
 
     config = bench_config(Path(args["folder"]), args.get("endpoint"), args.get("bucket"))
     drops, _ = discover_drops(open_storage(config.storage.intake, args.get("endpoint")))
@@ -176,8 +176,8 @@ def measure_gate(args: dict) -> dict:
 
 def measure_publish(args: dict) -> dict:
     from challenge.storage import open_storage
-    from challenge.tasks.opaque_ids import load_or_create_key
-    from challenge.tasks.publish import publish_task
+    from challenge.tasks.release.opaque_ids import load_or_create_key
+    from challenge.tasks.release.publish import publish_task
 
     config = bench_config(Path(args["folder"]), args.get("endpoint"), args.get("bucket"))
     load_or_create_key(open_storage(config.storage.private, args.get("endpoint")))

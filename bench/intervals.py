@@ -23,9 +23,9 @@ import numpy as np
 
 from challenge.metrics import score
 from challenge.storage import LocalStorage
-from challenge.tasks import board_intervals
-from challenge.tasks.intervals import bootstrap_scores, summarize
-from challenge.tasks.releases import ReleasedTask
+from challenge.tasks.boards import intervals as board_intervals
+from challenge.tasks.boards.bootstrap import bootstrap_scores, summarize
+from challenge.tasks.release.latest import ReleasedTask
 
 KINDS = [(3, "macro_f1")] * 5 + [(10, "accuracy")] * 3 + [(2, "f1")] * 2
 

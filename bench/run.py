@@ -98,8 +98,8 @@ def bench_config(folder: Path):  # noqa: ANN201
 
 def measure_gate(folder: Path) -> dict:
     from challenge.storage import LocalStorage
-    from challenge.tasks.drops import discover_drops, run_time_label
-    from challenge.tasks.gate import gate_drop
+    from challenge.tasks.intake.drops import discover_drops, run_time_label
+    from challenge.tasks.intake.gate import gate_drop
 
     drops, _ = discover_drops(LocalStorage(folder / "intake"))
     rss_before = peak_rss()
@@ -130,8 +130,8 @@ def measure_write(folder: Path) -> dict:
 
 def measure_publish(folder: Path) -> dict:
     from challenge.storage import LocalStorage
-    from challenge.tasks.opaque_ids import load_or_create_key
-    from challenge.tasks.publish import publish_task
+    from challenge.tasks.release.opaque_ids import load_or_create_key
+    from challenge.tasks.release.publish import publish_task
 
     config = bench_config(folder)
     load_or_create_key(LocalStorage(folder / "private"))

@@ -35,8 +35,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 
-from challenge.tasks.scoring import AnswerKey, evaluate  # noqa: E402
-from challenge.tasks.submissions import Submission  # noqa: E402
+from challenge.tasks.scoring.score import AnswerKey, evaluate  # noqa: E402
+from challenge.tasks.scoring.submissions import Submission  # noqa: E402
 
 TARGETS = {"csv": 1.5, "parquet": 2.0}  # issue 15, item 5: times the pyarrow read of the same file
 BASELINES = {"csv": "pyarrow read_csv", "parquet": "pyarrow read_table"}

@@ -173,7 +173,7 @@ def reports_prefix(folder: str) -> str:
 
 def report_prefix(folder: str, contributor_folder: str, run_time: str) -> str:
     """The folder of one gate report: per task and contributor, so that two drops of one task id never
-    share it (contributor_folder: tasks/drops.py, a name without dots)."""
+    share it (contributor_folder: tasks/intake/drops.py, a name without dots)."""
     return f"{REPORTS}/{folder}/{contributor_folder}/{run_time}"
 
 

@@ -117,7 +117,7 @@ class Policy(Strict):
 
 
 class ReleaseSettings(Strict):
-    """Release-time leak limits, as fractions of a task's test rows (tasks/leakage.py).
+    """Release-time leak limits, as fractions of a task's test rows (tasks/release/leaks/checks.py).
 
     max_duplicate_fraction: test rows whose features all equal a train row's.
     max_text_duplicate_fraction: test records that nearly repeat a train record (token similarity at
@@ -130,7 +130,7 @@ class ReleaseSettings(Strict):
 
 
 class IntakeSettings(Strict):
-    """Bounds on the work one contributor's drop may cause (tasks/read_tables.py, tasks/gate_process.py): the
+    """Bounds on the work one contributor's drop may cause (tasks/intake/read_tables.py, tasks/intake/gate_process.py): the
     gate of a drop that takes longer than max_seconds_per_drop is stopped (its report says so); a data file
     with more columns, a longer value or a larger decoded size than these is refused before it is decoded.
     parallel_drops: drops gated at once (default: one per core)."""

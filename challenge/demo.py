@@ -24,8 +24,8 @@ from challenge.errors import DropsFailed
 from challenge.scaffold import init_challenge
 from challenge.storage import Storage, open_location
 from challenge.task_runners import on_runner
-from challenge.tasks.releases import current_release, read_answer_versions, read_latest, release_tasks
-from challenge.tasks.result_records import load_results
+from challenge.tasks.release.latest import current_release, read_answer_versions, read_latest, release_tasks
+from challenge.tasks.scoring.records import load_results
 
 RELEASE = "demo-1"
 SECOND_RELEASE = "demo-2"

@@ -17,12 +17,13 @@ from typing import TYPE_CHECKING
 
 from challenge import catalog
 from challenge.errors import ChallengeError
+from challenge.formats import utc_minute
 from challenge.inert import terminal_text
 
 if TYPE_CHECKING:  # the commands import the steps when they run: `challenge --help` stays quick
     from challenge.participant_config import ParticipantConfig
     from challenge.storage import Storage
-    from challenge.tasks.participants import TaskSubmissions
+    from challenge.tasks.participant.tools import TaskSubmissions
 
 DEFAULT_FOLDER = "challenge-data"
 POLL_SECONDS = 10.0
@@ -72,14 +73,13 @@ def _size(n: float) -> str:
 
 
 def cmd_download(args: argparse.Namespace) -> int:
-    from challenge.tasks.participants import download_task, release_task_ids
-    from challenge.tasks.releases import current_release
+    from challenge.tasks.participant.tools import download_task, release_task_ids
+    from challenge.tasks.release.latest import current_release
 
     me, public, _ = _stores(args)
     latest = current_release(public)
     to = Path(args.to)
     chosen = release_task_ids(latest, args.task)
-    from challenge.tasks.leaderboard_page import utc_minute
 
     when = f" (published {utc_minute(latest.published_at)})" if latest.published_at else ""
     print(f"release {latest.release}{when}: {len(chosen)} task(s) into {to / latest.release}")
@@ -92,7 +92,6 @@ def cmd_download(args: argparse.Namespace) -> int:
 
 
 def _next_run(info: object) -> str:
-    from challenge.tasks.leaderboard_page import utc_minute
 
     scoring = getattr(info, "scoring", None)
     if scoring is None or not scoring.next_run_due:
@@ -105,8 +104,7 @@ def _next_run(info: object) -> str:
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    from challenge.tasks.challenge_info import read_challenge_info
-    from challenge.tasks.participants import (
+    from challenge.tasks.participant.tools import (
         check_file,
         check_key_room,
         check_upload_name,
@@ -116,9 +114,10 @@ def cmd_submit(args: argparse.Namespace) -> int:
         task_key,
         window_problem,
     )
-    from challenge.tasks.releases import current_release
-    from challenge.tasks.submission_notes import check_message
-    from challenge.tasks.submissions import ParticipantVisibleError
+    from challenge.tasks.release.challenge_info import read_challenge_info
+    from challenge.tasks.release.latest import current_release
+    from challenge.tasks.scoring.notes import check_message
+    from challenge.tasks.scoring.submissions import ParticipantVisibleError
 
     me, public, submissions = _stores(args)
     path = Path(args.file)
@@ -158,7 +157,6 @@ def cmd_submit(args: argparse.Namespace) -> int:
         print(f"note: {warning}")
     got = submit_file(submissions, me.team, task_id, data, name, args.message, {u.name for u in mine.uploads})
     renamed = f" (as {plain(got.key.rsplit('/', 1)[-1])}: {plain(got.renamed_from)} exists)" if got.renamed_from else ""
-    from challenge.tasks.leaderboard_page import utc_minute
 
     print(f"received: {plain(got.where, 400)}{renamed}, {got.bytes} bytes, at {utc_minute(got.uploaded_at.isoformat())}")
     if left is not None:
@@ -169,7 +167,6 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 
 def _print_task(task: "TaskSubmissions", limit: int | None, now: datetime) -> None:
-    from challenge.tasks.leaderboard_page import utc_minute
 
     print(f"{task.task_id}")
     if not task.uploads:
@@ -191,9 +188,9 @@ def _print_task(task: "TaskSubmissions", limit: int | None, now: datetime) -> No
 
 
 def cmd_submissions(args: argparse.Namespace) -> int:
-    from challenge.tasks.challenge_info import read_challenge_info
-    from challenge.tasks.participants import my_submissions, release_task_ids
-    from challenge.tasks.releases import current_release
+    from challenge.tasks.participant.tools import my_submissions, release_task_ids
+    from challenge.tasks.release.challenge_info import read_challenge_info
+    from challenge.tasks.release.latest import current_release
 
     me, public, submissions = _stores(args)
     latest = current_release(public)

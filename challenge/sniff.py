@@ -2,7 +2,7 @@
 
 A `.csv` that is really UTF-16 text, gzip or ZIP bytes, a Parquet file or a workbook makes a CSV reader
 fail with a message about something else (a mangled header, "universal-newline mode"). These tell the
-real problem, so that a message can say what to do: submissions (tasks/submissions.py) and drops use them.
+real problem, so that a message can say what to do: submissions (tasks/scoring/submissions.py) and drops use them.
 """
 
 from __future__ import annotations

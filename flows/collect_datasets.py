@@ -14,8 +14,8 @@ from challenge.errors import DropsFailed
 from challenge.flows.run_names import run_name, with_tasks
 from challenge.flows.run_states import failed_run, listing
 from challenge.task_runners import task_runner_from_env, warn_unseen_storage
-from challenge.tasks.drops import DropOutcome, run_time_label, task_id_clashes
-from challenge.tasks.intake import discover_drops_task, gate_drop_task
+from challenge.tasks.intake.drops import DropOutcome, run_time_label, task_id_clashes
+from challenge.tasks.intake.gate_tasks import discover_drops_task, gate_drop_task
 
 
 @dataclass

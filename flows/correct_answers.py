@@ -14,10 +14,10 @@ from challenge.errors import ChallengeError
 from challenge.flows.run_names import run_name
 from challenge.flows.score_submissions import ScoringRun, score_new
 from challenge.flows.scoring_slot import scoring_slot
-from challenge.tasks.answer_corrections import Correction, correct_answer_key
-from challenge.tasks.corrections import MAX_CORRECTION_BYTES, CorrectionError
-from challenge.tasks.releases import current_release
-from challenge.tasks.score_batches import locations
+from challenge.tasks.corrections.apply import Correction, correct_answer_key
+from challenge.tasks.corrections.file_checks import MAX_CORRECTION_BYTES, CorrectionError
+from challenge.tasks.release.latest import current_release
+from challenge.tasks.scoring.batches import locations
 
 
 @dataclass

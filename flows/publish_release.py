@@ -14,10 +14,10 @@ from challenge.flows.scoring_slot import scoring_slot
 from challenge.storage import open_location
 from challenge.task_runners import task_runner_from_env, warn_unseen_storage
 from challenge.tasks.artifacts import public_page_artifact, table_artifact
-from challenge.tasks.boards import refresh_leaderboard
-from challenge.tasks.challenge_info import refresh_challenge_info
-from challenge.tasks.opaque_ids import load_or_create_key
-from challenge.tasks.publish import (
+from challenge.tasks.boards.publish import refresh_leaderboard
+from challenge.tasks.release.challenge_info import refresh_challenge_info
+from challenge.tasks.release.opaque_ids import load_or_create_key
+from challenge.tasks.release.publish import (
     carry_task_task,
     default_release_name,
     finish_release,
@@ -26,7 +26,7 @@ from challenge.tasks.publish import (
     prepare_release,
     publish_task_task,
 )
-from challenge.tasks.score_batches import finalized_at
+from challenge.tasks.scoring.batches import finalized_at
 
 
 @dataclass

@@ -13,8 +13,8 @@ from challenge.config import load_config
 from challenge.flows.run_names import run_name
 from challenge.storage import open_location
 from challenge.task_runners import task_runner_from_env, warn_unseen_storage
-from challenge.tasks.baselines import BaselineError, baseline_task, select_tasks
-from challenge.tasks.releases import current_release
+from challenge.tasks.baselines.models import BaselineError, baseline_task, select_tasks
+from challenge.tasks.release.latest import current_release
 
 
 def _release_label(params: dict[str, Any]) -> str | None:

@@ -4,7 +4,7 @@
 submissions why, reject unusable keys, score each task's pending batch (one Prefect task per task),
 rebuild the boards. `rescore=True` recomputes every scored result after an answer-key fix.
 `finalize-challenge` switches the leaderboards to private scores. One scoring run per challenge
-holds the scoring slot at a time (flows/scoring_slot.py). The steps live in tasks/score_batches.py.
+holds the scoring slot at a time (flows/scoring_slot.py). The steps live in tasks/scoring/batches.py.
 """
 
 from __future__ import annotations
@@ -27,13 +27,12 @@ from challenge.flows.scoring_schedule import scoring_schedule
 from challenge.flows.scoring_slot import scoring_slot
 from challenge.storage import Storage
 from challenge.task_runners import task_runner_from_env, warn_unseen_storage
-from challenge.tasks.answer_corrections import sync_public_corrections
 from challenge.tasks.artifacts import not_scored_artifact, table_artifact
-from challenge.tasks.boards import refresh_leaderboard, write_final_snapshot, write_results_report
-from challenge.tasks.challenge_info import refresh_challenge_info
-from challenge.tasks.releases import ReleasedTask, current_release, read_answer_versions, read_latest, release_tasks
-from challenge.tasks.result_records import load_results, scan_results
-from challenge.tasks.score_batches import (
+from challenge.tasks.boards.publish import refresh_leaderboard, write_final_snapshot, write_results_report
+from challenge.tasks.corrections.apply import sync_public_corrections
+from challenge.tasks.release.challenge_info import refresh_challenge_info
+from challenge.tasks.release.latest import ReleasedTask, current_release, read_answer_versions, read_latest, release_tasks
+from challenge.tasks.scoring.batches import (
     check_task_ids,
     corrected_pending,
     finalized_at,
@@ -45,8 +44,9 @@ from challenge.tasks.score_batches import (
     tally,
     without_test_score,
 )
-from challenge.tasks.scoring import reject_unusable, scored_per_day, scored_with, supersede, write_notices, write_result
-from challenge.tasks.submissions import Submission, discover
+from challenge.tasks.scoring.records import load_results, scan_results
+from challenge.tasks.scoring.score import reject_unusable, scored_per_day, scored_with, supersede, write_notices, write_result
+from challenge.tasks.scoring.submissions import Submission, discover
 
 
 @dataclass

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
+from challenge.formats import score_text
 from challenge.tasks import artifacts
 from challenge.tasks.artifacts import MAX_LISTED, leaderboard_artifacts, not_scored_rows, one_line
-from challenge.tasks.leaderboard_page import score_text
 
 
 def record(i: int, status: str = "invalid", team: str = "team-a", message: str = "3 test id(s) are missing") -> dict[str, Any]:

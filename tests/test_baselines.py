@@ -26,7 +26,7 @@ from challenge.flows.run_baselines import BaselineRun, run_baselines
 from challenge.flows.score_submissions import score_submissions
 from challenge.metrics import score
 from challenge.task_spec import Modality
-from challenge.tasks.baselines import (
+from challenge.tasks.baselines.models import (
     BaselineError,
     _declared,
     column_modalities,
@@ -35,7 +35,7 @@ from challenge.tasks.baselines import (
     submission_key,
     train_baseline,
 )
-from challenge.tasks.submissions import (
+from challenge.tasks.scoring.submissions import (
     BASELINE_TEAM,
     ParticipantVisibleError,
     Submission,
@@ -253,7 +253,7 @@ def test_text_categorical_numeric_and_image_columns_together(tmp_path: Path) -> 
     """Every modality in one classification table, with missing values: trains offline, deterministically."""
     from PIL import Image
 
-    from challenge.tasks.baselines import ReleasedTask
+    from challenge.tasks.baselines.models import ReleasedTask
 
     rng = np.random.default_rng(3)
     n = 120

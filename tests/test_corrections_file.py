@@ -5,8 +5,8 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-import challenge.tasks.corrections as corrections_module
-from challenge.tasks.corrections import (
+import challenge.tasks.corrections.file_checks as corrections_module
+from challenge.tasks.corrections.file_checks import (
     CorrectionError,
     apply_corrections,
     fix_staged_labels,

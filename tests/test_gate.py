@@ -16,10 +16,10 @@ from test_config import BILLION_LAUGHS
 
 from challenge.config import ChallengeConfig
 from challenge.storage import open_location
-from challenge.tasks.drops import DropOutcome, discover_drops, run_time_label, task_id_clashes
-from challenge.tasks.gate import gate_drop
-from challenge.tasks.reports import GateReport, render_markdown
-from challenge.tasks.staged import list_staged
+from challenge.tasks.intake.drops import DropOutcome, discover_drops, run_time_label, task_id_clashes
+from challenge.tasks.intake.gate import gate_drop
+from challenge.tasks.intake.gate_reports import GateReport, render_markdown
+from challenge.tasks.intake.staged import list_staged
 
 
 def storages(config: ChallengeConfig):

@@ -35,10 +35,10 @@ from challenge import catalog
 from challenge.config import ChallengeConfig
 from challenge.errors import ConfigError, DropsFailed
 from challenge.storage import ObjectInfo
-from challenge.tasks.drops import Drop, DropOutcome, discover_drops, run_time_label, task_id_clashes
-from challenge.tasks.gate import gate_drop
-from challenge.tasks.reports import GateReport
-from challenge.tasks.staged import list_staged
+from challenge.tasks.intake.drops import Drop, DropOutcome, discover_drops, run_time_label, task_id_clashes
+from challenge.tasks.intake.gate import gate_drop
+from challenge.tasks.intake.gate_reports import GateReport
+from challenge.tasks.intake.staged import list_staged
 
 
 def gate_all(config: ChallengeConfig) -> dict[str, tuple[DropOutcome, GateReport | None]]:
@@ -215,7 +215,7 @@ def test_the_parquet_bomb_is_refused_before_it_expands(tmp_path: Path) -> None:
         "import sys\n"
         "from pathlib import Path\n"
         "from challenge.errors import DataReadError\n"
-        "from challenge.tasks.read_tables import ReadLimits, read_data_file\n"
+        "from challenge.tasks.intake.read_tables import ReadLimits, read_data_file\n"
         "try:\n"
         f"    read_data_file(Path({str(path)!r}), 'items.parquet', ['Item ID', 'Title'], None, ReadLimits())\n"
         "except DataReadError as exc:\n"
@@ -382,7 +382,7 @@ def test_in_a_daemonic_process_the_gate_runs_in_a_new_interpreter_bounded_the_sa
         config: ChallengeConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A Dask worker is a daemonic process, which may not start multiprocessing children: there each drop's gate
     runs in a new interpreter, stopped at the budget the same way, and a good drop passes as in-process."""
-    from challenge.tasks import gate_process
+    from challenge.tasks.intake import gate_process
 
     monkeypatch.setattr(gate_process, "_daemonic", lambda: True)
     started = []

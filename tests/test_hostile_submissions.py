@@ -22,8 +22,8 @@ from challenge import catalog
 from challenge.cli import main
 from challenge.errors import ChallengeError
 from challenge.storage import Storage, key_fits
-from challenge.tasks.final_choices import FinalFile, check_final, read_final
-from challenge.tasks.participants import check_key_room, my_submissions, submit_file
+from challenge.tasks.participant.tools import check_key_room, my_submissions, submit_file
+from challenge.tasks.scoring.final_picks import FinalFile, check_final, read_final
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 

@@ -23,7 +23,7 @@ from test_publish import stage
 
 from challenge import cli
 from challenge.inert import FORMULA_STARTS, csv_cell, html_text, markdown_code, markdown_text, terminal_text
-from challenge.tasks.submission_notes import note_bytes
+from challenge.tasks.scoring.notes import note_bytes
 
 SAFE_TAGS = {"h1", "h2", "h3", "p", "ul", "li", "table", "thead", "tbody", "tr", "th", "td", "code", "pre", "strong"}
 CONTROL = [chr(c) for c in range(32) if chr(c) not in "\n"] + ["\x7f", "\u202e"]

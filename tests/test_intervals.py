@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from challenge.metrics import METRICS, score
-from challenge.tasks.intervals import bootstrap_scores, metric_from_counts, summarize, task_seed
+from challenge.tasks.boards.bootstrap import bootstrap_scores, metric_from_counts, summarize, task_seed
 
 
 def counts(truth: np.ndarray, pred: np.ndarray, classes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -73,7 +73,7 @@ def test_the_same_seed_gives_the_same_intervals_to_the_last_digit() -> None:
 
 def test_bounded_memory_chunks_change_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     """Drawing the resamples and building the indicators a few rows at a time gives the same scores."""
-    from challenge.tasks import intervals
+    from challenge.tasks.boards import bootstrap as intervals
 
     rng = np.random.default_rng(6)
     truth = rng.integers(0, 5, 3000)

@@ -1,4 +1,5 @@
-"""The house has one-way layers: entry points → flows → tasks → expectations → core, and no import cycle.
+"""The house has one-way layers: entry points → flows → tasks → expectations → core, and no import cycle;
+inside tasks, one package per stage, and between stages only the arrows declared in STAGE_ARROWS.
 
 Every import of the package's own modules is read from the source (also those inside functions), so an
 arrow that runs back up, or a circle of modules, fails here with the modules named.
@@ -14,6 +15,18 @@ REPO = Path(__file__).resolve().parent.parent
 ENTRY_POINTS = {"challenge.cli", "challenge.demo", "challenge.board_text", "challenge.terminal", "challenge.prefect_setup",
                 "challenge.scaffold", "challenge.iam", "challenge.participant_cli"}
 LAYERS = ["core", "expectations", "tasks", "flows", "entry"]  # an import may only point at its own layer or one below
+# The stage packages of tasks/ and the stages each may import (its own aside); tasks/artifacts.py and
+# tasks/retry.py serve every stage and import none.
+STAGE_ARROWS = {
+    "intake": set(),
+    "release": {"intake"},  # a release is built from the staged tasks
+    "scoring": {"release"},  # against the current release's answer keys
+    "corrections": {"release", "scoring"},  # a new answer key, then rescoring
+    "boards": {"release", "scoring"},  # from the result records of the release's tasks
+    "baselines": {"scoring"},  # submitted and checked like any team's file
+    "participant": {"scoring"},  # the scorer's own checks before upload
+}
+SHARED = {"challenge.tasks.artifacts", "challenge.tasks.retry"}
 
 
 def package_modules() -> dict[str, Path]:
@@ -21,8 +34,10 @@ def package_modules() -> dict[str, Path]:
     package_dirs = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-dir"]
     modules = {}
     for package, folder in package_dirs.items():
-        for path in sorted((REPO / folder).glob("*.py")):
-            modules[package if path.stem == "__init__" else f"{package}.{path.stem}"] = path
+        for path in sorted((REPO / folder).rglob("*.py")):
+            parts = path.relative_to(REPO / folder).with_suffix("").parts
+            parts = parts[:-1] if parts[-1] == "__init__" else parts
+            modules[".".join((package, *parts))] = path
     return modules
 
 
@@ -89,7 +104,7 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 def test_every_package_folder_is_read() -> None:
     modules = package_modules()
-    assert {"challenge.cli", "challenge.flows.score_submissions", "challenge.tasks.scoring",
+    assert {"challenge.cli", "challenge.flows.score_submissions", "challenge.tasks.scoring.score",
             "challenge.expectations.custom_checks", "challenge.config"} <= set(modules)
     assert ENTRY_POINTS <= set(modules)
 
@@ -114,3 +129,28 @@ def test_no_import_cycle_between_modules_or_layers() -> None:
 def test_the_cycle_finder_finds_a_cycle() -> None:
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     assert cycles({"a": {"b"}, "b": set()}) == []
+
+
+def stage(module: str) -> str | None:
+    """The stage package of a module of tasks/ (None outside them)."""
+    parts = module.split(".")
+    return parts[2] if len(parts) > 3 and parts[:2] == ["challenge", "tasks"] else None
+
+
+def test_every_module_of_tasks_is_in_a_stage_or_shared() -> None:
+    modules = {m for m in package_modules() if m.startswith("challenge.tasks.")}
+    loose = sorted(m for m in modules if stage(m) is None and m not in SHARED and m.count(".") == 2
+                   and m.split(".")[2] not in STAGE_ARROWS)
+    assert not loose, f"modules of tasks/ outside a stage package: {loose}"
+    assert {stage(m) for m in modules} - {None} == set(STAGE_ARROWS)
+
+
+def test_stages_import_only_the_stages_they_declare() -> None:
+    graph = imports(package_modules())
+    wrong = [f"{source} imports {target}: add '{stage(target)}' to STAGE_ARROWS['{stage(source)}'] if it belongs"
+             for source, targets in sorted(graph.items()) for target in sorted(targets)
+             if stage(source) and stage(target) and stage(target) != stage(source)
+             and stage(target) not in STAGE_ARROWS[stage(source)]]
+    shared = [f"{source} imports {target}" for source in sorted(SHARED) for target in sorted(graph.get(source, ()))
+              if target.startswith("challenge.tasks.")]
+    assert not wrong and not shared, "\n".join(wrong + shared)

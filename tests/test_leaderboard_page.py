@@ -12,8 +12,8 @@ from conftest import chromium
 
 from challenge.catalog import card_key
 from challenge.storage import LocalStorage
-from challenge.tasks.leaderboard import build_leaderboard, write_leaderboard
-from challenge.tasks.releases import ReleasedTask
+from challenge.tasks.boards.tables import build_leaderboard, write_leaderboard
+from challenge.tasks.release.latest import ReleasedTask
 
 TASKS = {
     "penguins": ReleasedTask("penguins", "classification", "macro_f1", "Palmer penguins species", card_key("r2", "penguins")),

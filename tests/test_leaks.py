@@ -19,7 +19,7 @@ from challenge.config import ChallengeConfig
 from challenge.errors import ChallengeError
 from challenge.expectations.custom_checks import lookup_fit
 from challenge.flows.publish_release import publish_release
-from challenge.tasks.leakage import LeakColumns, find_leaks
+from challenge.tasks.release.leaks.checks import LeakColumns, find_leaks
 
 COLUMNS = LeakColumns(["title", "authors", "year"], ["title", "authors"])
 

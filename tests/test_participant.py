@@ -31,7 +31,7 @@ from challenge.config import ChallengeConfig, write_config
 from challenge.flows.publish_release import publish_release
 from challenge.flows.score_submissions import score_submissions
 from challenge.participant_config import load_participant
-from challenge.tasks.challenge_info import read_challenge_info, refresh_challenge_info
+from challenge.tasks.release.challenge_info import read_challenge_info, refresh_challenge_info
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 HOSTILE_NOTE = "tried <b>bold</b> <script>alert(1)</script> \x1b[31mred\x1b[0m"

@@ -21,10 +21,10 @@ from challenge.config import ChallengeConfig
 from challenge.errors import ChallengeError
 from challenge.flows.publish_release import publish_release
 from challenge.storage import S3Storage, Storage, open_location
-from challenge.tasks.drops import discover_drops, run_time_label
-from challenge.tasks.gate import gate_drop
-from challenge.tasks.release_build import PublishError
-from challenge.tasks.release_upload import upload_and_verify
+from challenge.tasks.intake.drops import discover_drops, run_time_label
+from challenge.tasks.intake.gate import gate_drop
+from challenge.tasks.release.build import PublishError
+from challenge.tasks.release.upload import upload_and_verify
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 EXAMPLE_TASKS = {"penguins": "penguin-lab", "digits": "vision-team", "febrl-people": "linkage-team"}

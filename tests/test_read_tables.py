@@ -8,11 +8,11 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-import challenge.tasks.read_limits as read_limits
-import challenge.tasks.read_tables as read_tables
+import challenge.tasks.intake.read_limits as read_limits
+import challenge.tasks.intake.read_tables as read_tables
 from challenge.errors import DataReadError
 from challenge.task_spec import snake_case
-from challenge.tasks.read_tables import read_table
+from challenge.tasks.intake.read_tables import read_table
 
 
 def test_line_breaks_inside_quoted_values_survive_block_boundaries(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,7 +1,7 @@
 """Ids that survive every reader: a submission made the obvious way (read the published test.csv with the
 reader's defaults, predict, write id,label) with pandas, polars, DuckDB or the csv module is valid, and
 scores exactly as the same predictions written with the published string ids, in the scorer
-(tasks/scoring.py) and in the participant's local check (read_submission + validate on the public test
+(tasks/scoring/score.py) and in the participant's local check (read_submission + validate on the public test
 ids). pandas and polars read `0003` as the integer 3, so their files say `3`: when the published ids
 are all digits of one width W, an id of digits only shorter than W is the published id padded with
 zeros (see IdIndex.padded). Run on a real release (the penguins example drop, 4-digit ids) and on a
@@ -33,8 +33,8 @@ from test_publish import stage
 from challenge import catalog
 from challenge.flows.publish_release import publish_release
 from challenge.flows.score_submissions import score_submissions
-from challenge.tasks.scoring import AnswerKey, evaluate, load_answer_key
-from challenge.tasks.submissions import IdIndex, ParticipantVisibleError, Submission, read_submission, validate
+from challenge.tasks.scoring.score import AnswerKey, evaluate, load_answer_key
+from challenge.tasks.scoring.submissions import IdIndex, ParticipantVisibleError, Submission, read_submission, validate
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 GENERATED_ROWS = 20_000  # test_fraction 0.5: 10,000 test rows, ids of 5 digits

@@ -9,7 +9,7 @@ import pytest
 
 from challenge.catalog import RESULTS_INDEX as INDEX_KEY
 from challenge.storage import Storage
-from challenge.tasks.result_records import scan_results
+from challenge.tasks.scoring.records import scan_results
 
 
 def record(i: int, status: str = "scored") -> bytes:

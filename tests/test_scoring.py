@@ -257,7 +257,7 @@ def test_crash_midway_then_rerun_gives_exactly_one_result_each(tmp_path: Path, m
         upload(config, f"team-a/penguins/s{i}.csv", perfect)
     import itertools
 
-    import challenge.tasks.scoring as scoring
+    import challenge.tasks.scoring.score as scoring
 
     original, calls = scoring.predict, itertools.count(1)  # next() is atomic: batches score in threads
 
@@ -303,7 +303,7 @@ def test_two_scoring_runs_at_once_take_turns_on_the_concurrency_limit(tmp_path: 
         upload(config, f"team-a/penguins/s{i}.csv", perfect.slice(0, perfect.num_rows - i % 2))
     import time
 
-    import challenge.tasks.scoring as scoring
+    import challenge.tasks.scoring.score as scoring
 
     original = scoring.predict
 
@@ -471,7 +471,7 @@ def test_leaderboard_link_opens_in_a_browser_when_public_is_served(backend: str,
 def test_an_internal_error_is_retried_a_bounded_number_of_times_then_failed(tmp_path: Path, backend: str,
                                                                            request: pytest.FixtureRequest,
                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    import challenge.tasks.scoring as scoring
+    import challenge.tasks.scoring.score as scoring
 
     config, perfect = penguins_released(backend, tmp_path, request)
     upload(config, "team-a/penguins/cursed.csv", perfect)

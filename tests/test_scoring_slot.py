@@ -24,7 +24,7 @@ from challenge.config import ChallengeConfig, load_config
 from challenge.errors import ChallengeError
 from challenge.flows.scoring_slot import _Heartbeat, scoring_limit_name, scoring_slot
 from challenge.leases import Lease, LeaseLost
-from challenge.tasks.scoring import read_and_score
+from challenge.tasks.scoring.score import read_and_score
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 LEASE = 3.0  # seconds: renewed every 0.75 s

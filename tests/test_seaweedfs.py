@@ -25,10 +25,10 @@ from challenge.config import ChallengeConfig
 from challenge.flows.publish_release import publish_release
 from challenge.flows.score_submissions import score_submissions
 from challenge.storage import LocalStorage, S3Storage, Storage
-from challenge.tasks.publish import finish_release
-from challenge.tasks.release_build import PublishError
-from challenge.tasks.scoring import feedback, result_record, write_result
-from challenge.tasks.submissions import Submission
+from challenge.tasks.release.build import PublishError
+from challenge.tasks.release.publish import finish_release
+from challenge.tasks.scoring.score import feedback, result_record, write_result
+from challenge.tasks.scoring.submissions import Submission
 
 WRITERS = 4
 # moto checks If-None-Match, then puts, without a lock (moto/s3/responses.py put_object): racing writers can both

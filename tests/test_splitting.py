@@ -8,7 +8,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from challenge.tasks.splitting import SplitError, split_classification, split_matching, stratified_mask
+from challenge.tasks.release.splitting import SplitError, split_classification, split_matching, stratified_mask
 
 
 @pytest.mark.parametrize("fraction", [0.1, 0.2, 0.3, 0.5])

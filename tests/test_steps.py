@@ -18,14 +18,15 @@ from challenge import catalog
 from challenge.config import ChallengeConfig
 from challenge.scaffold import EXAMPLES_DIR
 from challenge.task_spec import parse_task_spec
-from challenge.tasks import id_order, release_build
-from challenge.tasks.id_order import IdOrderSpill
-from challenge.tasks.read_tables import read_table
-from challenge.tasks.release_build import PublishError, build_task_release
-from challenge.tasks.score_batches import BatchOutcome, check_task_ids, pending_by_task, tally
-from challenge.tasks.staged import StagedTask
-from challenge.tasks.standardize import standardize_records
-from challenge.tasks.submissions import Inbox, Submission
+from challenge.tasks.intake.read_tables import read_table
+from challenge.tasks.intake.staged import StagedTask
+from challenge.tasks.intake.standardize import standardize_records
+from challenge.tasks.release import build as release_build
+from challenge.tasks.release import id_order
+from challenge.tasks.release.build import PublishError, build_task_release
+from challenge.tasks.release.id_order import IdOrderSpill
+from challenge.tasks.scoring.batches import BatchOutcome, check_task_ids, pending_by_task, tally
+from challenge.tasks.scoring.submissions import Inbox, Submission
 
 PENGUINS = EXAMPLES_DIR / "penguin-lab" / "penguins"
 CONFIG = ChallengeConfig.model_validate({"name": "steps", "title": "Steps", "storage": {
@@ -86,7 +87,8 @@ DIGITS = EXAMPLES_DIR / "vision-team" / "digits"
 
 
 def test_each_image_is_hashed_once_for_the_leak_checks_and_the_manifest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from challenge.tasks import release_build, release_images
+    from challenge.tasks.release import build as release_build
+    from challenge.tasks.release import images as release_images
 
     spec = parse_task_spec((DIGITS / "task.yaml").read_text(), "task.yaml")
     raw = read_table(DIGITS / spec.data, spec.data, [spec.id_column, spec.label_column, "image"])
@@ -144,7 +146,7 @@ def test_a_run_is_tallied_per_status_and_task() -> None:
 
 
 def test_a_batch_is_settled_in_upload_order_with_the_daily_quota() -> None:
-    from challenge.tasks.scoring import MAX_ATTEMPTS, AnswerKey, settle
+    from challenge.tasks.scoring.score import MAX_ATTEMPTS, AnswerKey, settle
 
     config = ChallengeConfig.model_validate({**CONFIG.model_dump(), "policy": {"max_submissions_per_day": 2},
                                              "teams": [{"id": "a", "name": "A"}]})
@@ -167,7 +169,7 @@ def test_a_batch_is_settled_in_upload_order_with_the_daily_quota() -> None:
 
 
 def test_the_quota_counts_only_results_against_the_current_answer_key() -> None:
-    from challenge.tasks.scoring import scored_per_day
+    from challenge.tasks.scoring.score import scored_per_day
 
     def record(task: str, key: str, status: str = "scored") -> dict:
         return {"team": "a", "task_id": task, "uploaded_at": "2026-11-01T10:00:00+00:00", "status": status,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from challenge.tasks.submissions import IdIndex, ParticipantVisibleError, validate
+from challenge.tasks.scoring.submissions import IdIndex, ParticipantVisibleError, validate
 
 NUMBERED = ["p0003", "p0000", "p0007", "p0005"]
 ARBITRARY = ["zeta", "alpha", "x-1", "Ω"]
@@ -123,7 +123,7 @@ def test_parquet_labels_read_dictionary_encoded_are_aligned_across_row_groups() 
 
     import pyarrow.parquet as pq
 
-    from challenge.tasks.submissions import read_submission
+    from challenge.tasks.scoring.submissions import read_submission
 
     out = io.BytesIO()
     pq.write_table(pa.table({"id": NUMBERED, "label": ["b", "b", "a", "a"]}), out, row_group_size=2)
@@ -146,7 +146,7 @@ def test_a_huge_parquet_id_is_refused_from_its_dictionary_before_any_row_expands
     import numpy as np
     import pyarrow.parquet as pq
 
-    from challenge.tasks.submissions import MAX_PEEKED_ROW_GROUPS, read_submission
+    from challenge.tasks.scoring.submissions import MAX_PEEKED_ROW_GROUPS, read_submission
 
     rows = 1000
     indices = pa.array([0 if first else None] + [1] * (rows - 1), pa.int32())

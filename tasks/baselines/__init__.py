@@ -1,0 +1,1 @@
+"""Baselines: one scikit-learn model per task trained on the public release and submitted as team baseline."""

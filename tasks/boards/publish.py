@@ -1,0 +1,108 @@
+"""Refresh the leaderboards: read what they are built from, build them, publish them (SPEC §9); write
+the final snapshot once, at finalize."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import challenge
+from challenge import catalog
+from challenge.catalog import Latest
+from challenge.config import ChallengeConfig
+from challenge.errors import ChallengeError
+from challenge.storage import Storage
+from challenge.tasks.artifacts import leaderboard_artifacts
+from challenge.tasks.boards.intervals import add_intervals
+from challenge.tasks.boards.results_report import render_report_html, render_report_markdown
+from challenge.tasks.boards.tables import build_leaderboard, write_leaderboard
+from challenge.tasks.release.latest import ReleasedTask, current_release, release_tasks
+from challenge.tasks.scoring.final_picks import answer_final_choices
+from challenge.tasks.scoring.history import write_histories
+from challenge.tasks.scoring.records import load_results
+from challenge.tasks.scoring.submissions import Inbox, discover
+
+
+def refresh_leaderboard(config: ChallengeConfig, public: Storage, private: Storage, submissions: Storage,
+                        records: list[dict[str, Any]] | None = None, inbox: Inbox | None = None,
+                        latest: Latest | None = None,
+                        released: dict[str, ReleasedTask] | None = None) -> tuple[dict[str, Any], str]:
+    """Rebuild every leaderboard from the result records, publish it and show it as artifacts; answer
+    the teams' FINAL files; write the teams' history.json files that changed; with
+    `policy.after_close: benchmark`, once the challenge is finalized, the post-challenge board too (ranked
+    on the whole test set: before finalize that would tell the private part's labels while FINAL picks can
+    still change). Returns the board and the page's
+    address. `records`, `inbox`, `latest` and `released` are passed when already read."""
+    latest = current_release(public) if latest is None else latest
+    released = release_tasks(public, latest, private) if released is None else released
+    records = load_results(private) if records is None else records
+    inbox = discover(submissions) if inbox is None else inbox
+    choices = answer_final_choices(submissions, private, inbox, records, released, config.policy.final_picks)
+    final = private.exists(catalog.FINAL_MARKER)
+    names = {t.id: t.name for t in config.teams}
+    board = build_leaderboard(config.name, latest.release, released, records, final, choices, names,
+                              withdrawn=latest.withdrawn)
+    add_intervals(board, released, public, private, submissions, "live")
+    write_leaderboard(public, board, config.title)
+    if config.policy.after_close == "benchmark" and final:  # before finalize its scores would tell the private part
+        benchmark = build_leaderboard(config.name, latest.release, released, records, True, {}, names, benchmark=True,
+                                      withdrawn=latest.withdrawn)
+        add_intervals(benchmark, released, public, private, submissions, "benchmark")
+        write_leaderboard(public, benchmark, config.title, catalog.BENCHMARK_BOARD)
+    write_histories(submissions, private, records, released, choices, set(names), config.policy.max_submissions_per_day,
+                    latest.release, inbox.histories)
+    leaderboard_artifacts(config, board)
+    return board, public.uri_for(catalog.PAGE)
+
+
+def snapshot_facts(latest: Latest, released: dict[str, ReleasedTask], finalized_at: str) -> dict[str, Any]:
+    """What the final standings were computed with: code version, release, each task's answer key."""
+    return {"finalized_at": finalized_at, "code_version": challenge.__version__, "release": latest.release,
+            "tasks": {t: {"answers_sha256": task.answers_sha256, "answer_version": task.answer_version,
+                          "changed_in": task.changed_in} for t, task in sorted(released.items())}}
+
+
+def write_final_snapshot(config: ChallengeConfig, public: Storage, private: Storage, submissions: Storage,
+                         finalized_at: str, force: bool = False) -> tuple[dict[str, Any], str, str | None]:
+    """`<public>/leaderboard/final/`: the final standings (JSON, CSVs, page), written once; no scoring run
+    touches it. Refused when it exists, unless `force`: then the previous snapshot is first copied to
+    `leaderboard/final-replaced/<its finalized time>/`. Returns the board, the page and where the previous went."""
+    previous = None
+    if public.exists(catalog.board_json(catalog.FINAL_BOARD)):
+        if not force:
+            raise ChallengeError(
+                f"the challenge is already finalized: the final snapshot is {public.uri_for(catalog.board_page(catalog.FINAL_BOARD))} "
+                "and stays as it is; run `challenge finalize --force` to rebuild it (the current one is kept)")
+        old = json.loads(public.read_bytes(catalog.board_json(catalog.FINAL_BOARD)))
+        stamp = str((old.get("snapshot") or {}).get("finalized_at") or old.get("updated_at") or "unknown").replace(":", "-")
+        target = catalog.replaced_final_folder(f"{stamp}-replaced-{len(list(public.list(catalog.REPLACED_FINALS + '/')))}")
+        for info in public.list(catalog.FINAL_BOARD + "/"):
+            public.copy(info.key, f"{target}/{info.key[len(catalog.FINAL_BOARD) + 1:]}")
+        previous = public.uri_for(target)
+    latest = current_release(public)
+    released = release_tasks(public, latest, private)
+    records = load_results(private)
+    inbox = discover(submissions)
+    choices = answer_final_choices(submissions, private, inbox, records, released, config.policy.final_picks)
+    board = build_leaderboard(config.name, latest.release, released, records, True, choices,
+                              {t.id: t.name for t in config.teams}, withdrawn=latest.withdrawn)
+    board["snapshot"] = snapshot_facts(latest, released, finalized_at)
+    add_intervals(board, released, public, private, submissions, "final")
+    write_leaderboard(public, board, config.title, catalog.FINAL_BOARD)
+    return board, public.uri_for(catalog.board_page(catalog.FINAL_BOARD)), previous
+
+
+def write_results_report(config: ChallengeConfig, public: Storage, private: Storage) -> str:
+    """`<public>/leaderboard/final/results.html` and `results.md`, from the final snapshot and the public
+    board at the close; returns the page's address."""
+    if not public.exists(catalog.board_json(catalog.FINAL_BOARD)):
+        raise ChallengeError(f"no final snapshot at {public.uri_for(catalog.board_json(catalog.FINAL_BOARD))}: the report "
+                             "is written from it; run `challenge finalize` first")
+    final = json.loads(public.read_bytes(catalog.board_json(catalog.FINAL_BOARD)))
+    latest = current_release(public)
+    released = release_tasks(public, latest, private)
+    at_close = build_leaderboard(config.name, latest.release, released, load_results(private), False, {},
+                                 {t.id: t.name for t in config.teams}, withdrawn=latest.withdrawn)
+    public.write_bytes(catalog.RESULTS_REPORT_HTML, render_report_html(final, at_close, config.title).encode())
+    public.write_bytes(catalog.RESULTS_REPORT_MARKDOWN, render_report_markdown(final, at_close, config.title).encode())
+    return public.uri_for(catalog.RESULTS_REPORT_HTML)

@@ -1,0 +1,1 @@
+"""A participant's side: download a release (checked), check and submit a file, list one's submissions."""

@@ -1,0 +1,79 @@
+"""A team's own history of a task: `<submissions>/<team>/<task_id>/history.json`.
+
+Readable by that team alone (it sits in the team's folder, like its feedback):
+every submission with its upload time, status, public score and whether it is
+a final pick, and the quota left today. Rewritten only when what it says
+changed (a digest per file is kept in `<private>/cache/histories.json`), so a
+scoring run every few minutes writes a handful of files, not one per team and task.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from concurrent.futures import ThreadPoolExecutor
+from datetime import date, datetime, timezone
+from typing import Any
+
+from challenge import catalog
+from challenge.storage import TRANSFER_THREADS, Storage
+from challenge.tasks.release.latest import ReleasedTask
+from challenge.tasks.scoring.score import WHOLE, counts_for, day_quota
+from challenge.tasks.scoring.submissions import BASELINE_TEAM
+
+
+def team_history(team: str, task: ReleasedTask, records: list[dict[str, Any]], picks: list[str], limit: int,
+                 release: str, today: str) -> dict[str, Any]:
+    """What history.json says (never a private score while the challenge runs; a post-challenge upload's
+    score on the whole test set, `test_score`, once the challenge is finalized, as in its feedback). `picks`: the
+    submission ids FINAL picks; `today`: the UTC day."""
+    rows, used = [], 0
+    for r in sorted(records, key=lambda r: (r["uploaded_at"], r["key"])):
+        metric = r.get("primary_metric") or task.metric
+        scores = r.get("metrics") or {}
+        row = {"name": r["name"], "uploaded_at": r["uploaded_at"], "status": r["status"],
+               "public_score": scores.get("public", {}).get(metric) if r["status"] in ("scored", "superseded") else None,
+               "release": r.get("release"), "final_pick": r["submission_id"] in picks,
+               "counts_on_leaderboard": counts_for(r, task) and r["status"] == "scored"}
+        if r.get("description"):
+            row["description"] = r["description"]
+        if r.get("phase") == "benchmark":
+            row["phase"] = "benchmark"
+            row["test_score"] = scores.get(WHOLE, {}).get(metric) if r["status"] == "scored" else None  # once finalized
+        rows.append(row)
+        if r["status"] == "scored" and r["uploaded_at"][:10] == today and counts_for(r, task, r.get("phase", "challenge")):
+            used += 1
+    return {"team": team, "task_id": task.task_id, "release": release, "metric": task.metric,
+            "task_changed_in": task.changed_in, "answer_version": task.answer_version,
+            "quota": day_quota(team, date.fromisoformat(today), limit, used), "submissions": rows}
+
+
+def write_histories(submissions: Storage, private: Storage, records: list[dict[str, Any]],
+                    tasks: dict[str, ReleasedTask], choices: dict[tuple[str, str], list[str]], teams: set[str],
+                    limit: int, release: str, existing: set[str], now: datetime | None = None) -> int:
+    """history.json of every team (of challenge.yaml, and the baseline) and task of the release with a
+    submission, written when it changed or is not among the `existing` keys (deleted); returns how many
+    were written."""
+    today = (now or datetime.now(timezone.utc)).astimezone(timezone.utc).date().isoformat()
+    grouped: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in records:
+        if r.get("task_id") in tasks and (r.get("team") in teams or r.get("team") == BASELINE_TEAM):
+            grouped.setdefault((r["team"], r["task_id"]), []).append(r)
+    try:
+        written = json.loads(private.read_bytes(catalog.HISTORY_CACHE)) if private.exists(catalog.HISTORY_CACHE) else {}
+    except ValueError:  # a damaged cache costs a rewrite, nothing else
+        written = {}
+    due: dict[str, bytes] = {}
+    for (team, task_id), team_records in sorted(grouped.items()):
+        body = team_history(team, tasks[task_id], team_records, choices.get((team, task_id), []), limit, release, today)
+        data = json.dumps(body, indent=2).encode()
+        key = catalog.history_key(team, task_id)
+        digest = hashlib.sha256(data).hexdigest()
+        if written.get(key) != digest or key not in existing:
+            due[key] = data
+            written[key] = digest
+    with ThreadPoolExecutor(max_workers=TRANSFER_THREADS) as pool:
+        list(pool.map(lambda item: submissions.write_bytes(*item), due.items()))
+    if due:
+        private.write_bytes(catalog.HISTORY_CACHE, json.dumps(written, indent=1).encode())
+    return len(due)
