@@ -55,7 +55,7 @@ def generate_drops(folder: Path, rows: int, count: int) -> list[str]:
 
 def write_challenge(folder: Path, teams: int) -> str:
     """challenge.yaml for local locations under `folder` (visible to a LocalCluster's workers); returns its path."""
-    from challenge.config import ChallengeConfig, write_config
+    from challenge.core.config import ChallengeConfig, write_config
 
     config = ChallengeConfig.model_validate({
         "name": "bench-dask", "title": "Dask benchmark",
@@ -137,10 +137,10 @@ def measure(size: int, drops: int = 4, workers: int = 2, repeats: int = 3, submi
     from distributed import Client, LocalCluster, get_task_stream
     from prefect.testing.utilities import prefect_test_harness
 
+    from challenge.core.task_runners import make_task_runner
     from challenge.flows.collect_datasets import collect_datasets
     from challenge.flows.publish_release import publish_release
     from challenge.flows.score_submissions import score_submissions
-    from challenge.task_runners import make_task_runner
 
     teams = 4
     with tempfile.TemporaryDirectory(prefix="challenge-bench-dask-") as tmp, \

@@ -39,10 +39,10 @@ def main() -> None:
     parser.add_argument("--submissions", type=int, default=1000)
     parser.add_argument("--rows", type=int, default=10_000)
     args = parser.parse_args()
-    from challenge.config import ChallengeConfig, write_config
+    from challenge.core.config import ChallengeConfig, write_config
+    from challenge.core.storage import open_storage, upload_tree
     from challenge.flows.publish_release import publish_release
     from challenge.flows.score_submissions import score_submissions
-    from challenge.storage import open_storage, upload_tree
     from challenge.tasks.intake.drops import discover_drops, run_time_label
     from challenge.tasks.intake.gate import gate_drop
 
@@ -96,7 +96,7 @@ def main() -> None:
               f"{seconds:.1f} s (target < 60 s); statuses {result.statuses}, errors {result.errors}")
 
         # The next scheduled run, nothing new: unchanged records come from the results index.
-        from challenge.catalog import RESULTS_INDEX as INDEX_KEY
+        from challenge.core.catalog import RESULTS_INDEX as INDEX_KEY
 
         score_submissions(config_path=config_path)  # the first run after scoring reads the new records once
         start = time.perf_counter()

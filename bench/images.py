@@ -115,7 +115,7 @@ def current_rss() -> int:
 
 
 def bench_config(folder: Path, endpoint: str | None, bucket: str | None):  # noqa: ANN201
-    from challenge.config import ChallengeConfig
+    from challenge.core.config import ChallengeConfig
 
     names = ("intake", "public", "private", "submissions")
     if endpoint:
@@ -145,9 +145,9 @@ def measure_read(args: dict) -> dict:
 def measure_decode(args: dict) -> dict:
     import pyarrow.csv as pa_csv
 
+    from challenge.core.task_spec import parse_task_spec
+    from challenge.core.yamlfile import read_yaml_text
     from challenge.expectations.custom_checks import CheckContext, images_decode
-    from challenge.task_spec import parse_task_spec
-    from challenge.yamlfile import read_yaml_text
 
     drop = Path(args["folder"]) / "intake" / "bench-team" / TASK
     spec = parse_task_spec(read_yaml_text(drop / "task.yaml", "task.yaml"), "task.yaml")
@@ -163,7 +163,7 @@ def measure_decode(args: dict) -> dict:
 
 def measure_gate(args: dict) -> dict:
     """Setup, not a record: gate the drop (stages the images for publish)."""
-    from challenge.storage import open_storage
+    from challenge.core.storage import open_storage
     from challenge.tasks.intake.drops import discover_drops, run_time_label
     from challenge.tasks.intake.gate import gate_drop
 
@@ -175,7 +175,7 @@ def measure_gate(args: dict) -> dict:
 
 
 def measure_publish(args: dict) -> dict:
-    from challenge.storage import open_storage
+    from challenge.core.storage import open_storage
     from challenge.tasks.release.opaque_ids import load_or_create_key
     from challenge.tasks.release.publish import publish_task
 
@@ -293,7 +293,7 @@ def _s3_setup(folder: Path, args: dict) -> None:
     """The bucket, and the drop uploaded to its intake (not timed)."""
     import boto3
 
-    from challenge.storage import open_storage, upload_tree
+    from challenge.core.storage import open_storage, upload_tree
 
     os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1")
     boto3.client("s3", endpoint_url=args["endpoint"]).create_bucket(Bucket=args["bucket"])

@@ -21,8 +21,8 @@ from unittest import mock
 
 import numpy as np
 
-from challenge.metrics import score
-from challenge.storage import LocalStorage
+from challenge.core.metrics import score
+from challenge.core.storage import LocalStorage
 from challenge.tasks.boards import intervals as board_intervals
 from challenge.tasks.boards.bootstrap import bootstrap_scores, summarize
 from challenge.tasks.release.latest import ReleasedTask

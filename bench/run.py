@@ -86,7 +86,7 @@ def measure_read(path: Path) -> dict:
 
 
 def bench_config(folder: Path):  # noqa: ANN201
-    from challenge.config import ChallengeConfig
+    from challenge.core.config import ChallengeConfig
 
     # Generated text repeats a small vocabulary: the leak checks run (and are timed) but may not fail.
     return ChallengeConfig.model_validate({
@@ -97,7 +97,7 @@ def bench_config(folder: Path):  # noqa: ANN201
 
 
 def measure_gate(folder: Path) -> dict:
-    from challenge.storage import LocalStorage
+    from challenge.core.storage import LocalStorage
     from challenge.tasks.intake.drops import discover_drops, run_time_label
     from challenge.tasks.intake.gate import gate_drop
 
@@ -129,7 +129,7 @@ def measure_write(folder: Path) -> dict:
 
 
 def measure_publish(folder: Path) -> dict:
-    from challenge.storage import LocalStorage
+    from challenge.core.storage import LocalStorage
     from challenge.tasks.release.opaque_ids import load_or_create_key
     from challenge.tasks.release.publish import publish_task
 

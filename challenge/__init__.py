@@ -7,6 +7,6 @@ try:
 except PackageNotFoundError:  # run from a checkout that is not installed
     __version__ = "0+unknown"
 
-from challenge.memory import return_freed_memory  # noqa: E402
+from challenge.core.memory import return_freed_memory  # noqa: E402
 
 return_freed_memory()

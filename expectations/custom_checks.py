@@ -22,8 +22,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from PIL import Image, UnidentifiedImageError
 
+from challenge.core.task_spec import Modality, TaskSpec, snake_case
 from challenge.expectations.checks import CheckResult, failed, passed
-from challenge.task_spec import Modality, TaskSpec, snake_case
 
 
 @dataclass

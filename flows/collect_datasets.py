@@ -9,11 +9,11 @@ from prefect import flow, tags
 from prefect.logging import get_run_logger
 from prefect.states import State
 
-from challenge.config import load_config
-from challenge.errors import DropsFailed
+from challenge.core.config import load_config
+from challenge.core.errors import DropsFailed
+from challenge.core.task_runners import task_runner_from_env, warn_unseen_storage
 from challenge.flows.run_names import run_name, with_tasks
 from challenge.flows.run_states import failed_run, listing
-from challenge.task_runners import task_runner_from_env, warn_unseen_storage
 from challenge.tasks.intake.drops import DropOutcome, run_time_label, task_id_clashes
 from challenge.tasks.intake.gate_tasks import discover_drops_task, gate_drop_task
 

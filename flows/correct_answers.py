@@ -9,8 +9,8 @@ from pathlib import Path
 from prefect import flow
 from prefect.logging import get_run_logger
 
-from challenge.config import load_config
-from challenge.errors import ChallengeError
+from challenge.core.config import load_config
+from challenge.core.errors import ChallengeError
 from challenge.flows.run_names import run_name
 from challenge.flows.score_submissions import ScoringRun, score_new
 from challenge.flows.scoring_slot import scoring_slot

@@ -12,7 +12,7 @@ from typing import Any
 from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
 from prefect.deployments.runner import EntrypointType
 
-from challenge.config import ChallengeConfig
+from challenge.core.config import ChallengeConfig
 
 SCORE_EVERY_MINUTES = 5
 

@@ -9,10 +9,10 @@ from prefect import flow, tags
 from prefect.artifacts import create_table_artifact
 from prefect.logging import get_run_logger
 
-from challenge.config import load_config
+from challenge.core.config import load_config
+from challenge.core.storage import open_location
+from challenge.core.task_runners import task_runner_from_env, warn_unseen_storage
 from challenge.flows.run_names import run_name
-from challenge.storage import open_location
-from challenge.task_runners import task_runner_from_env, warn_unseen_storage
 from challenge.tasks.baselines.models import BaselineError, baseline_task, select_tasks
 from challenge.tasks.release.latest import current_release
 

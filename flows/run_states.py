@@ -16,7 +16,7 @@ import logging
 
 from prefect.states import Failed, State
 
-from challenge.errors import RunFailed
+from challenge.core.errors import RunFailed
 
 MAX_NAMED = 20  # failures named in a state message; the rest are counted
 FLOW_RUN_LOGGER = "prefect.flow_runs"  # the logger of Prefect's flow-run log (sent to the API, shown in the UI)

@@ -18,15 +18,15 @@ from prefect import flow, tags
 from prefect.logging import get_run_logger
 from prefect.states import State
 
-from challenge import catalog
-from challenge.config import ChallengeConfig, load_config
-from challenge.errors import ScoringErrors
+from challenge.core import catalog
+from challenge.core.config import ChallengeConfig, load_config
+from challenge.core.errors import ScoringErrors
+from challenge.core.storage import Storage
+from challenge.core.task_runners import task_runner_from_env, warn_unseen_storage
 from challenge.flows.run_names import run_name, stamp, with_tasks
 from challenge.flows.run_states import failed_run, listing
 from challenge.flows.scoring_schedule import scoring_schedule
 from challenge.flows.scoring_slot import scoring_slot
-from challenge.storage import Storage
-from challenge.task_runners import task_runner_from_env, warn_unseen_storage
 from challenge.tasks.artifacts import not_scored_artifact, table_artifact
 from challenge.tasks.boards.publish import refresh_leaderboard, write_final_snapshot, write_results_report
 from challenge.tasks.corrections.apply import sync_public_corrections

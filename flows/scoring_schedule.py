@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timezone
 
-from challenge.catalog import ScoringSchedule
+from challenge.core.catalog import ScoringSchedule
 
 log = logging.getLogger(__name__)
 

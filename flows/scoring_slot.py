@@ -12,7 +12,7 @@ renewed for the holder's lease (its holder is dead), or the slot is taken with n
 it frees the slot (revoking the dead holder's Prefect lease, so that it can neither renew nor release
 it later) and takes it. A slow run keeps it as long as it lives. A holder whose renewals fail for
 half its lease, whose Prefect lease was revoked, or whose note now names another run, has lost the
-slot: its lease (challenge/leases.py) says so, and the scoring steps take no more submissions. A run
+slot: its lease (challenge/core/leases.py) says so, and the scoring steps take no more submissions. A run
 that cannot get the slot within wait_seconds() ends with an error that says why and what to do.
 """
 
@@ -37,10 +37,10 @@ from prefect.context import FlowRunContext
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound, PrefectHTTPStatusError
 from prefect.logging import get_run_logger
 
-from challenge import catalog, leases
-from challenge.config import ChallengeConfig
-from challenge.errors import ChallengeError
-from challenge.storage import Storage, open_location
+from challenge.core import catalog, leases
+from challenge.core.config import ChallengeConfig
+from challenge.core.errors import ChallengeError
+from challenge.core.storage import Storage, open_location
 
 LEASE_ENV = "CHALLENGE_SCORING_LEASE_SECONDS"
 OLD_LEASE_ENV = "CHALLENGE_SCORING_STALE_SECONDS"  # its earlier name, still read
@@ -235,7 +235,7 @@ class _Heartbeat:
 
 @contextmanager
 def scoring_slot(config: ChallengeConfig) -> Iterator[leases.Lease]:
-    """Hold the challenge's scoring slot for the block (its Lease is the current one: see challenge/leases.py);
+    """Hold the challenge's scoring slot for the block (its Lease is the current one: see challenge/core/leases.py);
     free a dead holder's slot; or fail saying why."""
     name, private, logger = ensure_scoring_limit(config), open_location(config, "private"), get_run_logger()
     lease, started = lease_seconds(), time.time()

@@ -19,10 +19,10 @@ from prefect.artifacts import (
     update_progress_artifact,
 )
 
-from challenge import catalog, inert
-from challenge.config import ChallengeConfig, public_web_address
-from challenge.formats import MISSING, interval_text, score_text, utc_minute
-from challenge.storage import open_location
+from challenge.core import catalog, inert
+from challenge.core.config import ChallengeConfig, public_web_address
+from challenge.core.formats import MISSING, interval_text, score_text, utc_minute
+from challenge.core.storage import open_location
 
 MAX_LISTED = 200  # files named in a run's table of files not scored; the rest are counted
 REASON_CHARS = 240  # a reason longer than this is cut (the feedback file has it whole)

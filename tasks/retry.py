@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from challenge.errors import ChallengeError
+from challenge.core.errors import ChallengeError
 
 
 def transient(task: Any, task_run: Any, state: Any) -> bool:

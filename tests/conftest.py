@@ -26,8 +26,8 @@ from pathlib import Path
 import boto3
 import pytest
 
-from challenge.config import ChallengeConfig, write_config
-from challenge.storage import LocalStorage, S3Storage, Storage, open_location, upload_tree
+from challenge.core.config import ChallengeConfig, write_config
+from challenge.core.storage import LocalStorage, S3Storage, Storage, open_location, upload_tree
 
 BACKENDS = ["local", "s3"]
 ALL_BACKENDS = [*BACKENDS, "seaweedfs"]  # with SeaweedFS (tests/s3_servers.py): where storage semantics matter

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from challenge.formats import score_text
+from challenge.core.formats import score_text
 from challenge.tasks import artifacts
 from challenge.tasks.artifacts import MAX_LISTED, leaderboard_artifacts, not_scored_rows, one_line
 

@@ -18,14 +18,14 @@ import pytest
 from conftest import EXAMPLES, make_config, stores
 from test_publish import EXAMPLE_TASKS, stage
 
-from challenge import storage as storage_module
-from challenge.config import ChallengeConfig, load_config, write_config
-from challenge.errors import ConfigError
+from challenge.core import storage as storage_module
+from challenge.core.config import ChallengeConfig, load_config, write_config
+from challenge.core.errors import ConfigError
+from challenge.core.metrics import score
+from challenge.core.task_spec import Modality
 from challenge.flows.publish_release import publish_release
 from challenge.flows.run_baselines import BaselineRun, run_baselines
 from challenge.flows.score_submissions import score_submissions
-from challenge.metrics import score
-from challenge.task_spec import Modality
 from challenge.tasks.baselines.models import (
     BaselineError,
     _declared,
@@ -164,7 +164,7 @@ def test_baselines_never_open_private(world: World, tmp_path: Path, monkeypatch:
 
 def test_leaderboard_marks_the_baseline_and_ranks_teams_without_it(world: World,
                                                                   capsys: pytest.CaptureFixture[str]) -> None:
-    from challenge.cli import _print_board
+    from challenge.app.cli import _print_board
 
     public, _, _ = stores(world.config)
     board = json.loads(public.read_bytes("leaderboard/leaderboard.json"))
@@ -195,7 +195,7 @@ def test_leaderboard_marks_the_baseline_and_ranks_teams_without_it(world: World,
 
 
 def test_unknown_task_id_is_a_clear_error(world: World, capsys: pytest.CaptureFixture[str]) -> None:
-    from challenge.cli import main
+    from challenge.app.cli import main
 
     with pytest.raises(BaselineError, match=r"unknown task id\(s\): nope; the latest release has digits, febrl-people, penguins"):
         run_baselines(config_path=world.path, tasks=["nope", "penguins"])

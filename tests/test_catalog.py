@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from test_layers import package_modules
 
-from challenge import catalog
-from challenge.catalog import Latest, Manifest, StagedPointer
-from challenge.errors import ChallengeError
-from challenge.storage import LocalStorage
+from challenge.core import catalog
+from challenge.core.catalog import Latest, Manifest, StagedPointer
+from challenge.core.errors import ChallengeError
+from challenge.core.storage import LocalStorage
 
 # What a storage key contains: the catalog's object names and folder prefixes. A string that holds one of
 # them outside the catalog spells a key (or a file of a release folder) by hand.
@@ -50,9 +50,9 @@ def key_literals(source: str, name: str) -> list[str]:
 
 
 def test_no_module_outside_the_catalog_spells_a_storage_key() -> None:
-    found = [hit for module, path in package_modules().items() if module != "challenge.catalog"
+    found = [hit for module, path in package_modules().items() if module != "challenge.core.catalog"
              for hit in key_literals(path.read_text(), str(path.relative_to(path.parents[1])))]
-    assert not found, "storage keys spelled outside challenge/catalog.py:\n" + "\n".join(found)
+    assert not found, "storage keys spelled outside challenge/core/catalog.py:\n" + "\n".join(found)
 
 
 def test_the_key_check_finds_a_spelled_key() -> None:

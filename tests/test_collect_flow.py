@@ -10,9 +10,9 @@ from conftest import EXAMPLES, put_drop, saved
 from drops import classification_drop, classification_frame
 from prefect.client.orchestration import get_client
 
-from challenge.cli import main
-from challenge.config import ChallengeConfig
-from challenge.errors import DropsFailed
+from challenge.app.cli import main
+from challenge.core.config import ChallengeConfig
+from challenge.core.errors import DropsFailed
 from challenge.flows.collect_datasets import collect_datasets
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
@@ -100,7 +100,7 @@ def test_a_run_that_ends_failed_on_purpose_logs_no_traceback_and_others_still_do
     from prefect.flow_engine import run_flow
     from prefect.logging.loggers import flow_run_logger
 
-    from challenge.errors import ScoringErrors
+    from challenge.core.errors import ScoringErrors
     from challenge.flows.run_states import failed_run
 
     @flow

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from challenge.cli import main
-from challenge.config import load_config
-from challenge.errors import ConfigError
+from challenge.app.cli import main
+from challenge.core.config import load_config
+from challenge.core.errors import ConfigError
 
 MINIMAL = """\
 name: my-challenge
@@ -129,7 +129,7 @@ def test_a_time_without_a_zone_is_read_as_utc() -> None:
     """`closes_at: 2026-12-01 00:00` (no zone) would make every comparison with an upload time fail: it is UTC."""
     from datetime import timezone
 
-    from challenge.config import Policy
+    from challenge.core.config import Policy
 
     policy = Policy.model_validate({"opens_at": "2026-11-01 08:00", "closes_at": "2026-12-01T00:00:00+01:00"})
     assert policy.opens_at.tzinfo == timezone.utc and policy.opens_at.hour == 8
@@ -137,7 +137,7 @@ def test_a_time_without_a_zone_is_read_as_utc() -> None:
 
 
 def test_a_good_endpoint_url_is_kept() -> None:
-    from challenge.config import S3Settings
+    from challenge.core.config import S3Settings
 
     for url in ("http://127.0.0.1:9000", "https://s3.eu-west-1.amazonaws.com", "https://minio.example.com/s3"):
         assert S3Settings(endpoint_url=url).endpoint_url == url

@@ -17,14 +17,14 @@ from conftest import EXAMPLES, make_config, saved
 from test_collect_flow import load_examples
 from test_publish import stage
 
-from challenge import task_runners
-from challenge.config import ChallengeConfig
-from challenge.errors import ConfigError
+from challenge.core import task_runners
+from challenge.core.config import ChallengeConfig
+from challenge.core.errors import ConfigError
+from challenge.core.storage import open_location
+from challenge.core.task_runners import make_task_runner, task_runner_from_env, unseen_locations, warn_unseen_storage
 from challenge.flows.collect_datasets import collect_datasets
 from challenge.flows.publish_release import publish_release
 from challenge.flows.score_submissions import score_submissions
-from challenge.storage import open_location
-from challenge.task_runners import make_task_runner, task_runner_from_env, unseen_locations, warn_unseen_storage
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 

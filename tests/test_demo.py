@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from challenge.demo import run_demo
+from challenge.app.demo import run_demo
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 

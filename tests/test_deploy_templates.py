@@ -14,7 +14,7 @@ import pytest
 import yaml
 from prefect import Flow
 
-from challenge.config import ChallengeConfig
+from challenge.core.config import ChallengeConfig
 from challenge.flows.deployments import SCORE_EVERY_MINUTES, build_deployments
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
@@ -83,8 +83,8 @@ def test_serve_warns_without_a_prefect_server(tmp_path: Path, monkeypatch: pytes
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     import challenge.flows.deployments as deployments
-    from challenge.cli import main
-    from challenge.config import write_config
+    from challenge.app.cli import main
+    from challenge.core.config import write_config
 
     served: list[tuple] = []
     monkeypatch.setattr(deployments, "serve_all", lambda *args: served.append(args))  # not the server here

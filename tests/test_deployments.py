@@ -38,8 +38,8 @@ from prefect.client.schemas.objects import FlowRun
 from prefect.deployments import run_deployment
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
-from challenge.config import ChallengeConfig, write_config
-from challenge.storage import Storage, open_location
+from challenge.core.config import ChallengeConfig, write_config
+from challenge.core.storage import Storage, open_location
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent

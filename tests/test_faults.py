@@ -18,7 +18,7 @@ import pytest
 from conftest import EXAMPLES, _free_port, make_config, saved
 from test_publish import stage
 
-from challenge.cli import main
+from challenge.app.cli import main
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -227,7 +227,7 @@ def test_every_kind_of_lost_connection_gets_the_unreachable_line() -> None:
         ResponseStreamingError,
     )
 
-    from challenge.terminal import error_line
+    from challenge.app.terminal import error_line
 
     url = "http://s3.example:9000"
     for exc in (EndpointConnectionError(endpoint_url=url), ConnectionClosedError(endpoint_url=url),

@@ -14,8 +14,8 @@ from conftest import EXAMPLES, put_drop
 from drops import classification_drop, classification_frame, image_drop, matching_drop, matching_tables
 from test_config import BILLION_LAUGHS
 
-from challenge.config import ChallengeConfig
-from challenge.storage import open_location
+from challenge.core.config import ChallengeConfig
+from challenge.core.storage import open_location
 from challenge.tasks.intake.drops import DropOutcome, discover_drops, run_time_label, task_id_clashes
 from challenge.tasks.intake.gate import gate_drop
 from challenge.tasks.intake.gate_reports import GateReport, render_markdown
@@ -431,9 +431,9 @@ def test_label_leak_sample_first_look_rules_out_only_what_the_full_test_would(mo
     import yaml
     from drops import classification_spec
 
+    from challenge.core.task_spec import parse_task_spec
     from challenge.expectations import custom_checks
     from challenge.expectations.custom_checks import CheckContext, label_leak
-    from challenge.task_spec import parse_task_spec
 
     rng = np.random.default_rng(0)
     n = 20_000

@@ -31,10 +31,10 @@ from drops import (
 )
 from test_gate import failed_checks, gate, storages
 
-from challenge import catalog
-from challenge.config import ChallengeConfig
-from challenge.errors import ConfigError, DropsFailed
-from challenge.storage import ObjectInfo
+from challenge.core import catalog
+from challenge.core.config import ChallengeConfig
+from challenge.core.errors import ConfigError, DropsFailed
+from challenge.core.storage import ObjectInfo
 from challenge.tasks.intake.drops import Drop, DropOutcome, discover_drops, run_time_label, task_id_clashes
 from challenge.tasks.intake.gate import gate_drop
 from challenge.tasks.intake.gate_reports import GateReport
@@ -162,7 +162,7 @@ def test_the_organizers_assign_a_task_id_in_challenge_yaml(config: ChallengeConf
     ("[team-x]", "owners: Input should be a valid dictionary"),
 ])
 def test_owners_in_challenge_yaml_are_validated(tmp_path: Path, owners: str, needle: str) -> None:
-    from challenge.config import load_config
+    from challenge.core.config import load_config
 
     path = tmp_path / "challenge.yaml"
     path.write_text("name: c1\ntitle: t\nstorage: {intake: a, public: b, private: c, submissions: d}\n"
@@ -172,7 +172,7 @@ def test_owners_in_challenge_yaml_are_validated(tmp_path: Path, owners: str, nee
 
 
 def test_intake_limits_in_challenge_yaml_are_validated(tmp_path: Path) -> None:
-    from challenge.config import load_config
+    from challenge.core.config import load_config
 
     path = tmp_path / "challenge.yaml"
     base = "name: c1\ntitle: t\nstorage: {intake: a, public: b, private: c, submissions: d}\n"
@@ -214,7 +214,7 @@ def test_the_parquet_bomb_is_refused_before_it_expands(tmp_path: Path) -> None:
     script = (
         "import sys\n"
         "from pathlib import Path\n"
-        "from challenge.errors import DataReadError\n"
+        "from challenge.core.errors import DataReadError\n"
         "from challenge.tasks.intake.read_tables import ReadLimits, read_data_file\n"
         "try:\n"
         f"    read_data_file(Path({str(path)!r}), 'items.parquet', ['Item ID', 'Title'], None, ReadLimits())\n"

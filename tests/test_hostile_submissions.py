@@ -18,10 +18,10 @@ import pytest
 from conftest import saved, stores
 from test_scoring import penguins_released, results
 
-from challenge import catalog
-from challenge.cli import main
-from challenge.errors import ChallengeError
-from challenge.storage import Storage, key_fits
+from challenge.app.cli import main
+from challenge.core import catalog
+from challenge.core.errors import ChallengeError
+from challenge.core.storage import Storage, key_fits
 from challenge.tasks.participant.tools import check_key_room, my_submissions, submit_file
 from challenge.tasks.scoring.final_picks import FinalFile, check_final, read_final
 

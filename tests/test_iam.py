@@ -17,9 +17,9 @@ import pytest
 from botocore.exceptions import ClientError
 from conftest import start_moto
 
-from challenge.config import ChallengeConfig, write_config
-from challenge.errors import ConfigError
-from challenge.iam import add_iam_parser, cmd_iam, team_policies, team_policy
+from challenge.app.iam import add_iam_parser, cmd_iam, team_policies, team_policy
+from challenge.core.config import ChallengeConfig, write_config
+from challenge.core.errors import ConfigError
 
 LOCATIONS = ("intake", "public", "private", "submissions")
 TEAMS = [{"id": "team-a", "name": "Team A", "members": ["alice@example.com"]},

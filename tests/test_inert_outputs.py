@@ -1,5 +1,5 @@
 """Words others wrote stay inert in every output (issue 22, item 1): one hostile corpus
-(tests/hostile_text.py) fed to each kind of output — the functions of challenge/inert.py, then a drop whose
+(tests/hostile_text.py) fed to each kind of output — the functions of challenge/core/inert.py, then a drop whose
 task.yaml and teams whose display names are the corpus, through collect, publish, scoring, finalize and the
 results report, with the dataset card and results.md parsed by a markdown renderer that passes HTML."""
 
@@ -21,8 +21,8 @@ from hostile_text import HOSTILE_TEXTS, TEAM_NAMES
 from markdown_it import MarkdownIt
 from test_publish import stage
 
-from challenge import cli
-from challenge.inert import FORMULA_STARTS, csv_cell, html_text, markdown_code, markdown_text, terminal_text
+from challenge.app import cli
+from challenge.core.inert import FORMULA_STARTS, csv_cell, html_text, markdown_code, markdown_text, terminal_text
 from challenge.tasks.scoring.notes import note_bytes
 
 SAFE_TAGS = {"h1", "h2", "h3", "p", "ul", "li", "table", "thead", "tbody", "tr", "th", "td", "code", "pre", "strong"}

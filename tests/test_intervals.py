@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from challenge.metrics import METRICS, score
+from challenge.core.metrics import METRICS, score
 from challenge.tasks.boards.bootstrap import bootstrap_scores, metric_from_counts, summarize, task_seed
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 from conftest import chromium
 
-from challenge.catalog import card_key
-from challenge.storage import LocalStorage
+from challenge.core.catalog import card_key
+from challenge.core.storage import LocalStorage
 from challenge.tasks.boards.tables import build_leaderboard, write_leaderboard
 from challenge.tasks.release.latest import ReleasedTask
 

@@ -15,8 +15,8 @@ from drops import classification_drop, classification_frame, papers_drop, papers
 from test_gate import assert_fails, gate
 from test_publish import stage, stores
 
-from challenge.config import ChallengeConfig
-from challenge.errors import ChallengeError
+from challenge.core.config import ChallengeConfig
+from challenge.core.errors import ChallengeError
 from challenge.expectations.custom_checks import lookup_fit
 from challenge.flows.publish_release import publish_release
 from challenge.tasks.release.leaks.checks import LeakColumns, find_leaks

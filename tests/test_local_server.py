@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 from conftest import _free_port, make_config, prefect_servers_under
 
-from challenge import local_server
-from challenge.config import write_config
+from challenge.app import local_server
+from challenge.core.config import write_config
 
 CLI = Path(sys.executable).parent / "challenge"
 TIMEOUT = 180
@@ -163,7 +163,7 @@ def test_the_temporary_servers_timeout_reaches_prefect(tmp_path: Path, setting: 
 
 def test_importing_the_cli_does_not_import_prefect() -> None:
     """Prefect reads its settings at import: the CLI's defaults must be in place first."""
-    code = "import sys, challenge.cli; print(sorted(m for m in sys.modules if m.split('.')[0] == 'prefect'))"
+    code = "import sys, challenge.app.cli; print(sorted(m for m in sys.modules if m.split('.')[0] == 'prefect'))"
     result = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=120)
     assert result.stdout.strip() == "[]", result.stderr
 
@@ -181,7 +181,7 @@ def test_an_error_before_any_flow_run_says_so(tmp_path: Path) -> None:
 def test_an_error_in_a_flow_run_names_the_run(prefect_harness: None) -> None:
     from prefect import flow
 
-    from challenge.terminal import NO_RUN, error_line
+    from challenge.app.terminal import NO_RUN, error_line
 
     @flow(name="breaks", flow_run_name="breaks-once")
     def breaks() -> None:

@@ -9,8 +9,8 @@ import pyarrow as pa
 import pytest
 from sklearn import metrics as skm
 
-from challenge.metrics import METRICS, confusion_matrix, score
-from challenge.task_spec import CLASSIFICATION_METRICS, MATCHING_METRICS
+from challenge.core.metrics import METRICS, confusion_matrix, score
+from challenge.core.task_spec import CLASSIFICATION_METRICS, MATCHING_METRICS
 
 SKLEARN = {
     "accuracy": skm.accuracy_score,
@@ -89,7 +89,7 @@ def test_lengths_must_agree() -> None:
 
 @pytest.mark.parametrize("kind,cases", [("classification", CLASSIFICATION_CASES), ("matching", MATCHING_CASES)])
 def test_score_all_equals_each_metric(kind: str, cases: dict) -> None:
-    from challenge.metrics import score_all
+    from challenge.core.metrics import score_all
 
     for make in cases.values():
         truth, pred = make(np.random.default_rng(3))
@@ -103,9 +103,9 @@ def test_score_all_equals_each_metric(kind: str, cases: dict) -> None:
 def test_docstring_examples_hold() -> None:
     import doctest
 
-    import challenge.metrics
+    import challenge.core.metrics
 
-    result = doctest.testmod(challenge.metrics)
+    result = doctest.testmod(challenge.core.metrics)
     assert result.attempted >= 10 and result.failed == 0
 
 
@@ -119,7 +119,7 @@ def test_both_parts_matrices_from_one_pass_score_as_each_part_alone() -> None:
     when a class is missing from a part (a filtered dictionary array keeps every class)."""
     import pyarrow.compute as pc
 
-    from challenge.metrics import confusion_matrices, score_all, scores_from_matrix
+    from challenge.core.metrics import confusion_matrices, score_all, scores_from_matrix
 
     rng = np.random.default_rng(0)
     for _ in range(100):

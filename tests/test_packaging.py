@@ -31,7 +31,7 @@ def test_installed_package_writes_the_example_drops(tmp_path: Path) -> None:
     assert {"flows", "tasks", "expectations"} <= {p.name for p in (target / "challenge").iterdir()}
     # Run from a folder outside the checkout, importing the installed copy (the test venv supplies the
     # dependencies; the checkout's editable finder comes after PYTHONPATH).
-    script = ("import challenge, sys; from challenge.cli import main; print(challenge.__file__); "
+    script = ("import challenge, sys; from challenge.app.cli import main; print(challenge.__file__); "
               "sys.exit(main(['init', 'mychallenge', '--with-examples']))")
     result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=300,
                             env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"})
@@ -50,7 +50,7 @@ def test_installed_package_runs_the_demo(tmp_path: Path) -> None:
     assert installed.returncode == 0, installed.stderr
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_") and k != "CHALLENGE_CONFIG"}
     env.update(PYTHONPATH=str(target), PREFECT_HOME=str(tmp_path / "prefect-home"), PREFECT_LOGGING_LEVEL="WARNING")
-    script = ("import challenge, sys; from challenge.cli import main; print(challenge.__file__, flush=True); "
+    script = ("import challenge, sys; from challenge.app.cli import main; print(challenge.__file__, flush=True); "
               "sys.exit(main(['demo', 'demo']))")
     result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
                             timeout=900)

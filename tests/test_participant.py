@@ -26,11 +26,11 @@ from test_iam import Moto
 from test_iam import moto_iam as moto_iam  # noqa: F401 (a fixture: the IAM-enforcing moto server)
 from test_publish import stage
 
-from challenge import cli
-from challenge.config import ChallengeConfig, write_config
+from challenge.app import cli
+from challenge.app.participant_config import load_participant
+from challenge.core.config import ChallengeConfig, write_config
 from challenge.flows.publish_release import publish_release
 from challenge.flows.score_submissions import score_submissions
-from challenge.participant_config import load_participant
 from challenge.tasks.release.challenge_info import read_challenge_info, refresh_challenge_info
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")

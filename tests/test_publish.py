@@ -17,10 +17,10 @@ import pytest
 from conftest import EXAMPLES, make_config, put_drop, saved
 from drops import classification_drop, classification_frame, matching_drop, matching_tables
 
-from challenge.config import ChallengeConfig
-from challenge.errors import ChallengeError
+from challenge.core.config import ChallengeConfig
+from challenge.core.errors import ChallengeError
+from challenge.core.storage import S3Storage, Storage, open_location
 from challenge.flows.publish_release import publish_release
-from challenge.storage import S3Storage, Storage, open_location
 from challenge.tasks.intake.drops import discover_drops, run_time_label
 from challenge.tasks.intake.gate import gate_drop
 from challenge.tasks.release.build import PublishError
@@ -354,7 +354,7 @@ def test_cli_publish_prints_where_the_release_is(staged: ChallengeConfig, releas
     import yaml
     from prefect.artifacts import Artifact
 
-    from challenge.cli import main
+    from challenge.app.cli import main
 
     config_file = tmp_path / "challenge.yaml"
     config_file.write_text(yaml.safe_dump(staged.model_dump(mode="json")))
@@ -384,7 +384,7 @@ def test_card_counts_classes_in_train_only(staged: ChallengeConfig, release_a: d
 
 
 def test_pointers_and_keys_are_hints_or_errors_never_silently_recreated(config: ChallengeConfig) -> None:
-    from challenge.catalog import ID_KEY as KEY_OBJECT
+    from challenge.core.catalog import ID_KEY as KEY_OBJECT
     from challenge.flows.score_submissions import score_submissions
 
     stage(config, EXAMPLES / "penguin-lab" / "penguins", "penguin-lab")

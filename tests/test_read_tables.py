@@ -10,8 +10,8 @@ import pytest
 
 import challenge.tasks.intake.read_limits as read_limits
 import challenge.tasks.intake.read_tables as read_tables
-from challenge.errors import DataReadError
-from challenge.task_spec import snake_case
+from challenge.core.errors import DataReadError
+from challenge.core.task_spec import snake_case
 from challenge.tasks.intake.read_tables import read_table
 
 

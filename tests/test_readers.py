@@ -30,7 +30,7 @@ from conftest import EXAMPLES, make_config, saved, stores
 from drops import classification_spec, write_drop
 from test_publish import stage
 
-from challenge import catalog
+from challenge.core import catalog
 from challenge.flows.publish_release import publish_release
 from challenge.flows.score_submissions import score_submissions
 from challenge.tasks.scoring.score import AnswerKey, evaluate, load_answer_key

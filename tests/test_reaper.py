@@ -1,4 +1,4 @@
-"""A command killed with SIGKILL leaves no process of its own behind (challenge/reaper.py): the temporary
+"""A command killed with SIGKILL leaves no process of its own behind (challenge/app/reaper.py): the temporary
 Prefect API server of `--no-server` is stopped by the command's watchdog; a process in a session of its
 own (the local server meant to stay up) is left alone."""
 
@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from challenge.scaffold import init_challenge
+from challenge.app.scaffold import init_challenge
 
 CLI = Path(sys.executable).parent / "challenge"
 
@@ -62,7 +62,7 @@ def test_a_process_in_its_own_session_is_left_alone(tmp_path: Path) -> None:
     """What the watchdog stops and what it keeps, on a parent it watches (a child process here)."""
     script = (
         "import subprocess, sys, time\n"
-        "from challenge.reaper import watch_this_process\n"
+        "from challenge.app.reaper import watch_this_process\n"
         "watch_this_process(grace=1)\n"
         "own = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'])\n"
         "kept = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'], start_new_session=True)\n"

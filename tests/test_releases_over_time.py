@@ -14,7 +14,7 @@ import pytest
 from conftest import EXAMPLES, make_config, saved, stores
 from test_publish import EXAMPLE_TASKS, stage
 
-from challenge.catalog import Manifest, answers_key, manifest_key, parse_record
+from challenge.core.catalog import Manifest, answers_key, manifest_key, parse_record
 from challenge.flows.publish_release import publish_release
 from challenge.flows.score_submissions import score_submissions
 

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from challenge.catalog import RESULTS_INDEX as INDEX_KEY
-from challenge.storage import Storage
+from challenge.core.catalog import RESULTS_INDEX as INDEX_KEY
+from challenge.core.storage import Storage
 from challenge.tasks.scoring.records import scan_results
 
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from challenge.cli import main
-from challenge.config import load_config
-from challenge.scaffold import NAME, name_for, title_for
+from challenge.app.cli import main
+from challenge.app.scaffold import NAME, name_for, title_for
+from challenge.core.config import load_config
 
 
 @pytest.mark.parametrize(("folder", "name", "title"), [

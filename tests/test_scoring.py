@@ -21,8 +21,8 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import GlobalConcurrencyLimitUpdate
 from test_publish import stage
 
-from challenge.config import ChallengeConfig
-from challenge.errors import ChallengeError, ScoringErrors
+from challenge.core.config import ChallengeConfig
+from challenge.core.errors import ChallengeError, ScoringErrors
 from challenge.flows.publish_release import publish_release
 from challenge.flows.score_submissions import finalize_challenge, score_submissions
 
@@ -322,7 +322,7 @@ def test_rescore_after_an_answer_key_fix_keeps_history(tmp_path: Path, backend: 
                                                        capsys: pytest.CaptureFixture[str]) -> None:
     import yaml
 
-    from challenge.cli import main
+    from challenge.app.cli import main
 
     endpoint = request.getfixturevalue("s3_endpoint") if backend == "s3" else None
     config = challenge(backend, tmp_path, endpoint)
@@ -363,7 +363,7 @@ def test_rescore_after_an_answer_key_fix_keeps_history(tmp_path: Path, backend: 
 
 
 def test_late_and_oversized_submissions_are_rejected(tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> None:
-    from challenge.config import Policy
+    from challenge.core.config import Policy
 
     endpoint = request.getfixturevalue("s3_endpoint") if backend == "s3" else None
     config = challenge(backend, tmp_path, endpoint)
@@ -391,8 +391,8 @@ def test_late_and_oversized_submissions_are_rejected(tmp_path: Path, backend: st
 def test_scheduled_scoring_before_the_first_release_completes_with_nothing_to_do(
         config: ChallengeConfig, capsys: pytest.CaptureFixture[str]) -> None:
     """A schedule may start before anything is published: the run completes and says so."""
-    from challenge.cli import main
-    from challenge.errors import ChallengeError
+    from challenge.app.cli import main
+    from challenge.core.errors import ChallengeError
 
     result = score_submissions(config_path=saved(config))
     assert result.pending == 0 and "no release yet" in result.message

@@ -19,11 +19,11 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import GlobalConcurrencyLimitUpdate
 from prefect.settings import PREFECT_API_URL
 
-from challenge import catalog, leases
-from challenge.config import ChallengeConfig, load_config
-from challenge.errors import ChallengeError
+from challenge.core import catalog, leases
+from challenge.core.config import ChallengeConfig, load_config
+from challenge.core.errors import ChallengeError
+from challenge.core.leases import Lease, LeaseLost
 from challenge.flows.scoring_slot import _Heartbeat, scoring_limit_name, scoring_slot
-from challenge.leases import Lease, LeaseLost
 from challenge.tasks.scoring.score import read_and_score
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
@@ -32,7 +32,7 @@ LEASE = 3.0  # seconds: renewed every 0.75 s
 HOLDER = """
 import sys, time
 from prefect import flow
-from challenge.config import load_config
+from challenge.core.config import load_config
 from challenge.flows.scoring_slot import scoring_slot
 
 @flow

@@ -18,8 +18,8 @@ from conftest import EXAMPLES, make_config, saved, stores
 from test_publish import stage
 from test_scoring import upload
 
-from challenge.cli import main
-from challenge.config import ChallengeConfig
+from challenge.app.cli import main
+from challenge.core.config import ChallengeConfig
 from challenge.flows.publish_release import publish_release
 from challenge.flows.score_submissions import finalize_challenge, score_submissions
 

@@ -20,11 +20,11 @@ import pytest
 from conftest import ALL_BACKENDS, make_config, saved, stores
 from test_publish import EXAMPLE_TASKS, stage_examples
 
-from challenge import catalog
-from challenge.config import ChallengeConfig
+from challenge.core import catalog
+from challenge.core.config import ChallengeConfig
+from challenge.core.storage import LocalStorage, S3Storage, Storage
 from challenge.flows.publish_release import publish_release
 from challenge.flows.score_submissions import score_submissions
-from challenge.storage import LocalStorage, S3Storage, Storage
 from challenge.tasks.release.build import PublishError
 from challenge.tasks.release.publish import finish_release
 from challenge.tasks.scoring.score import feedback, result_record, write_result

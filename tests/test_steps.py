@@ -14,10 +14,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from challenge import catalog
-from challenge.config import ChallengeConfig
-from challenge.scaffold import EXAMPLES_DIR
-from challenge.task_spec import parse_task_spec
+from challenge.app.scaffold import EXAMPLES_DIR
+from challenge.core import catalog
+from challenge.core.config import ChallengeConfig
+from challenge.core.task_spec import parse_task_spec
 from challenge.tasks.intake.read_tables import read_table
 from challenge.tasks.intake.staged import StagedTask
 from challenge.tasks.intake.standardize import standardize_records

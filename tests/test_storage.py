@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from conftest import ALL_BACKENDS
 
-from challenge.errors import StorageError
-from challenge.storage import (
+from challenge.core.errors import StorageError
+from challenge.core.storage import (
     LocalStorage,
     S3Storage,
     Storage,
@@ -105,7 +105,7 @@ def key_of(size: int, folder: str = "long") -> str:
 def test_keys_past_s3s_limit_are_refused_before_any_request(storage: Storage, backend: str) -> None:
     """S3 keys are at most 1,024 bytes of UTF-8, the location's prefix included (moto accepts longer ones; real
     S3 and SeaweedFS refuse them): every backend refuses a longer key itself, saying by how much, before any request."""
-    from challenge.storage import MAX_KEY_BYTES, KeyTooLong, key_fits
+    from challenge.core.storage import MAX_KEY_BYTES, KeyTooLong, key_fits
 
     room = MAX_KEY_BYTES - (len("some/prefix/") if backend != "local" else 0)  # the storage fixture's S3 prefix
     longest, over = key_of(room), key_of(room + 1)
@@ -124,7 +124,7 @@ def test_keys_past_s3s_limit_are_refused_before_any_request(storage: Storage, ba
 
 def test_a_local_folder_refuses_a_name_over_255_bytes(tmp_path: Path) -> None:
     """A local file system holds names of at most 255 bytes: such a key is refused by name, not with OSError."""
-    from challenge.storage import KeyTooLong, key_fits
+    from challenge.core.storage import KeyTooLong, key_fits
 
     storage = LocalStorage(tmp_path)
     assert key_fits(storage, "team/" + "é" * 127 + "x") and not key_fits(storage, "team/" + "é" * 128)
@@ -209,7 +209,7 @@ def test_local_storage_lists_but_never_follows_or_opens_irregular_entries(tmp_pa
 
 
 def test_read_limited_reads_the_listed_version_and_no_more(storage: Storage) -> None:
-    from challenge.storage import ObjectChanged
+    from challenge.core.storage import ObjectChanged
 
     storage.write_bytes("team-a/t/s.csv", b"id,label\n" * 100)
     listed = storage.head("team-a/t/s.csv")
@@ -269,7 +269,7 @@ def test_upload_tree_and_download_many_round_trip_a_folder_of_many_files(storage
 
 
 def test_if_absent_write_creates_once_and_never_overwrites(storage: Storage) -> None:
-    from challenge.storage import ObjectExists
+    from challenge.core.storage import ObjectExists
 
     storage.write_bytes("results/a.json", b'{"first": true}', if_absent=True)
     with pytest.raises(ObjectExists, match="already exists"):
@@ -285,7 +285,7 @@ def test_racing_if_absent_writes_exactly_one_wins(storage: Storage, backend: str
     """Writers racing to create the same key (threads released together): one writes, every other gets
     ObjectExists, and the object holds the winner's bytes. moto checks If-None-Match, then puts, without a
     lock: there racing writers can both win (1 round in 1,500 of 4 writers), so only the losers' error is checked."""
-    from challenge.storage import ObjectExists
+    from challenge.core.storage import ObjectExists
 
     writers = 4
 

@@ -23,8 +23,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from challenge.errors import BaselineError
-from challenge.task_spec import Modality
+from challenge.core.errors import BaselineError
+from challenge.core.task_spec import Modality
 
 IMAGE_SIDE = 8  # images become IMAGE_SIDE² grayscale pixels in [0, 1]
 RATIO_CHARS = 200  # SequenceMatcher is quadratic: long texts are compared on their start

@@ -43,12 +43,12 @@ from prefect.logging import get_run_logger
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import ShuffleSplit, StratifiedShuffleSplit
 
-from challenge import catalog
-from challenge.config import ChallengeConfig
-from challenge.errors import BaselineError
-from challenge.metrics import score
-from challenge.storage import Storage, download_many, file_digest, open_location
-from challenge.task_spec import Modality
+from challenge.core import catalog
+from challenge.core.config import ChallengeConfig
+from challenge.core.errors import BaselineError
+from challenge.core.metrics import score
+from challenge.core.storage import Storage, download_many, file_digest, open_location
+from challenge.core.task_spec import Modality
 from challenge.tasks.baselines.features import (
     as_numbers,
     as_strings,

@@ -4,7 +4,7 @@ which neighbours are statistically tied. Pure numpy; no storage, no Prefect.
 A paired, seeded percentile bootstrap over the test rows (pairs, for a matching task) of the part a
 board ranks by: every resample draws n rows with replacement, and every team of the task is scored on
 the same resamples. Every metric of the registry is a formula over per-class true positives, true
-counts and predicted counts (challenge/metrics.py), so a resample's counts for all teams come from one
+counts and predicted counts (challenge/core/metrics.py), so a resample's counts for all teams come from one
 matrix product, resample weights (B × n) times 0/1 indicators (n × columns): never a Python loop over
 rows or resamples.
 """

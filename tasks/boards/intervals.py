@@ -24,9 +24,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from challenge import catalog
-from challenge.errors import StorageError
-from challenge.storage import TRANSFER_THREADS, Storage
+from challenge.core import catalog
+from challenge.core.errors import StorageError
+from challenge.core.storage import TRANSFER_THREADS, Storage
 from challenge.tasks.boards.bootstrap import LEVEL, METHOD, RESAMPLES, SEED, Uncertainty, bootstrap_scores, summarize, task_seed
 from challenge.tasks.release.latest import ReleasedTask
 from challenge.tasks.scoring.score import WHOLE, AnswerKey, ParticipantVisibleError, load_answer_key, predict, write_predictions

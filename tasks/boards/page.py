@@ -11,7 +11,7 @@ import math
 from datetime import datetime, timezone
 from typing import Any
 
-from challenge.formats import MISSING, interval_text, score_text, utc_minute
+from challenge.core.formats import MISSING, interval_text, score_text, utc_minute
 from challenge.tasks.scoring.score import WHOLE
 
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22"]

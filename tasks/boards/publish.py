@@ -7,11 +7,11 @@ import json
 from typing import Any
 
 import challenge
-from challenge import catalog
-from challenge.catalog import Latest
-from challenge.config import ChallengeConfig
-from challenge.errors import ChallengeError
-from challenge.storage import Storage
+from challenge.core import catalog
+from challenge.core.catalog import Latest
+from challenge.core.config import ChallengeConfig
+from challenge.core.errors import ChallengeError
+from challenge.core.storage import Storage
 from challenge.tasks.artifacts import leaderboard_artifacts
 from challenge.tasks.boards.intervals import add_intervals
 from challenge.tasks.boards.results_report import render_report_html, render_report_markdown

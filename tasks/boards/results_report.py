@@ -10,8 +10,8 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from challenge.formats import utc_minute
-from challenge.inert import markdown_text
+from challenge.core.formats import utc_minute
+from challenge.core.inert import markdown_text
 from challenge.tasks.boards.page import STYLE
 
 REPORT_STYLE = STYLE + """

@@ -22,9 +22,9 @@ import json
 from datetime import datetime, timezone
 from typing import Any
 
-from challenge import catalog
-from challenge.inert import csv_cell
-from challenge.storage import Storage
+from challenge.core import catalog
+from challenge.core.inert import csv_cell
+from challenge.core.storage import Storage
 from challenge.tasks.boards.page import render_html
 from challenge.tasks.release.latest import ReleasedTask
 from challenge.tasks.scoring.score import WHOLE, counts_for

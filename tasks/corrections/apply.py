@@ -24,10 +24,10 @@ from datetime import datetime
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from challenge import catalog
-from challenge.catalog import AnswerVersion, AnswerVersions, StagedMeta, StagedPointer
-from challenge.errors import ChallengeError
-from challenge.storage import TRANSFER_THREADS, Storage
+from challenge.core import catalog
+from challenge.core.catalog import AnswerVersion, AnswerVersions, StagedMeta, StagedPointer
+from challenge.core.errors import ChallengeError
+from challenge.core.storage import TRANSFER_THREADS, Storage
 from challenge.tasks.corrections.file_checks import (
     CorrectionError,
     apply_corrections,

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
-from challenge.errors import ChallengeError
+from challenge.core.errors import ChallengeError
 
 MAX_CORRECTION_BYTES = 50 * 1024 * 1024
 MAX_EXAMPLES = 5  # examples shown in a message, then ", …"

@@ -15,7 +15,7 @@ import re
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from challenge import catalog
+from challenge.core import catalog
 from challenge.expectations.checks import CheckResult
 
 STYLESHEET = "static/offline.css"

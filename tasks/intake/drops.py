@@ -10,9 +10,9 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
 
-from challenge import catalog
-from challenge.storage import ObjectInfo, Storage, is_valid_key
-from challenge.task_spec import TASK_ID_PATTERN
+from challenge.core import catalog
+from challenge.core.storage import ObjectInfo, Storage, is_valid_key
+from challenge.core.task_spec import TASK_ID_PATTERN
 
 PIPELINE_VERSION = "intake-1"  # bump when standardization changes the staged output
 

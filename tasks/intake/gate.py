@@ -24,20 +24,20 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from challenge import catalog
-from challenge.catalog import TASK_FILE, StagedPointer
-from challenge.config import ChallengeConfig
-from challenge.errors import ConfigError, DataReadError
+from challenge.core import catalog
+from challenge.core.catalog import TASK_FILE, StagedPointer
+from challenge.core.config import ChallengeConfig
+from challenge.core.errors import ConfigError, DataReadError
+from challenge.core.storage import LocalStorage, Storage, download_many, open_location, upload_tree
+from challenge.core.task_spec import TASK_ID_PATTERN, Modality, TaskSpec, parse_task_spec
+from challenge.core.yamlfile import read_yaml_text
 from challenge.expectations.checks import CheckResult, failed, passed
-from challenge.storage import LocalStorage, Storage, download_many, open_location, upload_tree
-from challenge.task_spec import TASK_ID_PATTERN, Modality, TaskSpec, parse_task_spec
 from challenge.tasks.intake.drops import Claimant, Drop, DropOutcome, Ownership, contributor_folder, report_folder, task_owner
 from challenge.tasks.intake.gate_reports import GateReport, one_line, render_markdown
 from challenge.tasks.intake.quality import Absent, rules_fingerprint, run_quality_gate
 from challenge.tasks.intake.read_limits import LimitExceeded, ReadLimits
 from challenge.tasks.intake.read_tables import DataFile, read_data_file
 from challenge.tasks.intake.standardize import check_name_clashes, standardize_pairs, standardize_records
-from challenge.yamlfile import read_yaml_text
 
 Progress = Callable[[str, list[CheckResult]], None]  # the step the gate starts, and the checks so far
 

@@ -30,9 +30,9 @@ import traceback
 from multiprocessing.connection import Connection
 from typing import Any
 
-from challenge.config import ChallengeConfig
+from challenge.core.config import ChallengeConfig
+from challenge.core.storage import open_location
 from challenge.expectations.checks import CheckResult, failed
-from challenge.storage import open_location
 from challenge.tasks.intake.drops import Claimant, Drop, DropOutcome, Ownership
 from challenge.tasks.intake.gate import drop_ownership, reusable_outcome, run_gate, stopped_gate
 from challenge.tasks.intake.gate_reports import GateReport

@@ -7,8 +7,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from challenge.core.inert import markdown_code, markdown_text
 from challenge.expectations.checks import CheckResult
-from challenge.inert import markdown_code, markdown_text
 
 
 @dataclass

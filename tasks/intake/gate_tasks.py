@@ -11,8 +11,8 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
-from challenge.config import ChallengeConfig
-from challenge.storage import open_location
+from challenge.core.config import ChallengeConfig
+from challenge.core.storage import open_location
 from challenge.tasks.intake.drops import Claimant, Drop, DropOutcome, contributor_folder, discover_drops, report_folder
 from challenge.tasks.intake.gate_process import gate_drop_within_budget
 from challenge.tasks.intake.gate_reports import render_markdown

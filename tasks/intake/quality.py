@@ -24,11 +24,11 @@ from typing import Any
 import pyarrow as pa
 import yaml
 
-from challenge.errors import ConfigError
+from challenge.core.errors import ConfigError
+from challenge.core.task_spec import Modality, TaskSpec, snake_case
 from challenge.expectations import SUITES_DIR
 from challenge.expectations.checks import CheckResult, failed, skipped
 from challenge.expectations.custom_checks import CUSTOM_CHECKS, NEEDS, CheckContext
-from challenge.task_spec import Modality, TaskSpec, snake_case
 from challenge.tasks.intake.data_docs import make_offline
 from challenge.tasks.intake.standardize import contributor_columns
 

@@ -19,9 +19,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from challenge.config import IntakeSettings
-from challenge.errors import DataReadError
-from challenge.sniff import NUL_BYTES, PARQUET, TEXT_KINDS, binary_kind
+from challenge.core.config import IntakeSettings
+from challenge.core.errors import DataReadError
+from challenge.core.sniff import NUL_BYTES, PARQUET, TEXT_KINDS, binary_kind
 
 CSV_BLOCK_SIZE = 1 << 20  # pyarrow's default; tests shrink it
 ROW_BLOCKS_PER_VALUE = 4  # a CSV or JSON Lines row may be this many times the longest value allowed

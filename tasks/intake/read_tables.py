@@ -21,7 +21,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.json as pa_json
 import pyarrow.parquet as pq
 
-from challenge.errors import DataReadError
+from challenge.core.errors import DataReadError
 from challenge.tasks.intake import read_limits
 from challenge.tasks.intake.read_limits import (
     LimitExceeded,

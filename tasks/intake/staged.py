@@ -8,11 +8,11 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from challenge import catalog
-from challenge.catalog import StagedMeta, StagedPointer
-from challenge.errors import ChallengeError
-from challenge.storage import Storage
-from challenge.task_spec import TaskSpec
+from challenge.core import catalog
+from challenge.core.catalog import StagedMeta, StagedPointer
+from challenge.core.errors import ChallengeError
+from challenge.core.storage import Storage
+from challenge.core.task_spec import TaskSpec
 
 
 @dataclass

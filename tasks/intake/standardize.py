@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from challenge.core.task_spec import Modality, TaskSpec, snake_case
 from challenge.expectations.checks import CheckResult, failed, passed
-from challenge.task_spec import Modality, TaskSpec, snake_case
 
 ID, LABEL, LEFT, RIGHT = "id", "label", "left_id", "right_id"
 CATEGORICAL_TYPE = pa.dictionary(pa.int32(), pa.string())

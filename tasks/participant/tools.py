@@ -22,10 +22,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from challenge import catalog
-from challenge.catalog import ChallengeInfo, Latest, Manifest
-from challenge.errors import ChallengeError, StorageError
-from challenge.storage import KeyTooLong, Storage, download_many, is_valid_key, map_batched
+from challenge.core import catalog
+from challenge.core.catalog import ChallengeInfo, Latest, Manifest
+from challenge.core.errors import ChallengeError, StorageError
+from challenge.core.storage import KeyTooLong, Storage, download_many, is_valid_key, map_batched
 from challenge.tasks.scoring.notes import check_message, note_bytes
 from challenge.tasks.scoring.score import checked_labels
 from challenge.tasks.scoring.submissions import SUBMISSION_SUFFIXES, IdIndex, Submission, shown

@@ -18,11 +18,11 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from challenge import catalog
-from challenge.config import ChallengeConfig
-from challenge.errors import ChallengeError
-from challenge.memory import trim
-from challenge.task_spec import Modality, TaskSpec, snake_case
+from challenge.core import catalog
+from challenge.core.config import ChallengeConfig
+from challenge.core.errors import ChallengeError
+from challenge.core.memory import trim
+from challenge.core.task_spec import Modality, TaskSpec, snake_case
 from challenge.tasks.intake.staged import StagedTask
 from challenge.tasks.release.cards import card_settings, croissant_metadata, dataset_card
 from challenge.tasks.release.id_order import IdOrderSpill

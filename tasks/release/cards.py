@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from challenge import catalog
-from challenge.config import ChallengeConfig, public_web_address
-from challenge.inert import markdown_code, markdown_text
-from challenge.metrics import METRICS
-from challenge.task_spec import Modality, TaskSpec, snake_case
+from challenge.core import catalog
+from challenge.core.config import ChallengeConfig, public_web_address
+from challenge.core.inert import markdown_code, markdown_text
+from challenge.core.metrics import METRICS
+from challenge.core.task_spec import Modality, TaskSpec, snake_case
 
 CROISSANT_CONTEXT: dict[str, Any] = {
     "@language": "en",

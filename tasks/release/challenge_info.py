@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from challenge import catalog
-from challenge.catalog import ChallengeInfo, ScoringSchedule
-from challenge.config import ChallengeConfig
-from challenge.errors import ChallengeError
-from challenge.storage import Storage
+from challenge.core import catalog
+from challenge.core.catalog import ChallengeInfo, ScoringSchedule
+from challenge.core.config import ChallengeConfig
+from challenge.core.errors import ChallengeError
+from challenge.core.storage import Storage
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from challenge import catalog
-from challenge.catalog import AnswerVersions, Latest, Manifest
-from challenge.errors import ChallengeError
-from challenge.storage import Storage
+from challenge.core import catalog
+from challenge.core.catalog import AnswerVersions, Latest, Manifest
+from challenge.core.errors import ChallengeError
+from challenge.core.storage import Storage
 
 log = logging.getLogger(__name__)
 

@@ -15,9 +15,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from challenge import catalog
-from challenge.errors import ChallengeError
-from challenge.storage import Storage
+from challenge.core import catalog
+from challenge.core.errors import ChallengeError
+from challenge.core.storage import Storage
 
 
 def load_or_create_key(private: Storage) -> bytes:

@@ -19,10 +19,10 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
-from challenge import catalog
-from challenge.catalog import Latest, Manifest, StagedPointer
-from challenge.config import ChallengeConfig
-from challenge.storage import TRANSFER_THREADS, ObjectExists, Storage, download_many, open_location
+from challenge.core import catalog
+from challenge.core.catalog import Latest, Manifest, StagedPointer
+from challenge.core.config import ChallengeConfig
+from challenge.core.storage import TRANSFER_THREADS, ObjectExists, Storage, download_many, open_location
 from challenge.tasks.intake.staged import list_staged, load_staged_task
 from challenge.tasks.release.build import PublishError, build_inputs, build_task_release
 from challenge.tasks.release.latest import read_answer_versions, read_latest

@@ -15,7 +15,7 @@ import pyarrow.compute as pc
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from challenge.errors import ChallengeError
+from challenge.core.errors import ChallengeError
 
 
 class SplitError(ChallengeError):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from challenge.storage import ObjectInfo, Storage, file_digest, join_key, map_batched, tree_files, upload_many
+from challenge.core.storage import ObjectInfo, Storage, file_digest, join_key, map_batched, tree_files, upload_many
 from challenge.tasks.release.build import PublishError
 from challenge.tasks.release.images import sha256_file
 

@@ -13,10 +13,10 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
-from challenge import catalog
-from challenge.config import ChallengeConfig
-from challenge.errors import ChallengeError
-from challenge.storage import TRANSFER_THREADS, Storage, open_location
+from challenge.core import catalog
+from challenge.core.config import ChallengeConfig
+from challenge.core.errors import ChallengeError
+from challenge.core.storage import TRANSFER_THREADS, Storage, open_location
 from challenge.tasks.artifacts import ProgressArtifact
 from challenge.tasks.release.latest import ReleasedTask
 from challenge.tasks.scoring.score import (

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from challenge import catalog
-from challenge.sniff import TEXT_KINDS, binary_kind
-from challenge.storage import TRANSFER_THREADS, ObjectInfo, Storage
+from challenge.core import catalog
+from challenge.core.sniff import TEXT_KINDS, binary_kind
+from challenge.core.storage import TRANSFER_THREADS, ObjectInfo, Storage
 from challenge.tasks.release.latest import ReleasedTask
 from challenge.tasks.scoring.score import counts_for
 from challenge.tasks.scoring.submissions import Inbox

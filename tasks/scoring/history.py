@@ -15,8 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, timezone
 from typing import Any
 
-from challenge import catalog
-from challenge.storage import TRANSFER_THREADS, Storage
+from challenge.core import catalog
+from challenge.core.storage import TRANSFER_THREADS, Storage
 from challenge.tasks.release.latest import ReleasedTask
 from challenge.tasks.scoring.score import WHOLE, counts_for, day_quota
 from challenge.tasks.scoring.submissions import BASELINE_TEAM

@@ -13,9 +13,9 @@ import hashlib
 import json
 import re
 
-from challenge import catalog
-from challenge.errors import ChallengeError
-from challenge.storage import Storage
+from challenge.core import catalog
+from challenge.core.errors import ChallengeError
+from challenge.core.storage import Storage
 from challenge.tasks.scoring.submissions import Submission
 
 MAX_DESCRIPTION = 300  # characters kept of a note

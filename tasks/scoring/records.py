@@ -21,8 +21,8 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from challenge import catalog
-from challenge.storage import TRANSFER_THREADS, ObjectInfo, Storage
+from challenge.core import catalog
+from challenge.core.storage import TRANSFER_THREADS, ObjectInfo, Storage
 
 log = logging.getLogger(__name__)
 

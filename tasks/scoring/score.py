@@ -27,10 +27,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 import challenge
-from challenge import catalog, leases
-from challenge.errors import ChallengeError, StorageError
-from challenge.metrics import confusion_matrices, score_all, scores_from_matrix
-from challenge.storage import TRANSFER_THREADS, KeyTooLong, ObjectChanged, ObjectExists, Storage, key_fits
+from challenge.core import catalog, leases
+from challenge.core.errors import ChallengeError, StorageError
+from challenge.core.metrics import confusion_matrices, score_all, scores_from_matrix
+from challenge.core.storage import TRANSFER_THREADS, KeyTooLong, ObjectChanged, ObjectExists, Storage, key_fits
 from challenge.tasks.release.latest import read_answer_versions
 from challenge.tasks.scoring.notes import read_description
 from challenge.tasks.scoring.submissions import (
@@ -338,7 +338,7 @@ def read_and_score(subs: list[Submission], config: Any, key: AnswerKey | None, t
     """Admit, read, validate and score each submission in threads: per submission ("final", record),
     ("valid", metrics), ("changed", None) when it was replaced while read, or ("error", exception).
     `progress(n)` is called with the number of submissions done so far. Once the run's lease on the scoring
-    slot lapses (challenge/leases.py), no further submission is taken: LeaseLost is raised."""
+    slot lapses (challenge/core/leases.py), no further submission is taken: LeaseLost is raised."""
     lease = leases.current()
 
     def first(sub: Submission) -> tuple[str, Any]:

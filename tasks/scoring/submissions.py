@@ -23,11 +23,11 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from challenge import catalog
-from challenge.config import ChallengeConfig
-from challenge.errors import ChallengeError, StorageError
-from challenge.sniff import PARQUET, TEXT_KINDS, binary_kind
-from challenge.storage import KeyTooLong, ObjectInfo, Storage, is_valid_key, key_fits, validate_key
+from challenge.core import catalog
+from challenge.core.config import ChallengeConfig
+from challenge.core.errors import ChallengeError, StorageError
+from challenge.core.sniff import PARQUET, TEXT_KINDS, binary_kind
+from challenge.core.storage import KeyTooLong, ObjectInfo, Storage, is_valid_key, key_fits, validate_key
 
 SUBMISSION_SUFFIXES = (".csv", ".parquet")
 MAX_EXAMPLES = 5

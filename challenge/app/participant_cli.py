@@ -1,6 +1,6 @@
 """A participant's commands (SPEC §10): `challenge download`, `challenge submit`, `challenge submissions`.
 
-They need nothing but participant.yaml (challenge/participant_config.py) and the team's own credentials:
+They need nothing but participant.yaml (challenge/app/participant_config.py) and the team's own credentials:
 no challenge.yaml, no Prefect. `submit` checks the file with the scorer's own check before it uploads
 anything; `submissions --wait` waits until the scorer has answered every upload.
 """
@@ -15,14 +15,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from challenge import catalog
-from challenge.errors import ChallengeError
-from challenge.formats import utc_minute
-from challenge.inert import terminal_text
+from challenge.core import catalog
+from challenge.core.errors import ChallengeError
+from challenge.core.formats import utc_minute
+from challenge.core.inert import terminal_text
 
 if TYPE_CHECKING:  # the commands import the steps when they run: `challenge --help` stays quick
-    from challenge.participant_config import ParticipantConfig
-    from challenge.storage import Storage
+    from challenge.app.participant_config import ParticipantConfig
+    from challenge.core.storage import Storage
     from challenge.tasks.participant.tools import TaskSubmissions
 
 DEFAULT_FOLDER = "challenge-data"
@@ -30,7 +30,7 @@ POLL_SECONDS = 10.0
 
 
 def plain(text: object, limit: int = 200) -> str:
-    """Text from storage for the terminal (challenge/inert.py: no escape sequence, one line, cut)."""
+    """Text from storage for the terminal (challenge/core/inert.py: no escape sequence, one line, cut)."""
     return terminal_text(text, limit)
 
 
@@ -46,7 +46,7 @@ def guarded(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.
             code = exc.response.get("Error", {}).get("Code", "")
             if code not in ("AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
                 raise
-            from challenge.participant_config import load_participant
+            from challenge.app.participant_config import load_participant
 
             me = load_participant(args.participant)
             raise ChallengeError(
@@ -58,7 +58,7 @@ def guarded(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.
 
 
 def _stores(args: argparse.Namespace) -> tuple["ParticipantConfig", "Storage", "Storage"]:
-    from challenge.participant_config import load_participant
+    from challenge.app.participant_config import load_participant
 
     me = load_participant(args.participant)
     return me, me.open("public"), me.open("submissions")

@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from challenge.errors import ChallengeError
+from challenge.core.errors import ChallengeError
 
 HOST = "127.0.0.1"
 DEFAULT_PORT = 4200  # Prefect's own default: the UI address people know, when it is free

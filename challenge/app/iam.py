@@ -23,9 +23,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from challenge.config import ChallengeConfig, load_config
-from challenge.errors import ConfigError
-from challenge.participant_config import participant_for, participant_yaml
+from challenge.app.participant_config import participant_for, participant_yaml
+from challenge.core.config import ChallengeConfig, load_config
+from challenge.core.errors import ConfigError
 
 Statement = dict[str, Any]
 

@@ -14,10 +14,10 @@ from pathlib import Path
 import yaml
 from pydantic import Field, ValidationInfo, field_validator
 
-from challenge.config import ChallengeConfig, S3Settings, Strict, location_uri
-from challenge.errors import ConfigError
-from challenge.storage import Storage, open_storage
-from challenge.yamlfile import load_model
+from challenge.core.config import ChallengeConfig, S3Settings, Strict, location_uri
+from challenge.core.errors import ConfigError
+from challenge.core.storage import Storage, open_storage
+from challenge.core.yamlfile import load_model
 
 PARTICIPANT_ENV = "CHALLENGE_PARTICIPANT"
 DEFAULT_PARTICIPANT = "participant.yaml"

@@ -50,8 +50,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from challenge.errors import ChallengeError
-from challenge.storage import Storage
+from challenge.core.errors import ChallengeError
+from challenge.core.storage import Storage
 
 # ---- public: releases ---------------------------------------------------------------------------------
 

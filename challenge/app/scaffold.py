@@ -9,9 +9,9 @@ import shutil
 import unicodedata
 from pathlib import Path
 
-from challenge.errors import ConfigError
+from challenge.core.errors import ConfigError
 
-EXAMPLES_DIR = Path(__file__).resolve().parent / "example_drops"  # package data: installed with the package
+EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "example_drops"  # package data: installed with the package
 
 EXAMPLE_CONFIG = """\
 # challenge.yaml: the organizer's configuration (every key is explained in the README).
@@ -68,7 +68,7 @@ teams:
 """
 
 
-NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")  # challenge.yaml's `name` (challenge/config.py)
+NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")  # challenge.yaml's `name` (challenge/core/config.py)
 FALLBACK_NAME = "my-challenge"
 
 

@@ -18,12 +18,12 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from challenge import catalog
-from challenge.config import ChallengeConfig, load_config
-from challenge.errors import DropsFailed
-from challenge.scaffold import init_challenge
-from challenge.storage import Storage, open_location
-from challenge.task_runners import on_runner
+from challenge.app.scaffold import init_challenge
+from challenge.core import catalog
+from challenge.core.config import ChallengeConfig, load_config
+from challenge.core.errors import DropsFailed
+from challenge.core.storage import Storage, open_location
+from challenge.core.task_runners import on_runner
 from challenge.tasks.release.latest import current_release, read_answer_versions, read_latest, release_tasks
 from challenge.tasks.scoring.records import load_results
 
@@ -126,7 +126,7 @@ def run_demo(folder: str | Path, out: TextIO | None = None, task_runner: str | N
     """Init (or reuse) a challenge in `folder`, then collect, publish, baselines, samples, score; then a
     contributor's fix, a second release, the changed task resubmitted and scored; the leaderboard."""
     out = out or sys.stdout
-    from challenge.board_text import print_board
+    from challenge.app.board_text import print_board
     from challenge.flows.collect_datasets import collect_datasets
     from challenge.flows.publish_release import publish_release
     from challenge.flows.run_baselines import run_baselines
@@ -219,7 +219,7 @@ def run_demo(folder: str | Path, out: TextIO | None = None, task_runner: str | N
     print(file=out)
     print_board(state["board"], tasks=True, out=out)
     print(f"\nleaderboard page: {page}\ndone in {time.monotonic() - progress.started:.0f} s", file=out)
-    from challenge.prefect_setup import runs_ui_url
+    from challenge.app.prefect_setup import runs_ui_url
 
     runs = runs_ui_url()
     print(f"the demo's flow runs in Prefect's UI: {runs}" if runs else "the demo's flow runs are in Prefect's database "

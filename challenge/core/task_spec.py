@@ -8,8 +8,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from challenge.metrics import metric_names
-from challenge.yamlfile import model_from_yaml
+from challenge.core.metrics import metric_names
+from challenge.core.yamlfile import model_from_yaml
 
 TASK_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{1,62}$"
 DATA_EXTENSIONS = (".csv", ".parquet", ".jsonl")

@@ -9,22 +9,22 @@ import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from challenge import catalog
-from challenge.catalog import FEEDBACK_SUFFIX
-from challenge.errors import ChallengeError, DropsFailed, ScoringErrors
-from challenge.inert import terminal_text
-from challenge.prefect_setup import prepare_local_api, set_defaults, temporary_requested
-from challenge.reaper import watch_this_process
-from challenge.scaffold import init_challenge
-from challenge.task_runners import RUNNER_ENV, on_runner
-from challenge.terminal import error_line, hide_tracebacks_on_console
+from challenge.app.prefect_setup import prepare_local_api, set_defaults, temporary_requested
+from challenge.app.reaper import watch_this_process
+from challenge.app.scaffold import init_challenge
+from challenge.app.terminal import error_line, hide_tracebacks_on_console
+from challenge.core import catalog
+from challenge.core.catalog import FEEDBACK_SUFFIX
+from challenge.core.errors import ChallengeError, DropsFailed, ScoringErrors
+from challenge.core.inert import terminal_text
+from challenge.core.task_runners import RUNNER_ENV, on_runner
 
 if TYPE_CHECKING:
-    from challenge.config import ChallengeConfig
+    from challenge.core.config import ChallengeConfig
 
 def _config(args: argparse.Namespace) -> tuple["ChallengeConfig", str]:
     """Load challenge.yaml here, so a bad file is reported before any flow starts; the flows get its path."""
-    from challenge.config import find_config_path, load_config
+    from challenge.core.config import find_config_path, load_config
 
     return load_config(args.config), str(find_config_path(args.config).resolve())
 
@@ -41,7 +41,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from challenge.demo import run_demo
+    from challenge.app.demo import run_demo
 
     run_demo(args.dir, task_runner=args.task_runner)
     return 0
@@ -109,7 +109,7 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 def _print_board(board: dict, track: str | None, fmt: str, tasks: bool = False) -> None:
-    from challenge.board_text import print_board
+    from challenge.app.board_text import print_board
 
     print_board(board, track, fmt, tasks)
 
@@ -117,8 +117,8 @@ def _print_board(board: dict, track: str | None, fmt: str, tasks: bool = False) 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     import json
 
-    from challenge.config import load_config
-    from challenge.storage import open_location
+    from challenge.core.config import load_config
+    from challenge.core.storage import open_location
 
     config = load_config(args.config)
     public = open_location(config, "public")
@@ -184,8 +184,8 @@ def cmd_baseline(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from prefect.settings import PREFECT_API_URL
 
+    from challenge.app.prefect_setup import runs_ui_url
     from challenge.flows.deployments import serve_all
-    from challenge.prefect_setup import runs_ui_url
 
     config, path = _config(args)
     if not PREFECT_API_URL.value():
@@ -203,8 +203,8 @@ def cmd_server(args: argparse.Namespace) -> int:
     """`challenge server start|status|stop`: the local Prefect server of this PREFECT_HOME."""
     from prefect.settings import get_current_settings
 
-    from challenge import local_server
-    from challenge.prefect_setup import configured_api_url, use_local_server
+    from challenge.app import local_server
+    from challenge.app.prefect_setup import configured_api_url, use_local_server
 
     settings = get_current_settings()
     home, chosen = Path(settings.home), configured_api_url()
@@ -317,8 +317,8 @@ def build_parser() -> argparse.ArgumentParser:
     server.add_argument("action", choices=["start", "status", "stop"])
     server.set_defaults(func=cmd_server)
 
-    from challenge.iam import add_iam_parser
-    from challenge.participant_cli import add_participant_parsers
+    from challenge.app.iam import add_iam_parser
+    from challenge.app.participant_cli import add_participant_parsers
 
     add_iam_parser(sub)
     add_participant_parsers(sub, common)

@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from challenge.errors import ConfigError
+from challenge.core.errors import ConfigError
 
 M = TypeVar("M", bound=BaseModel)
 MAX_YAML_BYTES = 256 * 1024  # challenge.yaml and task.yaml are a few KB

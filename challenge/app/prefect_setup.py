@@ -1,7 +1,7 @@
 """Give the CLI's flows a Prefect API before any flow starts, also where Prefect has never run.
 
 - `PREFECT_API_URL` set (environment, profile, prefect.toml): that server; nothing else is done.
-- Otherwise the local server (`challenge.local_server`): started in the background by the first
+- Otherwise the local server (`challenge.app.local_server`): started in the background by the first
   command, reused by the later ones (about a third of a command's fixed cost was starting and stopping
   Prefect's temporary server). Its address goes into `os.environ` and Prefect's settings are read again,
   so this process and its subprocesses (served flow runs) use it. It migrates its own database.
@@ -104,7 +104,7 @@ def use_local_server(out: TextIO) -> str:
     from prefect.context import refresh_global_settings_context
     from prefect.settings import get_current_settings
 
-    from challenge import local_server
+    from challenge.app import local_server
 
     first = database_to_create() is not None
     server = local_server.ensure(Path(get_current_settings().home), STARTUP_TIMEOUT_SECONDS,

@@ -21,10 +21,10 @@ import os
 import socket
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from challenge.config import ChallengeConfig
-from challenge.errors import ConfigError
+from challenge.core.config import ChallengeConfig
+from challenge.core.errors import ConfigError
 
-if TYPE_CHECKING:  # the CLI imports this module before Prefect's settings are chosen (challenge.prefect_setup)
+if TYPE_CHECKING:  # the CLI imports this module before Prefect's settings are chosen (challenge.app.prefect_setup)
     from prefect.task_runners import TaskRunner
 
 RUNNER_ENV = "CHALLENGE_TASK_RUNNER"

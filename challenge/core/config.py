@@ -11,9 +11,9 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from challenge.errors import ConfigError
-from challenge.task_spec import TASK_ID_PATTERN
-from challenge.yamlfile import load_model
+from challenge.core.errors import ConfigError
+from challenge.core.task_spec import TASK_ID_PATTERN
+from challenge.core.yamlfile import load_model
 
 CONFIG_ENV = "CHALLENGE_CONFIG"
 DEFAULT_CONFIG = "challenge.yaml"

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
-from challenge.errors import ChallengeError
+from challenge.core.errors import ChallengeError
 
 
 class LeaseLost(ChallengeError):

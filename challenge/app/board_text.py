@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any, TextIO
 
-from challenge.inert import csv_cell, terminal_text
+from challenge.core.inert import csv_cell, terminal_text
 
 
 def _rank(entry: dict[str, Any], blank: str) -> Any:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from challenge.errors import ChallengeError
+from challenge.core.errors import ChallengeError
 
 DEBUG_HINT = "run again with --debug for the traceback"
 NO_RUN_YET = "it happened before Prefect created a flow run, so no flow run's log has it"

@@ -32,10 +32,10 @@ from botocore.config import Config as BotoConfig
 from botocore.exceptions import ClientError
 from s3transfer.utils import S3_RETRYABLE_DOWNLOAD_ERRORS
 
-from challenge.errors import StorageError
+from challenge.core.errors import StorageError
 
 if TYPE_CHECKING:
-    from challenge.config import ChallengeConfig
+    from challenge.core.config import ChallengeConfig
 
 T = TypeVar("T")
 PathT = TypeVar("PathT", str, Path)
