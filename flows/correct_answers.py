@@ -11,9 +11,9 @@ from prefect.logging import get_run_logger
 
 from challenge.core.config import load_config
 from challenge.core.errors import ChallengeError
+from challenge.core.scoring_slot import scoring_slot
 from challenge.flows.run_names import run_name
 from challenge.flows.score_submissions import ScoringRun, score_new
-from challenge.flows.scoring_slot import scoring_slot
 from challenge.tasks.corrections.apply import Correction, correct_answer_key
 from challenge.tasks.corrections.file_checks import MAX_CORRECTION_BYTES, CorrectionError
 from challenge.tasks.release.latest import current_release

@@ -9,10 +9,10 @@ from prefect import flow, tags
 
 from challenge.core import catalog
 from challenge.core.config import load_config
+from challenge.core.scoring_slot import scoring_slot
 from challenge.core.storage import open_location
 from challenge.core.task_runners import task_runner_from_env, warn_unseen_storage
 from challenge.flows.run_names import run_name
-from challenge.flows.scoring_slot import scoring_slot
 from challenge.tasks.artifacts import public_page_artifact, table_artifact
 from challenge.tasks.boards.publish import refresh_leaderboard
 from challenge.tasks.release.challenge_info import refresh_challenge_info

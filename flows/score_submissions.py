@@ -4,7 +4,7 @@
 submissions why, reject unusable keys, score each task's pending batch (one Prefect task per task),
 rebuild the boards. `rescore=True` recomputes every scored result after an answer-key fix.
 `finalize-challenge` switches the leaderboards to private scores. One scoring run per challenge
-holds the scoring slot at a time (flows/scoring_slot.py). The steps live in tasks/scoring/batches.py.
+holds the scoring slot at a time (challenge/core/scoring_slot.py). The steps live in tasks/scoring/batches.py.
 """
 
 from __future__ import annotations
@@ -21,12 +21,12 @@ from prefect.states import State
 from challenge.core import catalog
 from challenge.core.config import ChallengeConfig, load_config
 from challenge.core.errors import ScoringErrors
+from challenge.core.scoring_slot import scoring_slot
 from challenge.core.storage import Storage
 from challenge.core.task_runners import task_runner_from_env, warn_unseen_storage
 from challenge.flows.run_names import run_name, stamp, with_tasks
 from challenge.flows.run_states import failed_run, listing
 from challenge.flows.scoring_schedule import scoring_schedule
-from challenge.flows.scoring_slot import scoring_slot
 from challenge.tasks.artifacts import not_scored_artifact, table_artifact
 from challenge.tasks.boards.publish import refresh_leaderboard, write_final_snapshot, write_results_report
 from challenge.tasks.corrections.apply import sync_public_corrections

@@ -507,7 +507,7 @@ def test_a_scoring_run_killed_with_sigkill_does_not_keep_the_slot(tmp_path: Path
 
     from prefect.settings import PREFECT_API_URL
 
-    from challenge.flows.scoring_slot import scoring_limit_name
+    from challenge.core.scoring_slot import scoring_limit_name
 
     config, perfect = penguins_released("local", tmp_path, request)
     _, _, submissions = stores(config)
@@ -541,7 +541,7 @@ def test_a_scoring_run_killed_with_sigkill_does_not_keep_the_slot(tmp_path: Path
 
 def test_a_run_that_cannot_get_the_scoring_slot_says_so(tmp_path: Path, request: pytest.FixtureRequest,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    from challenge.flows.scoring_slot import ensure_scoring_limit
+    from challenge.core.scoring_slot import ensure_scoring_limit
 
     config, perfect = penguins_released("local", tmp_path, request)
     monkeypatch.setenv("CHALLENGE_SCORING_WAIT_SECONDS", "2")

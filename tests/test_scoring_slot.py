@@ -23,7 +23,7 @@ from challenge.core import catalog, leases
 from challenge.core.config import ChallengeConfig, load_config
 from challenge.core.errors import ChallengeError
 from challenge.core.leases import Lease, LeaseLost
-from challenge.flows.scoring_slot import _Heartbeat, scoring_limit_name, scoring_slot
+from challenge.core.scoring_slot import _Heartbeat, scoring_limit_name, scoring_slot
 from challenge.tasks.scoring.score import read_and_score
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
@@ -33,7 +33,7 @@ HOLDER = """
 import sys, time
 from prefect import flow
 from challenge.core.config import load_config
-from challenge.flows.scoring_slot import scoring_slot
+from challenge.core.scoring_slot import scoring_slot
 
 @flow
 def hold(path: str, seconds: float) -> str:

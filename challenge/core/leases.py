@@ -1,6 +1,6 @@
 """A lease that work checks before it takes more: once its holder cannot renew it, the work stops.
 
-The scoring slot (flows/scoring_slot.py) makes a Lease, renews it from a heartbeat and sets it as the
+The scoring slot (challenge/core/scoring_slot.py) makes a Lease, renews it from a heartbeat and sets it as the
 current one for the block that holds the slot. Prefect's thread task runner copies context variables
 into each task run, so a scoring step reads `current()` in its task and checks it before each
 submission it takes: a run whose lease lapsed (renewals failing for half the lease, or another run
