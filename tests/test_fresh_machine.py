@@ -37,10 +37,23 @@ def run(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProce
     return subprocess.run([str(CLI), *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=900)
 
 
-def test_demo_runs_on_a_new_prefect_home(fresh: tuple[dict[str, str], Path]) -> None:
+@pytest.fixture(scope="module")
+def demo(fresh: tuple[dict[str, str], Path]) -> subprocess.CompletedProcess[str]:
+    """`challenge demo` as the first command on the new PREFECT_HOME (once per module, whichever test asks)."""
     env, root = fresh
     assert not (root / "prefect-home").exists()
-    demo = run(env, root, "demo", str(root / "demo"))
+    return run(env, root, "demo", str(root / "demo"))
+
+
+@pytest.fixture
+def demoed(fresh: tuple[dict[str, str], Path], demo: subprocess.CompletedProcess[str]) -> tuple[dict[str, str], Path]:
+    """The environment and folder of a demo that ran to its end."""
+    assert demo.returncode == 0, demo.stderr[-3000:]
+    return fresh
+
+
+def test_demo_runs_on_a_new_prefect_home(fresh: tuple[dict[str, str], Path], demo: subprocess.CompletedProcess[str]) -> None:
+    env, root = fresh
     assert demo.returncode == 0, demo.stderr[-3000:]
     assert "its first start creates its database" in demo.stderr  # the first run says why it waits
     assert "[10/10] board" in demo.stdout and "leaderboard page: " in demo.stdout
@@ -55,10 +68,8 @@ def test_demo_runs_on_a_new_prefect_home(fresh: tuple[dict[str, str], Path]) -> 
     assert prefect_servers_under(root) == [state["pid"]]
 
 
-def test_the_next_command_reuses_the_server(fresh: tuple[dict[str, str], Path]) -> None:
-    env, root = fresh
-    if not (root / "demo" / "public" / "latest.json").exists():
-        pytest.skip("needs the demo of test_demo_runs_on_a_new_prefect_home")
+def test_the_next_command_reuses_the_server(demoed: tuple[dict[str, str], Path]) -> None:
+    env, root = demoed
     pid = json.loads((root / "prefect-home" / "challenge-server.json").read_text())["pid"]
     score = run(env, root, "--config", str(root / "demo" / "challenge.yaml"), "score")
     assert score.returncode == 0, score.stderr[-3000:]
@@ -66,12 +77,10 @@ def test_the_next_command_reuses_the_server(fresh: tuple[dict[str, str], Path]) 
     assert prefect_servers_under(root) == [pid]
 
 
-def test_no_server_uses_the_temporary_server(fresh: tuple[dict[str, str], Path]) -> None:
+def test_no_server_uses_the_temporary_server(demoed: tuple[dict[str, str], Path]) -> None:
     """`--no-server` on another new PREFECT_HOME: Prefect's temporary server, its database created first,
     its start-up timeout 180 s (read by `challenge server status` through Prefect's settings); no server stays."""
-    env, root = fresh
-    if not (root / "demo" / "public" / "latest.json").exists():
-        pytest.skip("needs the demo of test_demo_runs_on_a_new_prefect_home")
+    env, root = demoed
     other = {**env, "PREFECT_HOME": str(root / "other-home")}
     score = run(other, root, "--no-server", "--config", str(root / "demo" / "challenge.yaml"), "score")
     assert score.returncode == 0, score.stderr[-3000:]
@@ -88,10 +97,8 @@ def test_no_server_uses_the_temporary_server(fresh: tuple[dict[str, str], Path])
     (["score", "--task", "nope"], "error: unknown task id(s) nope: the current release has digits, febrl-people, penguins"),
     (["baseline", "--task", "nope"], "error: "),
 ])
-def test_a_refusal_is_one_line(fresh: tuple[dict[str, str], Path], args: list[str], message: str) -> None:
-    env, root = fresh
-    if not (root / "demo" / "public" / "latest.json").exists():
-        pytest.skip("needs the demo of test_demo_runs_on_a_new_prefect_home")
+def test_a_refusal_is_one_line(demoed: tuple[dict[str, str], Path], args: list[str], message: str) -> None:
+    env, root = demoed
     result = run(env, root, "--config", str(root / "demo" / "challenge.yaml"), *args)
     assert result.returncode == 2, result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
@@ -99,10 +106,8 @@ def test_a_refusal_is_one_line(fresh: tuple[dict[str, str], Path], args: list[st
     assert "Traceback" not in result.stdout + result.stderr
 
 
-def test_debug_shows_the_traceback(fresh: tuple[dict[str, str], Path]) -> None:
-    env, root = fresh
-    if not (root / "demo" / "public" / "latest.json").exists():
-        pytest.skip("needs the demo of test_demo_runs_on_a_new_prefect_home")
+def test_debug_shows_the_traceback(demoed: tuple[dict[str, str], Path]) -> None:
+    env, root = demoed
     result = run(env, root, "--config", str(root / "demo" / "challenge.yaml"), "publish", "--release", "demo-1", "--debug")
     assert result.returncode == 2 and "Traceback" in result.stderr and "PublishError" in result.stderr
     assert result.stderr.rstrip().splitlines()[-1].startswith("error: release 'demo-1' already exists")
