@@ -115,7 +115,7 @@ def test_a_pid_now_used_by_another_program_is_left_alone(home: Path) -> None:
     other = subprocess.Popen(["sleep", "300"])
     try:
         home.mkdir()
-        local_server.write_state(home, other.pid, _free_port(), f"1 {sys.executable} -m prefect server start")
+        local_server.write_state(home, other.pid, _free_port(), "1")  # another start time
         assert local_server.status(home) is None  # not our server, whatever the file says
         server = local_server.ensure(home, TIMEOUT, lambda line: None)
         assert server.pid != other.pid and local_server.answers(server.port, home)
@@ -212,3 +212,19 @@ def test_another_homes_server_on_the_port_is_not_taken_for_its_own(home: Path, t
         assert own.port != other.port and local_server.answers(own.port, home)
     finally:
         local_server.stop(other_home)
+
+
+def test_a_process_is_the_same_process_while_it_replaces_its_program() -> None:
+    """Its identity is taken the moment it is spawned, when the kernel may not yet show its command line (and
+    a server may re-exec): the same process must keep its identity, or a starting server is taken for gone
+    (its log still empty) and left running (seen on a loaded machine)."""
+    program = "import os, sys, time; time.sleep(0.3); os.execv(sys.executable, [sys.executable, '-c', 'import time; time.sleep(5)'])"
+    process = subprocess.Popen([sys.executable, "-c", program])
+    try:
+        before = local_server.process_identity(process.pid)
+        time.sleep(1.5)
+        assert before is not None and local_server.process_identity(process.pid) == before
+    finally:
+        process.kill()
+        process.wait()
+    assert local_server.process_identity(process.pid) is None

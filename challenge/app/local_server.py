@@ -67,16 +67,16 @@ class Server:
 
 
 def process_identity(pid: int) -> str | None:
-    """The start time and command line of a live process (a later process given the same PID differs);
-    None when there is no such process or it has exited (a zombie)."""
+    """The start time of a live process: a later process given the same PID differs. None when there is no
+    such process or it has exited (a zombie). Not its command line: a process just spawned may not show it
+    yet (the kernel sets it late in exec), and the same process would then seem to be another."""
     if HAS_PROC:
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except (OSError, IndexError):
             return None
-        return None if fields[0] == "Z" else f"{fields[19]} {command.strip()}"
-    found = subprocess.run(["ps", "-o", "stat=", "-o", "lstart=", "-o", "command=", "-p", str(pid)], check=False,
+        return None if fields[0] == "Z" else fields[19]
+    found = subprocess.run(["ps", "-o", "stat=", "-o", "lstart=", "-p", str(pid)], check=False,
                            capture_output=True, text=True)  # no /proc (macOS)
     line = found.stdout.strip()
     return None if found.returncode or not line or line.startswith("Z") else line.split(None, 1)[1]
