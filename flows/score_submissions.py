@@ -9,7 +9,6 @@ holds the scoring slot at a time (challenge/core/scoring_slot.py). The steps liv
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -21,6 +20,7 @@ from prefect.states import State
 from challenge.core import catalog
 from challenge.core.config import ChallengeConfig, load_config
 from challenge.core.errors import ScoringErrors
+from challenge.core.records import ResultRecord
 from challenge.core.scoring_slot import scoring_slot
 from challenge.core.storage import Storage
 from challenge.core.task_runners import task_runner_from_env, warn_unseen_storage
@@ -43,6 +43,7 @@ from challenge.tasks.scoring.batches import (
     score_batch,
     tally,
     without_test_score,
+    write_final_marker,
 )
 from challenge.tasks.scoring.records import load_results, scan_results
 from challenge.tasks.scoring.score import reject_unusable, scored_per_day, scored_with, supersede, write_notices, write_result
@@ -121,7 +122,7 @@ def score_new(config: ChallengeConfig, only: list[str] | None = None, closing_at
 
 
 def rescore_corrected(config: ChallengeConfig, public: Storage, private: Storage, release: str,
-                      records: list[dict[str, Any]], released: dict[str, ReleasedTask]) -> tuple[list[dict[str, Any]], int]:
+                      records: list[ResultRecord], released: dict[str, ReleasedTask]) -> tuple[list[ResultRecord], int]:
     """Rescore the results scored with an earlier version of a corrected answer key (one Prefect task per
     task), and bring each corrected task's public corrections trail (catalog.corrections_key) up to date;
     returns the records with the rescored ones replaced, and how many. Done by every scoring run, so a
@@ -141,8 +142,8 @@ def rescore_corrected(config: ChallengeConfig, public: Storage, private: Storage
     return [rescored.get(r["submission_id"], r) for r in records], len(rescored)
 
 
-def score_whole_test_set(config: ChallengeConfig, release: str, records: list[dict[str, Any]],
-                         released: dict[str, ReleasedTask], present: set[str] | None = None) -> tuple[list[dict[str, Any]], int]:
+def score_whole_test_set(config: ChallengeConfig, release: str, records: list[ResultRecord],
+                         released: dict[str, ReleasedTask], present: set[str] | None = None) -> tuple[list[ResultRecord], int]:
     """Once the challenge is finalized: give each post-challenge result scored before that its score on the
     whole test set (result and feedback rewritten, the old result kept as history; one Prefect task per task).
     `present`: the submission ids still uploaded (a file deleted since cannot be scored again). Returns the
@@ -158,8 +159,8 @@ def score_whole_test_set(config: ChallengeConfig, release: str, records: list[di
     return [scored.get(r["submission_id"], r) for r in records], len(scored)
 
 
-def mark_superseded(private: Storage, submissions: Storage, records: list[dict[str, Any]],
-                    released: dict[str, ReleasedTask]) -> tuple[list[dict[str, Any]], int]:
+def mark_superseded(private: Storage, submissions: Storage, records: list[ResultRecord],
+                    released: dict[str, ReleasedTask]) -> tuple[list[ResultRecord], int]:
     """Mark the results of tasks whose answer key changed `superseded` (result and feedback rewritten, the
     old result kept as history); returns the records with those replaced, and how many."""
     new = supersede(records, released, datetime.now(timezone.utc))
@@ -180,7 +181,7 @@ def rescore_all(config: ChallengeConfig, only: list[str] | None = None) -> Scori
     latest = current_release(public)
     released = release_tasks(public, latest, private)
     chosen = check_task_ids(only, latest.tasks)
-    by_task: dict[str, list[dict[str, Any]]] = {}
+    by_task: dict[str, list[ResultRecord]] = {}
     for r in load_results(private):
         if r["status"] == "scored" and r["task_id"] in chosen and scored_with(r) == released[r["task_id"]].answers_sha256:
             by_task.setdefault(r["task_id"], []).append(r)
@@ -259,7 +260,7 @@ def finalize_challenge(config_path: str | None = None, force: bool = False) -> S
             if last.errors:  # ends Failed (state ScoringErrors); calling the flow raises it
                 return failed_run(ScoringErrors(f"{len(last.errors)} submission(s) hit an internal error; the challenge "
                                                 "is not finalized: run `challenge finalize` again", last))
-            private.write_bytes(catalog.FINAL_MARKER, json.dumps({"finalized_at": stamp(now)}).encode())
+            write_final_marker(private, stamp(now))
             closed = finalized_at(private)
             latest = current_release(public)
             score_whole_test_set(config, latest.release, load_results(private), release_tasks(public, latest, private))

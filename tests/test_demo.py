@@ -8,8 +8,10 @@ import re
 from pathlib import Path
 
 import pytest
+from pydantic import TypeAdapter
 
 from challenge.app.demo import run_demo
+from challenge.core import records
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -36,6 +38,7 @@ def test_demo_runs_the_whole_lifecycle_and_reuses_its_folder(tmp_path: Path) -> 
         assert [e["rank"] for e in entries if e["baseline"]] == [None]
     assert {e["team"] for e in board["tracks"]["classification"]["entries"]} == {"baseline", "team-a", "team-b"}
     assert Path(result["page"]).is_file() and "leaderboard page: " + result["page"] in text
+    assert_records_typed(tmp_path / "demo")
 
     again = io.StringIO()
     run_demo(tmp_path / "demo", out=again)
@@ -44,3 +47,27 @@ def test_demo_runs_the_whole_lifecycle_and_reuses_its_folder(tmp_path: Path) -> 
     assert "0 uploaded as team baseline" in second and "0 new submission(s): nothing new" in second
     assert json.loads((tmp_path / "demo" / "public" / "leaderboard" / "leaderboard.json").read_text())["tasks"] == \
         board["tasks"]
+
+
+def assert_records_typed(folder: Path) -> None:
+    """Every result record, feedback file and history a demo season stores has exactly the fields and types of
+    challenge/core/records.py (unknown fields refused): a writer cannot drift from its type."""
+    kinds = {"record": records.ResultRecord, "history": records.History, "final": records.FinalAnswer}
+    checked: dict[str, int] = {}
+    for path in sorted((folder / "private" / "results").rglob("*.json")):
+        TypeAdapter(records.ErrorRecord if path.name.endswith(".error.json") else records.ResultRecord).validate_json(
+            path.read_bytes())
+        checked["record"] = checked.get("record", 0) + 1
+        assert json.loads(path.read_bytes())["schema_version"] == records.RESULT_SCHEMA_VERSION
+    submissions = folder / "submissions"
+    for path in sorted([*submissions.rglob("*.result.json"), *submissions.rglob("history.json")]):
+        body = json.loads(path.read_bytes())
+        if path.name == "history.json":
+            kind = "history"
+        elif path.name == "FINAL.result.json":
+            kind = "final"
+        else:
+            kind = "feedback" if "public_score" in body else "notice"
+        TypeAdapter(kinds.get(kind) or (records.Feedback if kind == "feedback" else records.Notice)).validate_python(body)
+        checked[kind] = checked.get(kind, 0) + 1
+    assert checked.get("record", 0) >= 12 and checked.get("feedback", 0) >= 12 and checked.get("history", 0) >= 9, checked

@@ -117,6 +117,38 @@ def test_unchanged_drop_is_not_processed_again(config: ChallengeConfig, tmp_path
     assert third.status == "gated" and third.report != first.report
 
 
+@pytest.mark.parametrize("make", [classification_drop, image_drop], ids=["table", "images"])
+def test_a_drop_gated_again_under_changed_rules_keeps_its_staged_version(
+        config: ChallengeConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, make) -> None:
+    """The rules' digest covers the checks' source bytes, so a change to the check code (a new rule, or only
+    a moved import) gates every drop again. When a drop passes again with the same standardized data, its
+    staged version is kept: else the next release would rebuild the task and supersede every team's results
+    for data that did not change."""
+    import challenge.tasks.intake.gate as gate_module
+
+    folder = make(tmp_path / ("shop-items" if make is classification_drop else "squares"))
+    first, _ = gate(config, folder)
+    _, private = storages(config)
+    pointer_key = f"staged/{first.task_id}/current.json"
+    before = json.loads(private.read_bytes(pointer_key))
+    if make is image_drop:  # a version staged before its content digest was recorded: computed from its files
+        meta_key = f"{before['prefix']}/staged.json"
+        meta = json.loads(private.read_bytes(meta_key))
+        del meta["content_sha256"]
+        private.write_bytes(meta_key, json.dumps(meta).encode())
+    rules = gate_module.rules_fingerprint()
+    monkeypatch.setattr(gate_module, "rules_fingerprint", lambda: "changed " + rules)
+    again, report = gate(config, folder)
+    assert again.status == "gated" and report is not None and again.verdict == "pass"  # gated again
+    assert json.loads(private.read_bytes(pointer_key)) == before and again.staged == first.staged
+    assert gate(config, folder)[0].status == "unchanged"  # and not a third time
+    if make is classification_drop:  # new data under the new rules: a new staged version
+        classification_drop(folder, classification_frame(seed=5))
+        changed, _ = gate(config, folder)
+        assert json.loads(private.read_bytes(pointer_key))["version"] != before["version"]
+        assert changed.staged != first.staged
+
+
 # --- bad inputs -------------------------------------------------------------------------
 
 

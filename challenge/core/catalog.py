@@ -48,7 +48,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
 
 from challenge.core.errors import ChallengeError
 from challenge.core.storage import Storage
@@ -325,10 +325,10 @@ def drop_prefix(contributor: str, folder: str) -> str:
 class Record(BaseModel):
     """A JSON record in storage: known fields typed, unknown ones kept (an older or newer writer's)."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
 
     def to_json(self) -> bytes:
-        return json.dumps(self.model_dump(mode="json", exclude_unset=True), indent=2).encode()
+        return json.dumps(self.model_dump(mode="json", exclude_unset=True, by_alias=True), indent=2).encode()
 
 
 class Latest(Record):
@@ -407,20 +407,68 @@ class StagedMeta(Record):
     fingerprint: str
     tables: Any
     spec: dict[str, Any]
+    content_sha256: str | None = None  # staged.content_digest; None in versions staged before it was recorded
+
+
+class ColumnInfo(Record):
+    modality: str
+    description: str | None = None
+
+
+class SplitInfo(Record):
+    """How the task was split: the method, its seed and fractions, the row counts, public notes."""
+
+    method: str | None = None
+    seed: int
+    test_fraction: float
+    public_fraction: float
+    counts: dict[str, int]
+    notes: dict[str, JsonValue] = {}
+
+
+class LeakCheck(Record):
+    """A leak check's finding, as participants see it (tasks/release/leaks/checks.py, LeakFinding.public)."""
+
+    check: str
+    column: str | None = None
+    test_rows: int
+    fraction: float
+    detail: str
+    refusable: bool
+
+
+class SchemaField(Record):
+    name: str
+    type: str
+
+
+class ManifestFile(Record):
+    """A published file: its path in the task folder, size and SHA-256; a table's rows and schema too."""
+
+    path: str
+    bytes: int
+    sha256: str
+    rows: int | None = None
+    table_schema: list[SchemaField] | None = Field(default=None, alias="schema")
 
 
 class Manifest(Record):
-    """releases/<release>/<task>/manifest.json: the task's files and their checksums, and the key's."""
+    """releases/<release>/<task>/manifest.json: the task's files and their checksums, and the key's. The build
+    writes it from this model (the fields in this order) and every reader reads it with it; fields added
+    later have defaults, so manifests of older releases still read."""
 
     task_id: str
     kind: str
     release: str
     metric: str
     title: str | None = None
+    columns: dict[str, ColumnInfo] = {}
+    staged_fingerprint: str | None = None
+    split: SplitInfo | None = None
+    leak_checks: list[LeakCheck] = []
     answers_sha256: str
-    files: list[dict[str, Any]]
-    columns: dict[str, Any] = {}
-    build_inputs: dict[str, Any] | None = None  # what the files depend on: equal inputs, equal files
+    files: list[ManifestFile]
+    build_inputs: dict[str, JsonValue] | None = None  # what the files depend on: equal inputs, equal files
 
 
 def parse_record(model: type[Record], data: bytes, where: str) -> Any:

@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 from challenge.core import catalog
 from challenge.core.catalog import TASK_FILE, StagedPointer
 from challenge.core.config import ChallengeConfig
-from challenge.core.errors import ConfigError, DataReadError
+from challenge.core.errors import ChallengeError, ConfigError, DataReadError
 from challenge.core.storage import LocalStorage, Storage, download_many, open_location, upload_tree
 from challenge.core.task_spec import TASK_ID_PATTERN, Modality, TaskSpec, parse_task_spec
 from challenge.core.yamlfile import read_yaml_text
@@ -37,6 +37,7 @@ from challenge.tasks.intake.gate_reports import GateReport, one_line, render_mar
 from challenge.tasks.intake.quality import Absent, rules_fingerprint, run_quality_gate
 from challenge.tasks.intake.read_limits import LimitExceeded, ReadLimits
 from challenge.tasks.intake.read_tables import DataFile, read_data_file
+from challenge.tasks.intake.staged import content_digest, local_version_digests, stored_content_digest
 from challenge.tasks.intake.standardize import check_name_clashes, standardize_pairs, standardize_records
 
 Progress = Callable[[str, list[CheckResult]], None]  # the step the gate starts, and the checks so far
@@ -163,12 +164,18 @@ class DropGate:
         return {name: r.table for name, r in results.items() if r.table is not None}, absent
 
     def stage(self, spec: TaskSpec, drop_dir: Path, fingerprint: str, out: Path) -> str:
-        """Upload the standardized files in `out` under a new version folder, then point current.json at it."""
+        """Upload the standardized files in `out` under a new version folder, then point current.json at it.
+        When the task's current version, staged from this contributor, holds the same content (a drop gated
+        again because the rules changed), it stays current: its releases' build inputs stay as they are."""
+        images_dir = drop_dir / spec.images if spec.images else None
+        content = content_digest(local_version_digests(out, images_dir), spec.model_dump(mode="json"))
+        current = self._current_pointer(spec.task_id)
+        if (current is not None and current.contributor == self.drop.contributor
+                and stored_content_digest(self.private, current) == content):
+            return self.private.uri_for(current.prefix)
         version_prefix = catalog.staged_version_prefix(spec.task_id, fingerprint[:16])
-        if spec.images:
-            images_dir = drop_dir / spec.images
-            if images_dir.is_dir():
-                upload_tree(self.private, images_dir, catalog.staged_file_key(version_prefix, catalog.IMAGES))
+        if images_dir is not None and images_dir.is_dir():
+            upload_tree(self.private, images_dir, catalog.staged_file_key(version_prefix, catalog.IMAGES))
         meta = {
             "task_id": spec.task_id,
             "contributor": self.drop.contributor,
@@ -179,6 +186,7 @@ class DropGate:
             "report": self.report.run_time,
             "tables": self.report.tables,
             "spec": spec.model_dump(mode="json"),
+            "content_sha256": content,
         }
         (out / catalog.STAGED_META).write_text(json.dumps(meta, indent=2, default=str), encoding="utf-8")
         upload_tree(self.private, out, version_prefix)
@@ -187,6 +195,12 @@ class DropGate:
                                 staged_at=meta["staged_at"])
         catalog.write_record(self.private, catalog.staged_pointer_key(spec.task_id), pointer)
         return self.private.uri_for(version_prefix)
+
+    def _current_pointer(self, task_id: str) -> StagedPointer | None:
+        try:
+            return catalog.read_staged_pointer(self.private, task_id)
+        except ChallengeError:  # a damaged pointer: staging a new version replaces it
+            return None
 
 
 def write_parquet_files(tables: dict[str, pa.Table], out: Path) -> None:

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from challenge.core import catalog
 from challenge.core.catalog import StagedMeta, StagedPointer
-from challenge.core.errors import ChallengeError
+from challenge.core.errors import ChallengeError, StorageError
 from challenge.core.storage import Storage
 from challenge.core.task_spec import TaskSpec
 
@@ -54,3 +57,52 @@ def list_staged(private: Storage) -> dict[str, StagedPointer]:
         if task_id is not None:
             staged[task_id] = catalog.read_record(private, info.key, StagedPointer)
     return staged
+
+
+def content_digest(file_digests: dict[str, str], spec: dict) -> str:
+    """One SHA-256 of a staged version's content: its task.yaml as read (`spec`) and each file's SHA-256 (by
+    its path inside the version; staged.json itself not included). Independent of the rules and of when or
+    from which upload it was staged: two versions with one digest hold the same data."""
+    lines = [json.dumps(spec, sort_keys=True, default=str), *(f"{name}\t{file_digests[name]}" for name in sorted(file_digests))]
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+
+
+def local_version_digests(out: Path, images: Path | None) -> dict[str, str]:
+    """The SHA-256 of each file a version staged from `out` (the standardized tables) and the drop's `images`
+    folder will hold, by its path inside the version."""
+    files = {str(p.relative_to(out)): p for p in out.rglob("*") if p.is_file()}
+    if images is not None and images.is_dir():
+        files.update({f"{catalog.IMAGES}/{p.relative_to(images)}": p for p in images.rglob("*") if p.is_file()})
+    files.pop(catalog.STAGED_META, None)
+    digests = {}
+    for name, path in files.items():
+        with open(path, "rb") as handle:
+            digests[name] = _sha256(handle)
+    return digests
+
+
+def stored_content_digest(private: Storage, pointer: StagedPointer) -> str | None:
+    """The content digest of the version `pointer` names: recorded in its staged.json since it is made, else
+    computed from its stored files (once, for a version staged before). None when the version cannot be
+    read (then it is not taken for the same)."""
+    try:
+        meta = catalog.read_record(private, catalog.staged_file_key(pointer.prefix, catalog.STAGED_META), StagedMeta)
+        if isinstance(meta.content_sha256, str):
+            return meta.content_sha256
+        prefix = pointer.prefix.rstrip("/") + "/"
+        digests = {}
+        for info in private.list(prefix):
+            name = info.key[len(prefix):]
+            if name != catalog.STAGED_META:
+                with private.open_read(info.key) as handle:
+                    digests[name] = _sha256(handle)
+        return content_digest(digests, meta.spec)
+    except (ChallengeError, StorageError, OSError, ValueError):
+        return None
+
+
+def _sha256(handle: BinaryIO) -> str:
+    digest = hashlib.sha256()
+    for block in iter(lambda: handle.read(1 << 20), b""):
+        digest.update(block)
+    return digest.hexdigest()

@@ -82,20 +82,20 @@ def download_task(public: Storage, release: str, task_id: str, to: Path) -> Down
     raw = public.read_bytes(manifest_key)
     manifest = catalog.parse_record(Manifest, raw, public.uri_for(manifest_key))
     folder = to / release / task_id
-    entries = [(e, folder / _safe_path(str(e.get("path", "")), public.uri_for(manifest_key))) for e in manifest.files]
-    present = [target.is_file() and target.stat().st_size == e.get("bytes") for e, target in entries]
+    entries = [(e, folder / _safe_path(e.path, public.uri_for(manifest_key))) for e in manifest.files]
+    present = [target.is_file() and target.stat().st_size == e.bytes for e, target in entries]
     digests = list(map_batched(lambda item: _sha256(item[1][1]) if item[0] else None, list(zip(present, entries))))
-    due = [(e, target) for (e, target), digest in zip(entries, digests) if digest != e.get("sha256")]
+    due = [(e, target) for (e, target), digest in zip(entries, digests) if digest != e.sha256]
     folder.mkdir(parents=True, exist_ok=True)
     temporary = {target: target.with_name(f".part-{os.getpid()}-{target.name}") for _, target in due}
     try:
-        download_many(public, [(catalog.release_file_key(release, task_id, e["path"]), temporary[t]) for e, t in due])
+        download_many(public, [(catalog.release_file_key(release, task_id, e.path), temporary[t]) for e, t in due])
         for e, target in due:
             got = _sha256(temporary[target])
-            if got != e.get("sha256") or temporary[target].stat().st_size != e.get("bytes"):
+            if got != e.sha256 or temporary[target].stat().st_size != e.bytes:
                 raise ChallengeError(
-                    f"{public.uri_for(catalog.release_file_key(release, task_id, e['path']))}: its SHA-256 ({got[:12]}…) or size "
-                    f"does not match the manifest ({str(e.get('sha256'))[:12]}…, {e.get('bytes')} bytes): download again; "
+                    f"{public.uri_for(catalog.release_file_key(release, task_id, e.path))}: its SHA-256 ({got[:12]}…) or size "
+                    f"does not match the manifest ({e.sha256[:12]}…, {e.bytes} bytes): download again; "
                     "if it persists, tell the organizers")
         for _, target in due:
             os.replace(temporary[target], target)
@@ -104,7 +104,7 @@ def download_task(public: Storage, release: str, task_id: str, to: Path) -> Down
             part.unlink(missing_ok=True)
     (folder / catalog.MANIFEST).write_bytes(raw)
     return DownloadedTask(task_id, folder, len(entries) + 1, len(due),
-                          sum(int(e.get("bytes") or 0) for e, _ in entries) + len(raw))
+                          sum(int(e.bytes or 0) for e, _ in entries) + len(raw))
 
 
 # ---- the task a file is checked against ----------------------------------------------------------------

@@ -19,6 +19,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from challenge.core import catalog
+from challenge.core.catalog import Manifest
 from challenge.core.config import ChallengeConfig
 from challenge.core.errors import ChallengeError
 from challenge.core.memory import trim
@@ -284,7 +285,7 @@ def build_task_release(
     today = datetime.now(timezone.utc).date().isoformat()
     croissant = croissant_metadata(spec, release, _file_entries(public_dir, files, digests), counts, today)
     (public_dir / catalog.CROISSANT).write_text(json.dumps(croissant, indent=2), encoding="utf-8")
-    manifest = {
+    manifest = Manifest.model_validate({
         "task_id": spec.task_id, "kind": spec.kind, "release": release, "metric": spec.metric, "title": spec.title,
         "columns": {snake_case(name): {"modality": column.modality.value, "description": column.description}
                     for name, column in spec.columns.items()},
@@ -297,8 +298,8 @@ def build_task_release(
         "answers_sha256": built.answers_sha256,
         "files": _file_entries(public_dir, files, digests),
         "build_inputs": build_inputs(staged.fingerprint, config),
-    }
-    (public_dir / catalog.MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+    })
+    (public_dir / catalog.MANIFEST).write_bytes(manifest.to_json())
     # the organizer's copy also says how many repeats carry the train row's label (a fact about test labels)
     (private_dir / catalog.LEAK_CHECKS).write_text(json.dumps([f.__dict__ for f in built.leaks], indent=2), encoding="utf-8")
     return TaskRelease(spec.task_id, spec.kind, public_dir, private_dir, counts, built.classes, dict(split.notes), built.leaks)

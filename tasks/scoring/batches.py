@@ -7,7 +7,6 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
@@ -16,6 +15,7 @@ from prefect.logging import get_run_logger
 from challenge.core import catalog
 from challenge.core.config import ChallengeConfig
 from challenge.core.errors import ChallengeError
+from challenge.core.records import FinalMarker, ResultRecord
 from challenge.core.storage import TRANSFER_THREADS, Storage, open_location
 from challenge.tasks.artifacts import ProgressArtifact
 from challenge.tasks.release.latest import ReleasedTask
@@ -66,7 +66,13 @@ def finalized_at(private: Storage) -> datetime | None:
                              "challenge was finalized: restore it, or run `challenge finalize` again") from None
 
 
-def missing_feedback(inbox: Inbox, done: dict[str, dict[str, Any]]) -> list[tuple[str, bytes]]:
+def write_final_marker(private: Storage, finalized: str) -> None:
+    """final.json: the challenge is finalized as of `finalized` (an ISO time); finalized_at reads it."""
+    marker: FinalMarker = {"finalized_at": finalized}
+    private.write_bytes(catalog.FINAL_MARKER, json.dumps(marker).encode())
+
+
+def missing_feedback(inbox: Inbox, done: dict[str, ResultRecord]) -> list[tuple[str, bytes]]:
     """(feedback key, bytes) for final results whose feedback is not there (a crash between the two)."""
     return [(sub.feedback_key, json.dumps(feedback(done[sub.submission_id]), indent=2).encode())
             for sub in inbox.submissions
@@ -77,11 +83,11 @@ def missing_feedback(inbox: Inbox, done: dict[str, dict[str, Any]]) -> list[tupl
 class BatchOutcome:
     """One task's batch: the new final records, and (key, error) of submissions retried on the next run."""
 
-    records: list[dict[str, Any]] = field(default_factory=list)
+    records: list[ResultRecord] = field(default_factory=list)
     errors: list[tuple[str, str]] = field(default_factory=list)
 
 
-def tally(new: list[dict[str, Any]], batches: dict[str, BatchOutcome]) -> tuple[dict[str, int], dict[str, dict[str, int]]]:
+def tally(new: list[ResultRecord], batches: dict[str, BatchOutcome]) -> tuple[dict[str, int], dict[str, dict[str, int]]]:
     """Status → count over the new records, and the same per task (with the retried errors)."""
     statuses: dict[str, int] = {}
     per_task: dict[str, dict[str, int]] = {task_id: {} for task_id in batches}
@@ -114,10 +120,10 @@ def score_batch(config: ChallengeConfig, task_id: str, subs: list[Submission], r
     return BatchOutcome(records, errors)
 
 
-def without_test_score(records: list[dict[str, Any]], released: dict[str, ReleasedTask]) -> dict[str, list[dict[str, Any]]]:
+def without_test_score(records: list[ResultRecord], released: dict[str, ReleasedTask]) -> dict[str, list[ResultRecord]]:
     """Task id → its scored post-challenge (benchmark) results that have no whole-test-set score yet (scored
     before the challenge was finalized): to be scored on the whole test set once it is."""
-    out: dict[str, list[dict[str, Any]]] = {}
+    out: dict[str, list[ResultRecord]] = {}
     for r in records:
         task = released.get(r["task_id"])
         if (r["status"] == "scored" and r.get("phase") == "benchmark" and task is not None
@@ -126,10 +132,10 @@ def without_test_score(records: list[dict[str, Any]], released: dict[str, Releas
     return dict(sorted(out.items()))
 
 
-def corrected_pending(records: list[dict[str, Any]], released: dict[str, ReleasedTask]) -> dict[str, list[dict[str, Any]]]:
+def corrected_pending(records: list[ResultRecord], released: dict[str, ReleasedTask]) -> dict[str, list[ResultRecord]]:
     """Task id → its scored results scored with an earlier version of its answer key (corrected since):
     to be rescored with the version in use."""
-    out: dict[str, list[dict[str, Any]]] = {}
+    out: dict[str, list[ResultRecord]] = {}
     for r in records:
         task = released.get(r["task_id"])
         if r["status"] == "scored" and task is not None and scored_with(r) in task.earlier_keys:
@@ -138,15 +144,15 @@ def corrected_pending(records: list[dict[str, Any]], released: dict[str, Release
 
 
 @task(name="rescore-task", task_run_name="rescore-{task_id}", cache_policy=NO_CACHE)
-def rescore_batch(config: ChallengeConfig, task_id: str, release: str, records: list[dict[str, Any]],
-                  whole: bool | None = None) -> list[dict[str, Any]]:
+def rescore_batch(config: ChallengeConfig, task_id: str, release: str, records: list[ResultRecord],
+                  whole: bool | None = None) -> list[ResultRecord]:
     """These scored submissions of one task, against its answer key in use (the old result kept as history);
     `whole`: on the whole test set too (None: those that had that score)."""
     logger = get_run_logger()
     public, private, submissions = locations(config)
     key = load_answer_key(public, private, release, task_id)
 
-    def one(record: dict[str, Any]) -> dict[str, Any] | None:
+    def one(record: ResultRecord) -> ResultRecord | None:
         new = rescore(record, key, submissions, whole)
         if new is not None:
             write_result(private, submissions, Submission.from_record(record), new, had_error=False)

@@ -15,9 +15,9 @@ import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
 
 from challenge.core import catalog
+from challenge.core.records import FinalAnswer, ResultRecord
 from challenge.core.sniff import TEXT_KINDS, binary_kind
 from challenge.core.storage import TRANSFER_THREADS, ObjectInfo, Storage
 from challenge.tasks.release.latest import ReleasedTask
@@ -79,7 +79,7 @@ def _shown_name(name: str) -> str:
     return f"'{spelled}' (with the invisible character(s) {', '.join(hidden)}: delete them)"
 
 
-def check_final(final: FinalFile, records: list[dict[str, Any]], metric: str | None) -> tuple[list[dict[str, Any]], str]:
+def check_final(final: FinalFile, records: list[ResultRecord], metric: str | None) -> tuple[list[ResultRecord], str]:
     """The scored records FINAL picks (for each name, its latest scored upload) and a message for the team.
 
     `records`: the team's result records for the task that count on the current board. Every name must
@@ -108,12 +108,12 @@ def check_final(final: FinalFile, records: list[dict[str, Any]], metric: str | N
                     f"{'them' if len(chosen) > 1 else 'it'} counts for the final ranking")
 
 
-def final_feedback(final: FinalFile, chosen: list[dict[str, Any]], message: str) -> dict[str, Any]:
+def final_feedback(final: FinalFile, chosen: list[ResultRecord], message: str) -> FinalAnswer:
     return {"final": final.key, "names": list(final.names), "status": "accepted" if chosen else "not accepted",
             "submissions": [r["key"] for r in chosen], "message": message}
 
 
-def write_final_feedback(submissions: Storage, private: Storage, answers: list[tuple[FinalFile, dict[str, Any]]],
+def write_final_feedback(submissions: Storage, private: Storage, answers: list[tuple[FinalFile, FinalAnswer]],
                          existing: set[str]) -> int:
     """`<team>/<task_id>/FINAL.result.json` for each FINAL whose answer changed since it was last written
     (or whose feedback file is not among the `existing` keys)."""
@@ -136,11 +136,11 @@ def write_final_feedback(submissions: Storage, private: Storage, answers: list[t
     return changed
 
 
-def answer_final_choices(submissions: Storage, private: Storage, inbox: Inbox, records: list[dict[str, Any]],
+def answer_final_choices(submissions: Storage, private: Storage, inbox: Inbox, records: list[ResultRecord],
                          tasks: dict[str, ReleasedTask], picks: int = 2) -> dict[tuple[str, str], list[str]]:
     """Read every FINAL file, write its feedback when the answer changed; returns (team, task) → the
     submission ids each valid FINAL picks (among the results that count on the task's current board)."""
-    current: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    current: dict[tuple[str, str], list[ResultRecord]] = {}
     for r in records:
         task = tasks.get(r["task_id"])
         if task is not None and counts_for(r, task):

@@ -13,17 +13,17 @@ import hashlib
 import json
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, timezone
-from typing import Any
 
 from challenge.core import catalog
+from challenge.core.records import History, ResultRecord
 from challenge.core.storage import TRANSFER_THREADS, Storage
 from challenge.tasks.release.latest import ReleasedTask
 from challenge.tasks.scoring.score import WHOLE, counts_for, day_quota
 from challenge.tasks.scoring.submissions import BASELINE_TEAM
 
 
-def team_history(team: str, task: ReleasedTask, records: list[dict[str, Any]], picks: list[str], limit: int,
-                 release: str, today: str) -> dict[str, Any]:
+def team_history(team: str, task: ReleasedTask, records: list[ResultRecord], picks: list[str], limit: int,
+                 release: str, today: str) -> History:
     """What history.json says (never a private score while the challenge runs; a post-challenge upload's
     score on the whole test set, `test_score`, once the challenge is finalized, as in its feedback). `picks`: the
     submission ids FINAL picks; `today`: the UTC day."""
@@ -48,14 +48,14 @@ def team_history(team: str, task: ReleasedTask, records: list[dict[str, Any]], p
             "quota": day_quota(team, date.fromisoformat(today), limit, used), "submissions": rows}
 
 
-def write_histories(submissions: Storage, private: Storage, records: list[dict[str, Any]],
+def write_histories(submissions: Storage, private: Storage, records: list[ResultRecord],
                     tasks: dict[str, ReleasedTask], choices: dict[tuple[str, str], list[str]], teams: set[str],
                     limit: int, release: str, existing: set[str], now: datetime | None = None) -> int:
     """history.json of every team (of challenge.yaml, and the baseline) and task of the release with a
     submission, written when it changed or is not among the `existing` keys (deleted); returns how many
     were written."""
     today = (now or datetime.now(timezone.utc)).astimezone(timezone.utc).date().isoformat()
-    grouped: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    grouped: dict[tuple[str, str], list[ResultRecord]] = {}
     for r in records:
         if r.get("task_id") in tasks and (r.get("team") in teams or r.get("team") == BASELINE_TEAM):
             grouped.setdefault((r["team"], r["task_id"]), []).append(r)

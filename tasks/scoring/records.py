@@ -22,12 +22,13 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from challenge.core import catalog
+from challenge.core.records import IndexEntry, ResultRecord
 from challenge.core.storage import TRANSFER_THREADS, ObjectInfo, Storage
 
 log = logging.getLogger(__name__)
 
 
-def read_index(private: Storage) -> dict[str, dict[str, Any]]:
+def read_index(private: Storage) -> dict[str, IndexEntry]:
     """key → {"version", "raw"}; empty when there is no usable index."""
     try:
         if not private.exists(catalog.RESULTS_INDEX):
@@ -47,7 +48,7 @@ def _trusted(entry: Any, info: ObjectInfo) -> str | None:
     return raw if hashlib.md5(raw.encode(), usedforsecurity=False).hexdigest() == info.version else None
 
 
-def _parse(key: str, raw: str) -> dict[str, Any] | None:
+def _parse(key: str, raw: str) -> ResultRecord | None:
     try:
         record = json.loads(raw)
     except ValueError:
@@ -65,7 +66,7 @@ def _attempts(private: Storage, info: ObjectInfo) -> int:
         return 1
 
 
-def scan_results(private: Storage) -> tuple[list[dict[str, Any]], dict[str, int]]:
+def scan_results(private: Storage) -> tuple[list[ResultRecord], dict[str, int]]:
     """One listing of `results/`: every final record, and for the submissions whose last attempt was
     an internal error, how many attempts they have had."""
     finals: list[ObjectInfo] = []
@@ -89,6 +90,6 @@ def scan_results(private: Storage) -> tuple[list[dict[str, Any]], dict[str, int]
     return [r for r in records if r is not None], attempts
 
 
-def load_results(private: Storage) -> list[dict[str, Any]]:
+def load_results(private: Storage) -> list[ResultRecord]:
     """Every final result record (error records are not final)."""
     return scan_results(private)[0]

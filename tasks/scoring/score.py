@@ -30,6 +30,7 @@ import challenge
 from challenge.core import catalog, leases
 from challenge.core.errors import ChallengeError, StorageError
 from challenge.core.metrics import confusion_matrices, score_all, scores_from_matrix
+from challenge.core.records import RESULT_SCHEMA_VERSION, ErrorRecord, Feedback, Notice, Quota, ResultRecord
 from challenge.core.storage import TRANSFER_THREADS, KeyTooLong, ObjectChanged, ObjectExists, Storage, key_fits
 from challenge.tasks.release.latest import read_answer_versions
 from challenge.tasks.scoring.notes import read_description
@@ -175,10 +176,11 @@ def read_upload(submissions: Storage, sub: Submission, limit_bytes: int) -> byte
 
 
 def result_record(sub: Submission, status: str, message: str, release: str | None,
-                  key: AnswerKey | None = None, metrics: dict[str, Any] | None = None,
-                  phase: str = "challenge") -> dict[str, Any]:
+                  key: AnswerKey | None = None, metrics: dict[str, dict[str, float]] | None = None,
+                  phase: str = "challenge") -> ResultRecord:
     """A final result record; `phase` is "benchmark" for an upload scored after the close (post-challenge board)."""
     return {
+        "schema_version": RESULT_SCHEMA_VERSION,
         "submission_id": sub.submission_id, "key": sub.key, "etag": sub.etag, "bytes": sub.size,
         "uploaded_at": sub.uploaded_at.isoformat(), "team": sub.team, "task_id": sub.task_id, "name": sub.name,
         "release": release, "status": status, "message": message, "phase": phase,
@@ -191,7 +193,7 @@ def result_record(sub: Submission, status: str, message: str, release: str | Non
     }
 
 
-def feedback(record: dict[str, Any]) -> dict[str, Any]:
+def feedback(record: ResultRecord) -> Feedback:
     """What the team may read: never a private score. `quota` says how many scored submissions the
     team has left for the task on the upload's UTC day, and when that count resets."""
     public = record["metrics"].get("public", {})
@@ -209,7 +211,7 @@ def feedback(record: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
-def whole_test_score(record: dict[str, Any]) -> float | None:
+def whole_test_score(record: ResultRecord) -> float | None:
     """A post-challenge upload's score on the whole test set (`test_score`); None until the challenge is
     finalized (it is computed then: before, it would tell the private part's labels while FINAL picks can change)."""
     if record["status"] != "scored":
@@ -228,7 +230,7 @@ def scored_message(metrics: dict[str, dict[str, float]], metric: str, phase: str
             "whole test set comes once the challenge is finalized")
 
 
-def day_quota(team: str, day: date, limit: int, used: int) -> dict[str, Any]:
+def day_quota(team: str, day: date, limit: int, used: int) -> Quota:
     """A team's quota for a task on a UTC day: used, left, reset time. The reserved team `baseline` has
     no quota (`limit` and `left` are None)."""
     resets = datetime.combine(day + timedelta(days=1), datetime.min.time(), tzinfo=timezone.utc)
@@ -237,17 +239,17 @@ def day_quota(team: str, day: date, limit: int, used: int) -> dict[str, Any]:
             "left": None if unlimited else max(limit - used, 0), "resets_at": resets.strftime("%Y-%m-%dT%H:%M:%SZ")}
 
 
-def quota_status(sub: Submission, limit: int, used: int) -> dict[str, Any]:
+def quota_status(sub: Submission, limit: int, used: int) -> Quota:
     """The team's quota for this task on the upload's UTC day, after this submission (see day_quota)."""
     return day_quota(sub.team, sub.uploaded_at.astimezone(timezone.utc).date(), limit, used)
 
 
-def scored_with(record: dict[str, Any]) -> str | None:
+def scored_with(record: ResultRecord) -> str | None:
     """The SHA-256 of the answer key a result record was scored with (None when it was not scored with one)."""
     return (record.get("scored_by") or {}).get("answers_sha256")
 
 
-def counts_for(record: dict[str, Any], task: Any, phase: str = "challenge", release: str | None = None) -> bool:
+def counts_for(record: ResultRecord, task: Any, phase: str = "challenge", release: str | None = None) -> bool:
     """Whether a result counts on the task's board of `phase` ("challenge", or "benchmark" for the
     post-challenge board): scored with the task's current answer key, whatever release it was scored in.
     `task`: the task's ReleasedTask. Without a key's SHA-256 on either side (a rejection before any key
@@ -260,7 +262,7 @@ def counts_for(record: dict[str, Any], task: Any, phase: str = "challenge", rele
     return record.get("release") == (release or task.changed_in)
 
 
-def scored_per_day(records: list[dict[str, Any]],
+def scored_per_day(records: list[ResultRecord],
                    current_keys: dict[str, str | None] | None = None) -> dict[tuple[str, str, str], int]:
     """(team, task, UTC day) → scored submissions, for the daily quota. With `current_keys` (task id →
     the SHA-256 of its current answer key), a result scored with another key does not count: when a task
@@ -275,7 +277,7 @@ def scored_per_day(records: list[dict[str, Any]],
     return counts
 
 
-def supersede(records: list[dict[str, Any]], current: dict[str, Any], now: datetime) -> list[dict[str, Any]]:
+def supersede(records: list[ResultRecord], current: dict[str, Any], now: datetime) -> list[ResultRecord]:
     """New records for the scored results of tasks whose answer key changed since (a new release rebuilt
     the task, or its key was corrected and the upload could not be rescored): status `superseded`, kept
     as history, not ranked, not counted in any quota; the message tells the team to resubmit.
@@ -324,7 +326,7 @@ def _first_pass(sub: Submission, config: Any, key: AnswerKey | None, task_ids: s
         return "changed", None
 
 
-def described(record: dict[str, Any], description: str | None) -> dict[str, Any]:
+def described(record: ResultRecord, description: str | None) -> ResultRecord:
     """`record` with the team's note on the upload (challenge submit --message), when it has one."""
     if description:
         record["description"] = description
@@ -360,12 +362,12 @@ def read_and_score(subs: list[Submission], config: Any, key: AnswerKey | None, t
 
 def settle(subs: list[Submission], outcomes: list[tuple[str, Any]], config: Any, key: AnswerKey | None,
            task_ids: set[str], counts: dict[tuple[str, str, str], int],
-           had_error: dict[str, int]) -> tuple[list[tuple[Submission, dict[str, Any]]], list[tuple[Submission, BaseException]]]:
+           had_error: dict[str, int]) -> tuple[list[tuple[Submission, ResultRecord]], list[tuple[Submission, BaseException]]]:
     """Decide each submission's final record, in upload order: the daily quota counts only scored
     submissions (`counts` is updated); an internal error is retried (MAX_ATTEMPTS in all, then `failed`);
     a submission replaced while it was read is left for the next run. A step: no storage inside.
     Returns (submission, final record) and (submission, error) of those retried next run."""
-    finals: list[tuple[Submission, dict[str, Any]]] = []
+    finals: list[tuple[Submission, ResultRecord]] = []
     errors: list[tuple[Submission, BaseException]] = []
     limit = config.policy.max_submissions_per_day
     team_ids = {t.id for t in config.teams}
@@ -404,7 +406,7 @@ def process_batch(subs: list[Submission], config: Any, key: AnswerKey | None, ta
                   counts: dict[tuple[str, str, str], int], private: Storage, submissions: Storage,
                   had_error: dict[str, int], workers: int = TRANSFER_THREADS,
                   progress: Callable[[int], None] | None = None,
-                  finalized_at: datetime | None = None) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
+                  finalized_at: datetime | None = None) -> tuple[list[ResultRecord], list[tuple[str, str]]]:
     """Score one task's pending submissions: read and score them (read_and_score), decide their final
     records (settle), then write results and feedback in threads.
 
@@ -417,7 +419,7 @@ def process_batch(subs: list[Submission], config: Any, key: AnswerKey | None, ta
                  if kind == "valid" and "predicted" in value}
     lease = leases.current()  # the scoring slot's: a run that lost it writes no more results
 
-    def write(item: tuple[Submission, dict[str, Any]]) -> None:
+    def write(item: tuple[Submission, ResultRecord]) -> None:
         sub, record = item
         if lease is not None:
             lease.check()
@@ -431,7 +433,7 @@ def process_batch(subs: list[Submission], config: Any, key: AnswerKey | None, ta
     return [record for _, record in finals], [(sub.key, f"{type(exc).__name__}: {exc}") for sub, exc in errors]
 
 
-def write_result(private: Storage, submissions: Storage, sub: Submission, record: dict[str, Any],
+def write_result(private: Storage, submissions: Storage, sub: Submission, record: ResultRecord,
                  had_error: bool = True, first: bool = False) -> bool:
     """The result record first (the durable truth), then the team's feedback file; False when not written.
 
@@ -497,7 +499,7 @@ def _final_record_there(private: Storage, sub: Submission) -> bool:
 
 
 def reject_unusable(private: Storage, submissions: Storage, unusable: list[tuple[Submission, str]],
-                    done: set[str], workers: int = TRANSFER_THREADS) -> list[dict[str, Any]]:
+                    done: set[str], workers: int = TRANSFER_THREADS) -> list[ResultRecord]:
     """A `rejected` record (and feedback where a feedback key can be formed) for each upload that
     cannot be used (a key no storage accepts, a symbolic link, a FIFO), once. Returns the new records."""
     due = [(sub, result_record(sub, "rejected", reason, None)) for sub, reason in unusable
@@ -517,9 +519,9 @@ def write_notices(submissions: Storage, ignored: list[str], feedback_written: se
         reason = why_not_scored(key)
         feedback_key = catalog.feedback_key(key)
         if reason and feedback_key not in feedback_written and key_fits(submissions, feedback_key):  # else none
-            due[feedback_key] = {"submission": key, "status": NOT_SCORED, "message": reason, "checked_at": now}
+            due[feedback_key] = Notice(submission=key, status=NOT_SCORED, message=reason, checked_at=now)
 
-    def write(item: tuple[str, dict[str, Any]]) -> None:
+    def write(item: tuple[str, Notice]) -> None:
         submissions.write_bytes(item[0], json.dumps(item[1], indent=2).encode())
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -529,13 +531,13 @@ def write_notices(submissions: Storage, ignored: list[str], feedback_written: se
 
 def write_error(private: Storage, sub: Submission, exc: BaseException, attempts: int = 1) -> None:
     """Not final: the next run retries this submission (`attempts` so far)."""
-    record = {"submission_id": sub.submission_id, "key": sub.key, "etag": sub.etag, "status": "error",
+    record: ErrorRecord = {"submission_id": sub.submission_id, "key": sub.key, "etag": sub.etag, "status": "error",
               "message": f"{type(exc).__name__}: {str(exc)[:1000]}", "attempts": attempts,
               "at": datetime.now(timezone.utc).isoformat()}
     private.write_bytes(catalog.error_key(sub.result_key), json.dumps(record, indent=2).encode())
 
 
-def rescore(record: dict[str, Any], key: AnswerKey, submissions: Storage, whole: bool | None = None) -> dict[str, Any] | None:
+def rescore(record: ResultRecord, key: AnswerKey, submissions: Storage, whole: bool | None = None) -> ResultRecord | None:
     """Score a scored submission again against the current answer key; the old result goes to history.
     `whole`: score the whole test set too (None: if the result had that score).
 
