@@ -46,7 +46,15 @@ from challenge.tasks.scoring.batches import (
     write_final_marker,
 )
 from challenge.tasks.scoring.records import load_results, scan_results
-from challenge.tasks.scoring.score import reject_unusable, scored_per_day, scored_with, supersede, write_notices, write_result
+from challenge.tasks.scoring.score import (
+    ScoringContext,
+    reject_unusable,
+    scored_per_day,
+    scored_with,
+    supersede,
+    write_notices,
+    write_result,
+)
 from challenge.tasks.scoring.submissions import Submission, discover
 
 
@@ -100,13 +108,12 @@ def score_new(config: ChallengeConfig, only: list[str] | None = None, closing_at
     logger.info("%d submission(s) in %s, %d already final, %d to score", len(inbox.submissions),
                 config.storage.submissions, len(done), sum(map(len, pending.values())))
     counts = scored_per_day(records, {task_id: task.answers_sha256 for task_id, task in released.items()})
-    closed_at = closing_at or finalized_at(private)
+    context = ScoringContext(config, set(latest.tasks), counts, had_error, closing_at or finalized_at(private))
     futures = {}
     for task_id, subs in pending.items():
         kind = released[task_id].kind if task_id in released else "unknown"
         with tags(f"task:{task_id}", f"track:{kind}"):
-            futures[task_id] = score_batch.submit(config, task_id, subs, latest.release, set(latest.tasks), counts, had_error,
-                                                  closed_at)
+            futures[task_id] = score_batch.submit(context, task_id, subs, latest.release)
     batches = {task_id: future.result() for task_id, future in futures.items()}
     new = unusable + [r for batch in batches.values() for r in batch.records]
     board, page = refresh_leaderboard(config, public, private, submissions, records + new, inbox, latest, released)

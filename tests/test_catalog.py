@@ -88,6 +88,7 @@ def test_records_read_back_typed(tmp_path: Path) -> None:
     with pytest.raises(ChallengeError, match="manifest.json is not a valid Manifest record"):
         catalog.read_manifest(store, "r1", "penguins")
     extra = Manifest(task_id="p", kind="classification", release="r1", metric="accuracy", answers_sha256="0" * 64,
-                     files=[], split={"seed": 1})
-    assert catalog.parse_record(Manifest, extra.to_json(), "m").model_extra == {"split": {"seed": 1}}  # kept, not lost
+                     files=[], written_by_a_newer_version={"seed": 1})
+    assert catalog.parse_record(Manifest, extra.to_json(), "m").model_extra == {
+        "written_by_a_newer_version": {"seed": 1}}  # kept, not lost
     assert isinstance(StagedPointer.model_fields["prefix"].annotation, type)

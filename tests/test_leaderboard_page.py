@@ -14,6 +14,7 @@ from challenge.core.catalog import card_key
 from challenge.core.storage import LocalStorage
 from challenge.tasks.boards.tables import build_leaderboard, write_leaderboard
 from challenge.tasks.release.latest import ReleasedTask
+from challenge.tasks.scoring.standings import Standings
 
 TASKS = {
     "penguins": ReleasedTask("penguins", "classification", "macro_f1", "Palmer penguins species", card_key("r2", "penguins")),
@@ -51,7 +52,7 @@ def test_a_season_of_uploads_reads_well(tmp_path: Path) -> None:
     public = LocalStorage(tmp_path / "public")
     for task in TASKS.values():
         public.write_bytes(task.card, f"# {task.title}\n".encode())
-    board = build_leaderboard("season", "r2", TASKS, season_records(), False, {}, TEAMS)
+    board = build_leaderboard("season", Standings("r2", TASKS, season_records(), {}), False, TEAMS)
     write_leaderboard(public, board, "A season of the challenge")
     page = tmp_path / "public" / "leaderboard" / "index.html"
     source = page.read_text()
@@ -90,7 +91,7 @@ def test_the_final_snapshot_page_says_what_it_was_computed_with(tmp_path: Path) 
                         answer_version=2 if t == "penguins" else 1)
              for i, (t, task) in enumerate(TASKS.items(), start=1)}
     records = [{**r, "scored_by": {"answers_sha256": tasks[r["task_id"]].answers_sha256}} for r in season_records()]
-    board = build_leaderboard("season", "r2", tasks, records, True, {}, TEAMS, withdrawn={"shoes": "<i>labels</i> under review"})
+    board = build_leaderboard("season", Standings("r2", tasks, records, {}), True, TEAMS, withdrawn={"shoes": "<i>labels</i> under review"})
     board["snapshot"] = {"finalized_at": "2026-11-23T17:00:00Z", "code_version": "9.9.9", "release": "r2",
                          "tasks": {t: {"answers_sha256": task.answers_sha256, "answer_version": task.answer_version}
                                    for t, task in tasks.items()}}
@@ -122,7 +123,7 @@ def test_the_benchmark_page_says_its_scores_are_on_the_whole_test_set(tmp_path: 
         score = r["metrics"]["public"][TASKS[r["task_id"]].metric]
         records.append({**r, "phase": "benchmark", "metrics": {**r["metrics"], "test": {
             TASKS[r["task_id"]].metric: round(1 - score, 6)}}})  # the whole test set ranks the other way round
-    board = build_leaderboard("season", "r2", TASKS, records, True, {}, TEAMS, benchmark=True)
+    board = build_leaderboard("season", Standings("r2", TASKS, records, {}), True, TEAMS, benchmark=True)
     board["intervals"] = {"method": "bootstrap", "resamples": 1000, "seed": 0, "level": 0.95, "part": "test"}
     write_leaderboard(public, board, "A season of the challenge", "leaderboard/benchmark")
     penguins = [e["score"] for e in board["tasks"]["penguins"]["entries"] if not e["baseline"]]

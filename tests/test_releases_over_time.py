@@ -76,8 +76,8 @@ def test_a_changed_task_is_rebuilt_and_unchanged_ones_keep_files_and_results(sea
         assert folder(config, 1, "r2", task) == folder(config, 1, "r1", task)  # and private (the answer key)
         assert manifest(config, "r2", task).release == "r1"  # unchanged since r1
     assert manifest(config, "r2", "penguins").answers_sha256 != manifest(config, "r1", "penguins").answers_sha256
-    assert manifest(config, "r2", "penguins").model_extra["split"]["counts"]["train"] + \
-        manifest(config, "r2", "penguins").model_extra["split"]["counts"]["test"] == 334
+    assert manifest(config, "r2", "penguins").split.counts["train"] + \
+        manifest(config, "r2", "penguins").split.counts["test"] == 334
 
     _, private, submissions = stores(config)
     records_before = {i.key: private.read_bytes(i.key) for i in private.list("results/")}

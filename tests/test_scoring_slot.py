@@ -24,7 +24,7 @@ from challenge.core.config import ChallengeConfig, load_config
 from challenge.core.errors import ChallengeError
 from challenge.core.leases import Lease, LeaseLost
 from challenge.core.scoring_slot import _Heartbeat, scoring_limit_name, scoring_slot
-from challenge.tasks.scoring.score import read_and_score
+from challenge.tasks.scoring.score import ScoringContext, read_and_score
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 LEASE = 3.0  # seconds: renewed every 0.75 s
@@ -159,6 +159,7 @@ def test_a_run_that_lost_its_lease_scores_nothing_more(config: ChallengeConfig) 
     lease.lose("injected: another run took over")
     taken = []
     with leases.holding(lease), pytest.raises(LeaseLost, match="injected: another run took over"):
-        read_and_score([object()] * 3, config, None, set(), submissions, progress=taken.append)  # type: ignore[list-item]
+        read_and_score([object()] * 3, ScoringContext(config, set(), {}, {}), None, submissions,  # type: ignore[list-item]
+                       progress=taken.append)
     assert taken == []
     assert leases.current() is None

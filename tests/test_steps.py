@@ -60,7 +60,7 @@ def test_a_release_is_built_from_tables_alone(tmp_path: Path) -> None:
     manifest = catalog.parse_record(catalog.Manifest, (public / catalog.MANIFEST).read_bytes(), "manifest")
     assert manifest.task_id == "penguins" and manifest.release == "r1"
     assert manifest.answers_sha256 == hashlib.sha256((private / catalog.ANSWERS).read_bytes()).hexdigest()
-    listed = {f["path"]: f["sha256"] for f in manifest.files}
+    listed = {f.path: f.sha256 for f in manifest.files}
     assert {"train.csv", "train.parquet", "test.csv", "test.parquet", catalog.SAMPLE_SUBMISSION, catalog.CARD} <= set(listed)
     assert all(hashlib.sha256((public / p).read_bytes()).hexdigest() == d for p, d in listed.items())
     answers = pq.read_table(private / catalog.ANSWERS)
@@ -146,7 +146,7 @@ def test_a_run_is_tallied_per_status_and_task() -> None:
 
 
 def test_a_batch_is_settled_in_upload_order_with_the_daily_quota() -> None:
-    from challenge.tasks.scoring.score import MAX_ATTEMPTS, AnswerKey, settle
+    from challenge.tasks.scoring.score import MAX_ATTEMPTS, AnswerKey, ScoringContext, settle
 
     config = ChallengeConfig.model_validate({**CONFIG.model_dump(), "policy": {"max_submissions_per_day": 2},
                                              "teams": [{"id": "a", "name": "A"}]})
@@ -159,12 +159,13 @@ def test_a_batch_is_settled_in_upload_order_with_the_daily_quota() -> None:
     invalid = ("final", {"status": "invalid", "message": "bad ids"})
     outcomes = [scored, invalid, ("error", RuntimeError("boom")), scored, scored]
     counts: dict = {}
-    finals, errors = settle(list(reversed(subs)), list(reversed(outcomes)), config, key, {"t"}, counts, {})
+    finals, errors = settle(list(reversed(subs)), list(reversed(outcomes)), ScoringContext(config, {"t"}, counts, {}), key)
     assert [(s.name, r["status"]) for s, r in finals] == [
         ("0.csv", "scored"), ("1.csv", "invalid"), ("3.csv", "scored"), ("4.csv", "rejected: quota")]
     assert [r["quota"]["left"] for _, r in finals] == [1, 1, 0, 0]  # invalid files use no quota
     assert [s.name for s, _ in errors] == ["2.csv"] and sum(counts.values()) == 2
-    finals, errors = settle([subs[2]], [outcomes[2]], config, key, {"t"}, {}, {subs[2].submission_id: MAX_ATTEMPTS - 1})
+    last_attempt = ScoringContext(config, {"t"}, {}, {subs[2].submission_id: MAX_ATTEMPTS - 1})
+    finals, errors = settle([subs[2]], [outcomes[2]], last_attempt, key)
     assert errors == [] and finals[0][1]["status"] == "failed"  # the last attempt is recorded, not retried
 
 

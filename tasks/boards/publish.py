@@ -4,6 +4,7 @@ the final snapshot once, at finalize."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 import challenge
@@ -20,6 +21,7 @@ from challenge.tasks.release.latest import ReleasedTask, current_release, releas
 from challenge.tasks.scoring.final_picks import answer_final_choices
 from challenge.tasks.scoring.history import write_histories
 from challenge.tasks.scoring.records import load_results
+from challenge.tasks.scoring.standings import Standings
 from challenge.tasks.scoring.submissions import Inbox, discover
 
 
@@ -38,19 +40,18 @@ def refresh_leaderboard(config: ChallengeConfig, public: Storage, private: Stora
     records = load_results(private) if records is None else records
     inbox = discover(submissions) if inbox is None else inbox
     choices = answer_final_choices(submissions, private, inbox, records, released, config.policy.final_picks)
+    standings = Standings(latest.release, released, records, choices)
     final = private.exists(catalog.FINAL_MARKER)
     names = {t.id: t.name for t in config.teams}
-    board = build_leaderboard(config.name, latest.release, released, records, final, choices, names,
-                              withdrawn=latest.withdrawn)
+    board = build_leaderboard(config.name, standings, final, names, withdrawn=latest.withdrawn)
     add_intervals(board, released, public, private, submissions, "live")
     write_leaderboard(public, board, config.title)
     if config.policy.after_close == "benchmark" and final:  # before finalize its scores would tell the private part
-        benchmark = build_leaderboard(config.name, latest.release, released, records, True, {}, names, benchmark=True,
+        benchmark = build_leaderboard(config.name, replace(standings, choices={}), True, names, benchmark=True,
                                       withdrawn=latest.withdrawn)
         add_intervals(benchmark, released, public, private, submissions, "benchmark")
         write_leaderboard(public, benchmark, config.title, catalog.BENCHMARK_BOARD)
-    write_histories(submissions, private, records, released, choices, set(names), config.policy.max_submissions_per_day,
-                    latest.release, inbox.histories)
+    write_histories(submissions, private, standings, config, inbox.histories)
     leaderboard_artifacts(config, board)
     return board, public.uri_for(catalog.PAGE)
 
@@ -84,7 +85,7 @@ def write_final_snapshot(config: ChallengeConfig, public: Storage, private: Stor
     records = load_results(private)
     inbox = discover(submissions)
     choices = answer_final_choices(submissions, private, inbox, records, released, config.policy.final_picks)
-    board = build_leaderboard(config.name, latest.release, released, records, True, choices,
+    board = build_leaderboard(config.name, Standings(latest.release, released, records, choices), True,
                               {t.id: t.name for t in config.teams}, withdrawn=latest.withdrawn)
     board["snapshot"] = snapshot_facts(latest, released, finalized_at)
     add_intervals(board, released, public, private, submissions, "final")
@@ -101,7 +102,7 @@ def write_results_report(config: ChallengeConfig, public: Storage, private: Stor
     final = json.loads(public.read_bytes(catalog.board_json(catalog.FINAL_BOARD)))
     latest = current_release(public)
     released = release_tasks(public, latest, private)
-    at_close = build_leaderboard(config.name, latest.release, released, load_results(private), False, {},
+    at_close = build_leaderboard(config.name, Standings(latest.release, released, load_results(private), {}), False,
                                  {t.id: t.name for t in config.teams}, withdrawn=latest.withdrawn)
     public.write_bytes(catalog.RESULTS_REPORT_HTML, render_report_html(final, at_close, config.title).encode())
     public.write_bytes(catalog.RESULTS_REPORT_MARKDOWN, render_report_markdown(final, at_close, config.title).encode())

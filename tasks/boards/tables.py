@@ -26,8 +26,8 @@ from challenge.core import catalog
 from challenge.core.inert import csv_cell
 from challenge.core.storage import Storage
 from challenge.tasks.boards.page import render_html
-from challenge.tasks.release.latest import ReleasedTask
 from challenge.tasks.scoring.score import WHOLE, counts_for
+from challenge.tasks.scoring.standings import Standings
 from challenge.tasks.scoring.submissions import BASELINE_TEAM
 
 BASELINE_NAME = "Baseline"
@@ -95,15 +95,14 @@ def _history(records: list[dict[str, Any]], metric: str, part: str = "public") -
     return out
 
 
-def build_leaderboard(challenge_name: str, release: str, tasks: dict[str, ReleasedTask],
-                      records: list[dict[str, Any]], final: bool, choices: dict[tuple[str, str], list[str]],
-                      team_names: dict[str, str] | None = None, benchmark: bool = False,
-                      withdrawn: dict[str, str] | None = None) -> dict[str, Any]:
+def build_leaderboard(challenge_name: str, standings: Standings, final: bool, team_names: dict[str, str] | None = None,
+                      benchmark: bool = False, withdrawn: dict[str, str] | None = None) -> dict[str, Any]:
     """Task and track boards. Only records scored with a task's current answer key count (whatever release
-    they were scored in: a task carried over unchanged keeps its results). `choices`: (team, task) → the
-    submission ids the team's FINAL picks. A track entry's task without a scored submission is None in
+    they were scored in: a task carried over unchanged keeps its results); FINAL picks from
+    `standings.choices`. A track entry's task without a scored submission is None in
     `tasks`, listed in `missing`, and counts as 0 in the mean. `benchmark`: the post-challenge board (only
     uploads after the close, ranked by private score). `withdrawn`: task id → why it was withdrawn."""
+    release, tasks, records, choices = standings.release, standings.tasks, standings.records, standings.choices
     mode = "benchmark" if benchmark else "final" if final else "live"
     board: dict[str, Any] = {"challenge": challenge_name, "release": release,
                              "updated_at": datetime.now(timezone.utc).isoformat(), "final": final and not benchmark,

@@ -22,6 +22,7 @@ from challenge.tasks.release.latest import ReleasedTask
 from challenge.tasks.scoring.score import (
     WHOLE,
     AnswerKey,
+    ScoringContext,
     counts_for,
     feedback,
     load_answer_key,
@@ -103,16 +104,14 @@ def tally(new: list[ResultRecord], batches: dict[str, BatchOutcome]) -> tuple[di
 
 
 @task(name="score-batch", task_run_name="score-{task_id}", cache_policy=NO_CACHE)
-def score_batch(config: ChallengeConfig, task_id: str, subs: list[Submission], release: str | None,
-                task_ids: set[str], counts: dict[tuple[str, str, str], int], had_error: dict[str, int],
-                finalized_at: datetime | None = None) -> BatchOutcome:
+def score_batch(context: ScoringContext, task_id: str, subs: list[Submission], release: str | None) -> BatchOutcome:
     """One task's pending submissions (threads inside; the daily quota is applied in upload order)."""
     logger = get_run_logger()
-    public, private, submissions = locations(config)
-    key: AnswerKey | None = load_answer_key(public, private, release, task_id) if release and task_id in task_ids else None
+    public, private, submissions = locations(context.config)
+    key: AnswerKey | None = (load_answer_key(public, private, release, task_id)
+                             if release and task_id in context.task_ids else None)
     progress = ProgressArtifact(len(subs), f"Scoring {len(subs)} submission(s) to {task_id}")
-    records, errors = process_batch(subs, config, key, task_ids, counts, private, submissions, had_error,
-                                    progress=progress, finalized_at=finalized_at)
+    records, errors = process_batch(subs, context, key, private, submissions, progress=progress)
     for failed, reason in errors:
         logger.error("%s: internal error, will be retried on the next run: %s", failed, reason)
     statuses, _ = tally(records, {})

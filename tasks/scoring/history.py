@@ -12,18 +12,29 @@ from __future__ import annotations
 import hashlib
 import json
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import date, datetime, timezone
 
 from challenge.core import catalog
+from challenge.core.config import ChallengeConfig
 from challenge.core.records import History, ResultRecord
 from challenge.core.storage import TRANSFER_THREADS, Storage
 from challenge.tasks.release.latest import ReleasedTask
 from challenge.tasks.scoring.score import WHOLE, counts_for, day_quota
+from challenge.tasks.scoring.standings import Standings
 from challenge.tasks.scoring.submissions import BASELINE_TEAM
 
 
-def team_history(team: str, task: ReleasedTask, records: list[ResultRecord], picks: list[str], limit: int,
-                 release: str, today: str) -> History:
+@dataclass(frozen=True)
+class HistoryDay:
+    """What every history.json of one refresh shares: the current release, the daily quota, the UTC day."""
+
+    release: str
+    limit: int
+    today: str
+
+
+def team_history(team: str, task: ReleasedTask, records: list[ResultRecord], picks: list[str], day: HistoryDay) -> History:
     """What history.json says (never a private score while the challenge runs; a post-challenge upload's
     score on the whole test set, `test_score`, once the challenge is finalized, as in its feedback). `picks`: the
     submission ids FINAL picks; `today`: the UTC day."""
@@ -41,20 +52,22 @@ def team_history(team: str, task: ReleasedTask, records: list[ResultRecord], pic
             row["phase"] = "benchmark"
             row["test_score"] = scores.get(WHOLE, {}).get(metric) if r["status"] == "scored" else None  # once finalized
         rows.append(row)
-        if r["status"] == "scored" and r["uploaded_at"][:10] == today and counts_for(r, task, r.get("phase", "challenge")):
+        if r["status"] == "scored" and r["uploaded_at"][:10] == day.today and counts_for(r, task, r.get("phase", "challenge")):
             used += 1
-    return {"team": team, "task_id": task.task_id, "release": release, "metric": task.metric,
+    return {"team": team, "task_id": task.task_id, "release": day.release, "metric": task.metric,
             "task_changed_in": task.changed_in, "answer_version": task.answer_version,
-            "quota": day_quota(team, date.fromisoformat(today), limit, used), "submissions": rows}
+            "quota": day_quota(team, date.fromisoformat(day.today), day.limit, used), "submissions": rows}
 
 
-def write_histories(submissions: Storage, private: Storage, records: list[ResultRecord],
-                    tasks: dict[str, ReleasedTask], choices: dict[tuple[str, str], list[str]], teams: set[str],
-                    limit: int, release: str, existing: set[str], now: datetime | None = None) -> int:
+def write_histories(submissions: Storage, private: Storage, standings: Standings, config: ChallengeConfig,
+                    existing: set[str], now: datetime | None = None) -> int:
     """history.json of every team (of challenge.yaml, and the baseline) and task of the release with a
     submission, written when it changed or is not among the `existing` keys (deleted); returns how many
     were written."""
     today = (now or datetime.now(timezone.utc)).astimezone(timezone.utc).date().isoformat()
+    day = HistoryDay(standings.release, config.policy.max_submissions_per_day, today)
+    tasks, records, choices = standings.tasks, standings.records, standings.choices
+    teams = {t.id for t in config.teams}
     grouped: dict[tuple[str, str], list[ResultRecord]] = {}
     for r in records:
         if r.get("task_id") in tasks and (r.get("team") in teams or r.get("team") == BASELINE_TEAM):
@@ -65,7 +78,7 @@ def write_histories(submissions: Storage, private: Storage, records: list[Result
         written = {}
     due: dict[str, bytes] = {}
     for (team, task_id), team_records in sorted(grouped.items()):
-        body = team_history(team, tasks[task_id], team_records, choices.get((team, task_id), []), limit, release, today)
+        body = team_history(team, tasks[task_id], team_records, choices.get((team, task_id), []), day)
         data = json.dumps(body, indent=2).encode()
         key = catalog.history_key(team, task_id)
         digest = hashlib.sha256(data).hexdigest()

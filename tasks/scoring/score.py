@@ -333,10 +333,23 @@ def described(record: ResultRecord, description: str | None) -> ResultRecord:
     return record
 
 
-def read_and_score(subs: list[Submission], config: Any, key: AnswerKey | None, task_ids: set[str],
-                   submissions: Storage, workers: int = TRANSFER_THREADS,
-                   progress: Callable[[int], None] | None = None,
-                   finalized_at: datetime | None = None) -> list[tuple[str, Any]]:
+@dataclass(frozen=True)
+class ScoringContext:
+    """What every batch of one scoring run shares, made once by the flow: the challenge's rules, the current
+    release's task ids, the scored submissions per (team, task, UTC day) (updated in upload order as
+    submissions are scored), the attempts of submissions that hit an internal error, the close (nothing
+    uploaded later counts in the challenge) and the threads per batch."""
+
+    config: Any  # ChallengeConfig
+    task_ids: set[str]
+    counts: dict[tuple[str, str, str], int]
+    had_error: dict[str, int]
+    finalized_at: datetime | None = None
+    workers: int = TRANSFER_THREADS
+
+
+def read_and_score(subs: list[Submission], context: ScoringContext, key: AnswerKey | None, submissions: Storage,
+                   progress: Callable[[int], None] | None = None) -> list[tuple[str, Any]]:
     """Admit, read, validate and score each submission in threads: per submission ("final", record),
     ("valid", metrics), ("changed", None) when it was replaced while read, or ("error", exception).
     `progress(n)` is called with the number of submissions done so far. Once the run's lease on the scoring
@@ -347,12 +360,12 @@ def read_and_score(subs: list[Submission], config: Any, key: AnswerKey | None, t
         if lease is not None:
             lease.check()
         try:
-            return _first_pass(sub, config, key, task_ids, submissions, finalized_at)
+            return _first_pass(sub, context.config, key, context.task_ids, submissions, context.finalized_at)
         except Exception as exc:  # internal: retried next run
             return "error", exc
 
     outcomes = []
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+    with ThreadPoolExecutor(max_workers=context.workers) as pool:
         for outcome in pool.map(first, subs):
             outcomes.append(outcome)
             if progress:
@@ -360,15 +373,15 @@ def read_and_score(subs: list[Submission], config: Any, key: AnswerKey | None, t
     return outcomes
 
 
-def settle(subs: list[Submission], outcomes: list[tuple[str, Any]], config: Any, key: AnswerKey | None,
-           task_ids: set[str], counts: dict[tuple[str, str, str], int],
-           had_error: dict[str, int]) -> tuple[list[tuple[Submission, ResultRecord]], list[tuple[Submission, BaseException]]]:
+def settle(subs: list[Submission], outcomes: list[tuple[str, Any]], context: ScoringContext,
+           key: AnswerKey | None) -> tuple[list[tuple[Submission, ResultRecord]], list[tuple[Submission, BaseException]]]:
     """Decide each submission's final record, in upload order: the daily quota counts only scored
     submissions (`counts` is updated); an internal error is retried (MAX_ATTEMPTS in all, then `failed`);
     a submission replaced while it was read is left for the next run. A step: no storage inside.
     Returns (submission, final record) and (submission, error) of those retried next run."""
     finals: list[tuple[Submission, ResultRecord]] = []
     errors: list[tuple[Submission, BaseException]] = []
+    config, counts, had_error = context.config, context.counts, context.had_error
     limit = config.policy.max_submissions_per_day
     team_ids = {t.id for t in config.teams}
     for sub, (kind, value) in sorted(zip(subs, outcomes), key=lambda pair: (pair[0].uploaded_at, pair[0].key)):
@@ -396,25 +409,23 @@ def settle(subs: list[Submission], outcomes: list[tuple[str, Any]], config: Any,
                 phase = value.get("phase", "challenge")
                 record = described(result_record(sub, "scored", scored_message(metrics, key.metric, phase),
                                                  key.release, key, metrics, phase), value.get("description"))
-        if sub.task_id in task_ids and (sub.team == BASELINE_TEAM or sub.team in team_ids):  # a quota to report
+        if sub.task_id in context.task_ids and (sub.team == BASELINE_TEAM or sub.team in team_ids):  # a quota to report
             record["quota"] = quota_status(sub, limit, counts.get(_day(sub), 0))
         finals.append((sub, record))
     return finals, errors
 
 
-def process_batch(subs: list[Submission], config: Any, key: AnswerKey | None, task_ids: set[str],
-                  counts: dict[tuple[str, str, str], int], private: Storage, submissions: Storage,
-                  had_error: dict[str, int], workers: int = TRANSFER_THREADS,
-                  progress: Callable[[int], None] | None = None,
-                  finalized_at: datetime | None = None) -> tuple[list[ResultRecord], list[tuple[str, str]]]:
+def process_batch(subs: list[Submission], context: ScoringContext, key: AnswerKey | None, private: Storage,
+                  submissions: Storage, progress: Callable[[int], None] | None = None,
+                  ) -> tuple[list[ResultRecord], list[tuple[str, str]]]:
     """Score one task's pending submissions: read and score them (read_and_score), decide their final
     records (settle), then write results and feedback in threads.
 
-    `had_error`: the submissions whose earlier attempts hit an internal error, and how many attempts.
     Returns the new final records and, for each submission retried next run, its key and the error.
     """
-    outcomes = read_and_score(subs, config, key, task_ids, submissions, workers, progress, finalized_at)
-    finals, errors = settle(subs, outcomes, config, key, task_ids, counts, had_error)
+    outcomes = read_and_score(subs, context, key, submissions, progress)
+    finals, errors = settle(subs, outcomes, context, key)
+    had_error = context.had_error
     predicted = {sub.submission_id: value["predicted"] for sub, (kind, value) in zip(subs, outcomes)
                  if kind == "valid" and "predicted" in value}
     lease = leases.current()  # the scoring slot's: a run that lost it writes no more results
@@ -427,7 +438,7 @@ def process_batch(subs: list[Submission], config: Any, key: AnswerKey | None, ta
             write_predictions(private, sub, predicted[sub.submission_id])
         write_result(private, submissions, sub, record, sub.submission_id in had_error, first=True)
 
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+    with ThreadPoolExecutor(max_workers=context.workers) as pool:
         list(pool.map(write, finals))
         list(pool.map(lambda item: write_error(private, *item, had_error.get(item[0].submission_id, 0) + 1), errors))
     return [record for _, record in finals], [(sub.key, f"{type(exc).__name__}: {exc}") for sub, exc in errors]
