@@ -28,7 +28,7 @@ from challenge.flows.run_names import run_name, stamp, with_tasks
 from challenge.flows.run_states import failed_run, listing
 from challenge.flows.scoring_schedule import scoring_schedule
 from challenge.tasks.artifacts import not_scored_artifact, table_artifact
-from challenge.tasks.boards.publish import refresh_leaderboard, write_final_snapshot, write_results_report
+from challenge.tasks.boards.publish import AlreadyRead, refresh_leaderboard, write_final_snapshot, write_results_report
 from challenge.tasks.corrections.apply import sync_public_corrections
 from challenge.tasks.release.challenge_info import refresh_challenge_info
 from challenge.tasks.release.latest import ReleasedTask, current_release, read_answer_versions, read_latest, release_tasks
@@ -116,7 +116,7 @@ def score_new(config: ChallengeConfig, only: list[str] | None = None, closing_at
             futures[task_id] = score_batch.submit(context, task_id, subs, latest.release)
     batches = {task_id: future.result() for task_id, future in futures.items()}
     new = unusable + [r for batch in batches.values() for r in batch.records]
-    board, page = refresh_leaderboard(config, public, private, submissions, records + new, inbox, latest, released)
+    board, page = refresh_leaderboard(config, public, private, submissions, AlreadyRead(records + new, inbox, latest, released))
     statuses, per_task = tally(new, batches)
     table_artifact("scoring-run", [{"task": t, "pending": len(pending[t]), **per_task[t]} for t in pending],
                    f"What this run scored (release {latest.release})", {"task": "nothing new", "pending": 0}, fill=0)
@@ -197,7 +197,7 @@ def rescore_all(config: ChallengeConfig, only: list[str] | None = None) -> Scori
         with tags(f"task:{task_id}", f"track:{released[task_id].kind}"):
             futures.append(rescore_batch.submit(config, task_id, latest.release, records))
     rescored = sum(len(f.result()) for f in futures)
-    board, page = refresh_leaderboard(config, public, private, submissions, latest=latest, released=released)
+    board, page = refresh_leaderboard(config, public, private, submissions, AlreadyRead(latest=latest, released=released))
     return ScoringRun(rescored=rescored, leaderboard=page, board=board)
 
 

@@ -61,7 +61,7 @@ def test_matching_groups_never_straddle() -> None:
             left.append(a)
             right.append(b)
             label.append(0)
-    result = split_matching(pa.array(left), pa.array(right), pa.array(label, pa.int8()), pa.array(records), 0.2, 0.3, seed=1)
+    result = split_matching(_pairs(left, right, label), pa.array(records), 0.2, 0.3, seed=1)
     sides: dict[int, set[bool]] = {}
     for i, (a, b) in enumerate(zip(left, right)):
         if result.dropped[i]:
@@ -76,4 +76,8 @@ def test_one_giant_group_makes_the_fraction_impossible() -> None:
     records = [f"r{i}" for i in range(10)]
     left, right = records[:-1], records[1:]
     with pytest.raises(SplitError, match="achieved"):
-        split_matching(pa.array(left), pa.array(right), pa.array([1] * 9, pa.int8()), pa.array(records), 0.2, 0.3, seed=0)
+        split_matching(_pairs(left, right, [1] * 9), pa.array(records), 0.2, 0.3, seed=0)
+
+
+def _pairs(left: list[str], right: list[str], label: list[int]) -> pa.Table:
+    return pa.table({"left_id": left, "right_id": right, "label": pa.array(label, pa.int8())})

@@ -4,7 +4,7 @@ the final snapshot once, at finalize."""
 from __future__ import annotations
 
 import json
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import challenge
@@ -12,6 +12,7 @@ from challenge.core import catalog
 from challenge.core.catalog import Latest
 from challenge.core.config import ChallengeConfig
 from challenge.core.errors import ChallengeError
+from challenge.core.records import ResultRecord
 from challenge.core.storage import Storage
 from challenge.tasks.artifacts import leaderboard_artifacts
 from challenge.tasks.boards.intervals import add_intervals
@@ -25,20 +26,28 @@ from challenge.tasks.scoring.standings import Standings
 from challenge.tasks.scoring.submissions import Inbox, discover
 
 
+@dataclass(frozen=True)
+class AlreadyRead:
+    """What a flow run has read already and refresh_leaderboard need not read again (None: read it)."""
+
+    records: list[ResultRecord] | None = None
+    inbox: Inbox | None = None
+    latest: Latest | None = None
+    released: dict[str, ReleasedTask] | None = None
+
+
 def refresh_leaderboard(config: ChallengeConfig, public: Storage, private: Storage, submissions: Storage,
-                        records: list[dict[str, Any]] | None = None, inbox: Inbox | None = None,
-                        latest: Latest | None = None,
-                        released: dict[str, ReleasedTask] | None = None) -> tuple[dict[str, Any], str]:
+                        read: AlreadyRead = AlreadyRead()) -> tuple[dict[str, Any], str]:
     """Rebuild every leaderboard from the result records, publish it and show it as artifacts; answer
     the teams' FINAL files; write the teams' history.json files that changed; with
     `policy.after_close: benchmark`, once the challenge is finalized, the post-challenge board too (ranked
     on the whole test set: before finalize that would tell the private part's labels while FINAL picks can
     still change). Returns the board and the page's
-    address. `records`, `inbox`, `latest` and `released` are passed when already read."""
-    latest = current_release(public) if latest is None else latest
-    released = release_tasks(public, latest, private) if released is None else released
-    records = load_results(private) if records is None else records
-    inbox = discover(submissions) if inbox is None else inbox
+    address."""
+    latest = current_release(public) if read.latest is None else read.latest
+    released = release_tasks(public, latest, private) if read.released is None else read.released
+    records = load_results(private) if read.records is None else read.records
+    inbox = discover(submissions) if read.inbox is None else read.inbox
     choices = answer_final_choices(submissions, private, inbox, records, released, config.policy.final_picks)
     standings = Standings(latest.release, released, records, choices)
     final = private.exists(catalog.FINAL_MARKER)

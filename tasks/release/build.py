@@ -140,11 +140,22 @@ def _inverse(numbers: np.ndarray) -> np.ndarray:
     return order
 
 
+@dataclass(frozen=True)
+class TaskFolders:
+    """Where one task's release files are built: its public and private folders, and the SHA-256 of each
+    file written there (by path), memoized so that each image is hashed once, when it is fetched."""
+
+    public: Path
+    private: Path
+    digests: dict[Path, str]
+
+
 def _classification_files(staged: StagedTask, config: ChallengeConfig, key: bytes, fetch_images: ImageFetcher,
-                          public_dir: Path, private_dir: Path, digests: dict[Path, str] | None = None) -> _Built:
+                          folders: TaskFolders) -> _Built:
     """Streamed: the split, the ids and the answers from the id and label columns alone; then the staged
     rows batch by batch into fixed-size leak hashes and an id-order spill; the leak checks on the hashes;
     then the train and test files written bucket by bucket in id order."""
+    public_dir, private_dir, digests = folders.public, folders.private, folders.digests
     spec = staged.spec
     keys = staged.table("data", ["id", "label"])
     ids, labels = keys["id"].combine_chunks(), keys["label"].combine_chunks()
@@ -213,10 +224,10 @@ def _classification_files(staged: StagedTask, config: ChallengeConfig, key: byte
 
 
 def _matching_files(staged: StagedTask, config: ChallengeConfig, key: bytes, fetch_images: ImageFetcher,
-                    public_dir: Path, private_dir: Path, digests: dict[Path, str] | None = None) -> _Built:
+                    folders: TaskFolders) -> _Built:
+    public_dir, private_dir, digests = folders.public, folders.private, folders.digests
     spec, records, pairs = staged.spec, staged.table("records"), staged.table("pairs")
-    split = split_matching(pairs["left_id"], pairs["right_id"], pairs["label"], records["id"],
-                           spec.split.test_fraction, config.policy.public_fraction, spec.split.seed)
+    split = split_matching(pairs, records["id"], spec.split.test_fraction, config.policy.public_fraction, spec.split.seed)
     record_ids, record_numbers = opaque_ids(records["id"], key, f"{spec.task_id}/records", "r")
     pair_keys = pc.binary_join_element_wise(pairs["left_id"], pairs["right_id"], "\x1f")
     pair_ids, pair_numbers = opaque_ids(pair_keys, key, f"{spec.task_id}/pairs", "p")
@@ -278,7 +289,7 @@ def build_task_release(
     private_dir.mkdir(parents=True)
     make = _classification_files if spec.kind == "classification" else _matching_files
     digests: dict[Path, str] = {}  # SHA-256 by local path: each image is hashed once, when it is fetched
-    built = make(staged, config, key, fetch_images, public_dir, private_dir, digests)
+    built = make(staged, config, key, fetch_images, TaskFolders(public_dir, private_dir, digests))
     split, counts, files = built.split, built.counts, built.files
     (public_dir / catalog.CARD).write_text(dataset_card(spec, release, counts, built.class_counts, files, config),
                                            encoding="utf-8")

@@ -99,15 +99,17 @@ def matching_groups(left: pa.Array, right: pa.Array, label: pa.Array, record_ids
 
 
 def split_matching(
-    left: pa.Array, right: pa.Array, label: pa.Array, record_ids: pa.Array,
-    test_fraction: float, public_fraction: float, seed: int, tolerance: float = 0.25,
+    pairs: pa.Table, record_ids: pa.Array, test_fraction: float, public_fraction: float, seed: int,
+    tolerance: float = 0.25,
 ) -> SplitResult:
     """Whole groups go to test or train; pairs joining a test group to a train group are dropped.
+    `pairs`: the standardized pairs table (left_id, right_id, label).
 
     Groups get a seeded random rank; groups ranked below a threshold go to test.
     A pair is in test when both its groups are, in train when neither is. The
     threshold is the one whose kept pairs come closest to `test_fraction`.
     """
+    left, right, label = pairs["left_id"], pairs["right_id"], pairs["label"]
     record_ids = record_ids.take(pc.array_sort_indices(record_ids))  # group numbers independent of row order
     groups = matching_groups(left, right, label, record_ids)
     li = np.asarray(pc.index_in(left, value_set=record_ids).to_numpy(zero_copy_only=False)).astype(np.int64)
