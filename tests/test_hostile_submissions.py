@@ -216,7 +216,7 @@ def test_bombs_are_refused_within_a_capped_address_space(tmp_path: Path, request
 @pytest.mark.parametrize(("data", "names", "problem"), [
     (b"\xef\xbb\xbfgood.csv\r\nother.csv\r\n", ("good.csv", "other.csv"), None),  # Notepad's UTF-8 mark: not in the name
     ("good.csv\n".encode("utf-16"), (), "FINAL is UTF-16 text; save it as UTF-8 plain text, holding the file names"),
-    (gzip.compress(b"good.csv\n"), (), "FINAL is gzip-compressed; write it as plain text"),
+    (gzip.compress(b"good.csv\n", mtime=0), (), "FINAL is gzip-compressed; write it as plain text"),
     (b"caf\xe9.csv\n", (), "FINAL is not UTF-8 text; save it as UTF-8 plain text"),
 ])
 def test_a_final_file_as_editors_write_it(storage: Storage, data: bytes, names: tuple[str, ...], problem: str | None) -> None:
