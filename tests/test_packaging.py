@@ -11,22 +11,37 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parent.parent
 
 
-def test_installed_package_writes_the_example_drops(tmp_path: Path) -> None:
-    source = _copy(tmp_path)
-    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(tmp_path / "dist"),
-                            str(source)], capture_output=True, text=True, timeout=600)
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The wheel `pip wheel` builds from a copy of the checkout (once for the module: both tests install it)."""
+    root = tmp_path_factory.mktemp("wheel")
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(root / "dist"),
+                            str(_copy(root))], capture_output=True, text=True, timeout=600)
     assert built.returncode == 0, built.stderr
-    (wheel,) = (tmp_path / "dist").glob("challenge-*.whl")
-    names = zipfile.ZipFile(wheel).namelist()
-    assert "challenge/example_drops/penguin-lab/penguins/task.yaml" in names
-    assert sum(n.startswith("challenge/example_drops/vision-team/digits/images/") for n in names) == 200
-    target = tmp_path / "site"
+    (found,) = (root / "dist").glob("challenge-*.whl")
+    return found
+
+
+@pytest.fixture(scope="module")
+def site(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The wheel installed (not editable) into a folder of its own, which the tests import from and do not change."""
+    target = tmp_path_factory.mktemp("site")
     installed = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--quiet", "--target", str(target),
                                 str(wheel)], capture_output=True, text=True, timeout=600)
     assert installed.returncode == 0, installed.stderr
+    return target
+
+
+def test_installed_package_writes_the_example_drops(wheel: Path, site: Path, tmp_path: Path) -> None:
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "challenge/example_drops/penguin-lab/penguins/task.yaml" in names
+    assert sum(n.startswith("challenge/example_drops/vision-team/digits/images/") for n in names) == 200
+    target = site
     assert {p.name for p in target.iterdir()} - {"bin"} == {"challenge", "challenge-0.1.0.dist-info"}
     assert {"flows", "tasks", "expectations"} <= {p.name for p in (target / "challenge").iterdir()}
     # Run from a folder outside the checkout, importing the installed copy (the test venv supplies the
@@ -42,12 +57,8 @@ def test_installed_package_writes_the_example_drops(tmp_path: Path) -> None:
     assert (tmp_path / "mychallenge" / "challenge.yaml").is_file()
 
 
-def test_installed_package_runs_the_demo(tmp_path: Path) -> None:
-    target = tmp_path / "site"
-    installed = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--quiet",
-                                "--target", str(target), str(_copy(tmp_path))], capture_output=True, text=True,
-                               timeout=600)
-    assert installed.returncode == 0, installed.stderr
+def test_installed_package_runs_the_demo(site: Path, tmp_path: Path) -> None:
+    target = site
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_") and k != "CHALLENGE_CONFIG"}
     env.update(PYTHONPATH=str(target), PREFECT_HOME=str(tmp_path / "prefect-home"), PREFECT_LOGGING_LEVEL="WARNING")
     script = ("import challenge, sys; from challenge.app.cli import main; print(challenge.__file__, flush=True); "
