@@ -176,16 +176,24 @@ class Storage(Protocol):
     def uri_for(self, key: str) -> str: ...
 
 
+HASH_THREADS = 4  # hashlib and file reads release the GIL: a few threads use both cores on many small files
+
+
 def file_digest(path: Path, algorithm: str = "md5") -> str:
     """Hex digest of a local file, streamed (MD5 is what S3 reports as a single-part ETag)."""
     with open(path, "rb") as fh:
-        head = fh.read(_COPY_BUFFER)
-        if len(head) < _COPY_BUFFER:  # a small file in one read (hashlib.file_digest allocates 256 KiB per call)
-            return hashlib.new(algorithm, head, usedforsecurity=False).hexdigest()
-        digest = hashlib.new(algorithm, head, usedforsecurity=False)
-        while chunk := fh.read(_COPY_BUFFER):
-            digest.update(chunk)
-        return digest.hexdigest()
+        return stream_digest(fh, algorithm)
+
+
+def stream_digest(stream: BinaryIO, algorithm: str = "md5") -> str:
+    """Hex digest of what is left to read of `stream` (a local file, or a stored object's open_read)."""
+    head = stream.read(_COPY_BUFFER)
+    if len(head) < _COPY_BUFFER:  # a small file in one read (hashlib.file_digest allocates 256 KiB per call)
+        return hashlib.new(algorithm, head, usedforsecurity=False).hexdigest()
+    digest = hashlib.new(algorithm, head, usedforsecurity=False)
+    while chunk := stream.read(_COPY_BUFFER):
+        digest.update(chunk)
+    return digest.hexdigest()
 
 
 LARGE_VERSION = "large-"

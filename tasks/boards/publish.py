@@ -42,8 +42,7 @@ def refresh_leaderboard(config: ChallengeConfig, public: Storage, private: Stora
     the teams' FINAL files; write the teams' history.json files that changed; with
     `policy.after_close: benchmark`, once the challenge is finalized, the post-challenge board too (ranked
     on the whole test set: before finalize that would tell the private part's labels while FINAL picks can
-    still change). Returns the board and the page's
-    address."""
+    still change). Returns the board and the page's address."""
     latest = current_release(public) if read.latest is None else read.latest
     released = release_tasks(public, latest, private) if read.released is None else read.released
     records = load_results(private) if read.records is None else read.records

@@ -6,7 +6,6 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -14,7 +13,7 @@ import pyarrow.parquet as pq
 from challenge.core import catalog
 from challenge.core.catalog import StagedMeta, StagedPointer
 from challenge.core.errors import ChallengeError, StorageError
-from challenge.core.storage import Storage
+from challenge.core.storage import HASH_THREADS, Storage, file_digest, map_batched, stream_digest
 from challenge.core.task_spec import TaskSpec
 
 
@@ -70,15 +69,11 @@ def content_digest(file_digests: dict[str, str], spec: dict) -> str:
 def local_version_digests(out: Path, images: Path | None) -> dict[str, str]:
     """The SHA-256 of each file a version staged from `out` (the standardized tables) and the drop's `images`
     folder will hold, by its path inside the version."""
-    files = {str(p.relative_to(out)): p for p in out.rglob("*") if p.is_file()}
+    files = {p.relative_to(out).as_posix(): p for p in out.rglob("*") if p.is_file()}
     if images is not None and images.is_dir():
-        files.update({f"{catalog.IMAGES}/{p.relative_to(images)}": p for p in images.rglob("*") if p.is_file()})
+        files.update({f"{catalog.IMAGES}/{p.relative_to(images).as_posix()}": p for p in images.rglob("*") if p.is_file()})
     files.pop(catalog.STAGED_META, None)
-    digests = {}
-    for name, path in files.items():
-        with open(path, "rb") as handle:
-            digests[name] = _sha256(handle)
-    return digests
+    return dict(zip(files, map_batched(lambda path: file_digest(path, "sha256"), files.values(), threads=HASH_THREADS)))
 
 
 def stored_content_digest(private: Storage, pointer: StagedPointer) -> str | None:
@@ -95,14 +90,8 @@ def stored_content_digest(private: Storage, pointer: StagedPointer) -> str | Non
             name = info.key[len(prefix):]
             if name != catalog.STAGED_META:
                 with private.open_read(info.key) as handle:
-                    digests[name] = _sha256(handle)
+                    digests[name] = stream_digest(handle, "sha256")
         return content_digest(digests, meta.spec)
     except (ChallengeError, StorageError, OSError, ValueError):
         return None
 
-
-def _sha256(handle: BinaryIO) -> str:
-    digest = hashlib.sha256()
-    for block in iter(lambda: handle.read(1 << 20), b""):
-        digest.update(block)
-    return digest.hexdigest()

@@ -9,7 +9,6 @@ would write in the feedback.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
@@ -25,7 +24,7 @@ import pyarrow.parquet as pq
 from challenge.core import catalog
 from challenge.core.catalog import ChallengeInfo, Latest, Manifest
 from challenge.core.errors import ChallengeError, StorageError
-from challenge.core.storage import KeyTooLong, Storage, download_many, is_valid_key, map_batched
+from challenge.core.storage import KeyTooLong, Storage, download_many, file_digest, is_valid_key, map_batched
 from challenge.tasks.scoring.notes import check_message, note_bytes
 from challenge.tasks.scoring.score import checked_labels
 from challenge.tasks.scoring.submissions import SUBMISSION_SUFFIXES, IdIndex, Submission, shown
@@ -66,14 +65,6 @@ def _safe_path(path: str, where: str) -> PurePosixPath:
     return PurePosixPath(*parts)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def download_task(public: Storage, release: str, task_id: str, to: Path) -> DownloadedTask:
     """Every file of the task's manifest into `to/<release>/<task>/`, each checked against its SHA-256 and
     size; a file already there with the right SHA-256 is kept (a second download fetches nothing). A file
@@ -84,14 +75,14 @@ def download_task(public: Storage, release: str, task_id: str, to: Path) -> Down
     folder = to / release / task_id
     entries = [(e, folder / _safe_path(e.path, public.uri_for(manifest_key))) for e in manifest.files]
     present = [target.is_file() and target.stat().st_size == e.bytes for e, target in entries]
-    digests = list(map_batched(lambda item: _sha256(item[1][1]) if item[0] else None, list(zip(present, entries))))
+    digests = list(map_batched(lambda item: file_digest(item[1][1], "sha256") if item[0] else None, list(zip(present, entries))))
     due = [(e, target) for (e, target), digest in zip(entries, digests) if digest != e.sha256]
     folder.mkdir(parents=True, exist_ok=True)
     temporary = {target: target.with_name(f".part-{os.getpid()}-{target.name}") for _, target in due}
     try:
         download_many(public, [(catalog.release_file_key(release, task_id, e.path), temporary[t]) for e, t in due])
         for e, target in due:
-            got = _sha256(temporary[target])
+            got = file_digest(temporary[target], "sha256")
             if got != e.sha256 or temporary[target].stat().st_size != e.bytes:
                 raise ChallengeError(
                     f"{public.uri_for(catalog.release_file_key(release, task_id, e.path))}: its SHA-256 ({got[:12]}…) or size "

@@ -11,11 +11,10 @@ from pathlib import Path, PurePosixPath
 import pyarrow as pa
 
 from challenge.core import catalog
-from challenge.core.storage import file_digest, map_batched
+from challenge.core.storage import HASH_THREADS, file_digest, map_batched
 from challenge.core.task_spec import Modality, TaskSpec, snake_case
 
 ImageFetcher = Callable[[list[tuple[str, Path]]], None]  # [(image path in the staged images folder, local file)]
-HASH_THREADS = 4  # hashlib and file reads release the GIL: a few threads use both cores on small files
 
 
 def sha256_file(path: Path) -> str:

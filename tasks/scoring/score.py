@@ -28,6 +28,7 @@ import pyarrow.parquet as pq
 
 import challenge
 from challenge.core import catalog, leases
+from challenge.core.config import ChallengeConfig
 from challenge.core.errors import ChallengeError, StorageError
 from challenge.core.metrics import confusion_matrices, score_all, scores_from_matrix
 from challenge.core.records import RESULT_SCHEMA_VERSION, ErrorRecord, Feedback, Notice, Quota, ResultRecord
@@ -340,7 +341,7 @@ class ScoringContext:
     submissions are scored), the attempts of submissions that hit an internal error, the close (nothing
     uploaded later counts in the challenge) and the threads per batch."""
 
-    config: Any  # ChallengeConfig
+    config: ChallengeConfig
     task_ids: set[str]
     counts: dict[tuple[str, str, str], int]
     had_error: dict[str, int]
