@@ -228,3 +228,26 @@ def test_a_process_is_the_same_process_while_it_replaces_its_program() -> None:
         process.kill()
         process.wait()
     assert local_server.process_identity(process.pid) is None
+
+
+BIND_FAILED_THEN_SHUTDOWN = """\
+03:02:58.643 | ERROR   | uvicorn.error - [Errno 98] error while attempting to bind on address ('127.0.0.1', 4200): address already in use
+03:02:58.653 | ERROR   | uvicorn.error - Traceback (most recent call last):
+  File "/venv/lib/python3.11/site-packages/starlette/routing.py", line 661, in lifespan
+  File "/venv/lib/python3.11/site-packages/prefect/server/events/services/triggers.py", line 58, in stop
+AssertionError: Reactive triggers not started
+03:02:58.654 | ERROR   | uvicorn.error - Application shutdown failed. Exiting.
+Server stopped!
+"""
+
+
+def test_a_port_taken_is_known_when_the_shutdown_fails_after_the_bind(home: Path) -> None:
+    """Seen with four test workers on 2 cores: the port was taken between the check and the bind, and Prefect's
+    shutdown then failed too, so the bind error is not among the log's last lines. It is still a taken port
+    (ensure tries another one), not a server that cannot start."""
+    home.mkdir()
+    log = home / local_server.LOG_FILE
+    exited = subprocess.Popen([sys.executable, "-c", f"open({str(log)!r}, 'w').write({BIND_FAILED_THEN_SHUTDOWN!r})"])
+    exited.wait(timeout=60)
+    with pytest.raises(local_server._PortTaken):
+        local_server.wait_until_up(local_server.Server(exited.pid, _free_port(), log), TIMEOUT)

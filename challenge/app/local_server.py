@@ -239,7 +239,7 @@ def wait_until_up(server: Server, timeout: float) -> None:
             reap(server.pid) if gone else terminate(server.pid)
             (server.log.parent / STATE_FILE).unlink(missing_ok=True)
             tail = last_lines(server.log)
-            if gone and "already in use" in tail:
+            if gone and port_was_taken(server.log):
                 raise _PortTaken()
             raise LocalServerError(
                 f"the local Prefect server exited while starting; its log, {server.log}, ends: {tail or '(empty)'}"
@@ -280,6 +280,15 @@ def reap(pid: int) -> None:
         os.waitpid(pid, os.WNOHANG)
     except ChildProcessError:
         pass
+
+
+def port_was_taken(log: Path) -> bool:
+    """Whether a server that exited says its port was in use: anywhere in its log, as what follows the bind
+    error (a shutdown that fails in turn, its traceback) may push it out of the last lines."""
+    try:
+        return "already in use" in log.read_text(errors="replace")  # uvicorn's bind error, or Prefect's own check
+    except OSError:
+        return False
 
 
 def last_lines(path: Path, count: int = 3) -> str:
