@@ -172,7 +172,7 @@ def measure(size: int, drops: int = 4, workers: int = 2, repeats: int = 3, submi
                 best = best_of(repeats, {"threads": lambda: collect(threads), "dask": lambda: collect(on_dask)})
             records = [
                 record(f"collect-{drops}-drops-dask", size, best["dask"], best["threads"], drops=drops, workers=workers,
-                       **spread(stream.data, "gate_drop_task", repeats)),
+                       **spread(stream.data, "gate_and_report_drop", repeats)),
                 record(f"collect-{drops}-drops-dask-cold", size, cluster_seconds + import_seconds + cold_seconds,
                        best["threads"], drops=drops, workers=workers, cluster_start_seconds=cluster_seconds,
                        worker_import_seconds=import_seconds, first_run_seconds=cold_seconds),

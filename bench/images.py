@@ -175,6 +175,7 @@ def measure_gate(args: dict) -> dict:
 
 
 def measure_publish(args: dict) -> dict:
+    from challenge.core.run_context import RunContext
     from challenge.core.storage import open_storage
     from challenge.tasks.release.opaque_ids import load_or_create_key
     from challenge.tasks.release.publish import publish_task
@@ -184,7 +185,7 @@ def measure_publish(args: dict) -> dict:
     release = f"bench-{time.time_ns()}"
     rss_before = current_rss()
     start = time.perf_counter()
-    summary = publish_task(config, TASK, release)
+    summary = publish_task(RunContext(config), TASK, release)
     return {"seconds": time.perf_counter() - start, "rss_before": rss_before, "files": summary["files"]}
 
 

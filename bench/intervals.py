@@ -21,8 +21,9 @@ from unittest import mock
 
 import numpy as np
 
+from challenge.core.config import ChallengeConfig
 from challenge.core.metrics import score
-from challenge.core.storage import LocalStorage
+from challenge.core.run_context import RunContext
 from challenge.tasks.boards import intervals as board_intervals
 from challenge.tasks.boards.bootstrap import bootstrap_scores, summarize
 from challenge.tasks.release.latest import ReleasedTask
@@ -95,14 +96,16 @@ def main() -> None:
         board["tracks"][track] = {"tasks": tasks, "entries": [{"team": team, "rank": r + 1, "score": 0.5}
                                                               for r, team in enumerate(teams)]}
 
-    def computed(private, submissions, public, release, task, entries, part):  # noqa: ANN001, ANN202, ARG001
+    def computed(run, release, task, entries, part):  # noqa: ANN001, ANN202, ARG001
         return samples[task.task_id], [True] * len(entries)
 
     with tempfile.TemporaryDirectory() as tmp:
-        private = LocalStorage(Path(tmp) / "private")
+        run = RunContext(ChallengeConfig.model_validate({"name": "bench", "title": "bench", "storage": {
+            n: str(Path(tmp) / n) for n in ("intake", "public", "private", "submissions")}}))
+        private = run.private
         with mock.patch.object(board_intervals, "_task_samples", computed):
             t0 = time.perf_counter()
-            board_intervals.add_intervals(board, released, private, private, private)
+            board_intervals.add_intervals(board, released, run)
             first = time.perf_counter() - t0
         version = private.head("cache/intervals.json").version
         for info in board["tasks"].values():
@@ -110,7 +113,7 @@ def main() -> None:
                 for key in ("ci95", "rank_ci95", "tied_with_above"):
                     entry.pop(key)
         t0 = time.perf_counter()
-        board_intervals.add_intervals(board, released, private, private, private)  # cache hits only
+        board_intervals.add_intervals(board, released, run)  # cache hits only
         again = time.perf_counter() - t0
         assert private.head("cache/intervals.json").version == version, "the cache was rewritten"
     print(f"  nothing new (every task cached): {again:.3f} s (target ≤ 1 s: {'met' if again <= 1 else 'NOT met'}); "

@@ -129,6 +129,7 @@ def measure_write(folder: Path) -> dict:
 
 
 def measure_publish(folder: Path) -> dict:
+    from challenge.core.run_context import RunContext
     from challenge.core.storage import LocalStorage
     from challenge.tasks.release.opaque_ids import load_or_create_key
     from challenge.tasks.release.publish import publish_task
@@ -138,7 +139,7 @@ def measure_publish(folder: Path) -> dict:
     release = f"bench-{time.time_ns()}"
     rss_before = peak_rss()
     start = time.perf_counter()
-    summary = publish_task(config, "big-task", release)
+    summary = publish_task(RunContext(config), "big-task", release)
     return {"seconds": time.perf_counter() - start, "rss_before": rss_before, "counts": summary["counts"]}
 
 

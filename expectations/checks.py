@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict, Unpack
 
 MAX_EXAMPLES = 5
 Severity = Literal["error", "warning"]
+Source = Literal["read", "schema", "gx", "custom"]
 
 
 @dataclass
@@ -21,7 +22,7 @@ class CheckResult:
     examples: list[Any] = field(default_factory=list)
     hint: str = ""
     message: str = ""
-    source: Literal["read", "schema", "gx", "custom"] = "custom"
+    source: Source = "custom"
     severity: Severity = "error"
     skipped: str = ""  # why the check could not run (a column it reads is missing or unusable): neither passed nor failed
 
@@ -29,38 +30,33 @@ class CheckResult:
     def blocking(self) -> bool:
         return not self.success and self.severity == "error" and not self.skipped
 
+    def __post_init__(self) -> None:
+        self.examples = _jsonable(list(self.examples)[:MAX_EXAMPLES])
+
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+
+class FailureDetails(TypedDict, total=False):
+    """What a failed check may say beside its hint (CheckResult's fields of the same names)."""
+
+    column: str | None
+    count: int
+    examples: list[Any]
+    message: str
+    source: Source
+    severity: Severity
 
 
 def passed(check: str, table: str, column: str | None = None, source: str = "custom") -> CheckResult:
     return CheckResult(check=check, table=table, success=True, column=column, source=source)  # type: ignore[arg-type]
 
 
-def failed(
-    check: str,
-    table: str,
-    *,
-    column: str | None = None,
-    count: int = 1,
-    examples: list[Any] | None = None,
-    hint: str,
-    message: str = "",
-    source: str = "custom",
-    severity: Severity = "error",
-) -> CheckResult:
-    return CheckResult(
-        check=check,
-        table=table,
-        success=False,
-        column=column,
-        count=count,
-        examples=_jsonable((examples or [])[:MAX_EXAMPLES]),
-        hint=hint,
-        message=message,
-        source=source,  # type: ignore[arg-type]
-        severity=severity,
-    )
+def failed(check: str, table: str, *, hint: str, **details: Unpack[FailureDetails]) -> CheckResult:
+    """A check that did not hold: `count` offending rows or values (1 unless said), a few `examples`, and
+    `hint`, what to fix."""
+    return CheckResult(check=check, table=table, success=False, hint=hint, **{"count": 1, **details})
 
 
 def skipped(check: str, table: str, why: str, column: str | None = None, source: str = "custom",

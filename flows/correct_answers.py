@@ -11,13 +11,13 @@ from prefect.logging import get_run_logger
 
 from challenge.core.config import load_config
 from challenge.core.errors import ChallengeError
+from challenge.core.run_context import RunContext
 from challenge.core.scoring_slot import scoring_slot
 from challenge.flows.run_names import run_name
 from challenge.flows.score_submissions import ScoringRun, score_new
-from challenge.tasks.corrections.apply import Correction, correct_answer_key
+from challenge.tasks.corrections.apply import Correction, CorrectionsFile, correct_answer_key
 from challenge.tasks.corrections.file_checks import MAX_CORRECTION_BYTES, CorrectionError
 from challenge.tasks.release.latest import current_release
-from challenge.tasks.scoring.batches import locations
 
 
 @dataclass
@@ -28,15 +28,15 @@ class CorrectionRun:
     scoring: ScoringRun
 
 
-def read_corrections_file(file: str) -> bytes:
-    """The bytes of the organizer's corrections file (refused unread when too large)."""
+def read_corrections_file(file: str) -> CorrectionsFile:
+    """The organizer's corrections file (refused unread when too large)."""
     path = Path(file)
     if not path.is_file():
         raise CorrectionError(f"{file}: no such file; pass the corrections CSV (columns id,label) with --file")
     if path.stat().st_size > MAX_CORRECTION_BYTES:
         raise CorrectionError(f"{file}: {path.stat().st_size / 1048576:.0f} MB is more than a corrections file "
                               f"needs (limit {MAX_CORRECTION_BYTES // 1048576} MB); list only the labels to fix")
-    return path.read_bytes()
+    return CorrectionsFile(path.name, path.read_bytes())
 
 
 @flow(name="correct-answers", flow_run_name=run_name("correct", lambda p: p.get("task")))
@@ -51,17 +51,17 @@ def correct_answers(task: str, file: str, config_path: str | None = None) -> Cor
         config_path: Path of challenge.yaml (default: $CHALLENGE_CONFIG, else ./challenge.yaml).
     """
     config = load_config(config_path)
-    data = read_corrections_file(file)
-    public, private, _ = locations(config)
+    upload = read_corrections_file(file)
+    run = RunContext(config)
+    public, private = run.public, run.private
     logger = get_run_logger()
     with scoring_slot(config):  # no scoring run reads the key while it changes
         latest = current_release(public)
         if task not in latest.tasks:
             raise ChallengeError(f"unknown task id {task!r}: the current release {latest.release} has {', '.join(latest.tasks)}")
-        correction = correct_answer_key(public, private, latest.release, task, data, Path(file).name,
-                                        datetime.now(timezone.utc))
+        correction = correct_answer_key(public, private, latest.release, task, upload, datetime.now(timezone.utc))
         logger.info("%s: answer key version %d in use (%d label(s) changed, SHA-256 %s); %s", task, correction.version,
                     correction.labels_changed, correction.answers_sha256[:12], correction.staged)
-        scoring = score_new(config)  # rescores the results scored with the earlier version
+        scoring = score_new(run)  # rescores the results scored with the earlier version
     logger.info("%s: %d result(s) rescored, %d superseded (their upload is gone)", task, scoring.corrected, scoring.superseded)
     return CorrectionRun(correction, scoring)

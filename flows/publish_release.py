@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from prefect import flow, tags
+from prefect.logging import get_run_logger
 
 from challenge.core import catalog
 from challenge.core.config import load_config
+from challenge.core.records import TaskSummary
+from challenge.core.run_context import RunContext
 from challenge.core.scoring_slot import scoring_slot
-from challenge.core.storage import open_location
 from challenge.core.task_runners import task_runner_from_env, warn_unseen_storage
 from challenge.flows.run_names import run_name
 from challenge.tasks.artifacts import public_page_artifact, table_artifact
@@ -18,13 +19,11 @@ from challenge.tasks.boards.publish import refresh_leaderboard
 from challenge.tasks.release.challenge_info import refresh_challenge_info
 from challenge.tasks.release.opaque_ids import load_or_create_key
 from challenge.tasks.release.publish import (
-    carry_task_task,
+    build_and_publish_task,
+    carry_over_task_files,
     default_release_name,
     finish_release,
-    get_logger,
-    open_locations,
     prepare_release,
-    publish_task_task,
 )
 from challenge.tasks.scoring.batches import finalized_at
 
@@ -36,7 +35,7 @@ class PublishRun:
     release: str
     published_at: str | None
     task_ids: list[str]
-    summaries: list[dict[str, Any]] = field(default_factory=list)
+    summaries: list[TaskSummary] = field(default_factory=list)
     location: str = ""
 
 
@@ -56,23 +55,24 @@ def publish_release(config_path: str | None = None, release: str | None = None,
     config = load_config(config_path)
     warn_unseen_storage(config)
     release = release or default_release_name()
-    plans = prepare_release(config, release, tasks)
-    public, private = open_locations(config)
+    run = RunContext(config)
+    plans = prepare_release(run, release, tasks)
+    public, private = run.public, run.private
     load_or_create_key(private)  # once, before the tasks run concurrently; they read it themselves
-    get_logger().info("publishing release %s: %d task(s): %s", release, len(plans),
+    get_run_logger().info("publishing release %s: %d task(s): %s", release, len(plans),
                       ", ".join(p.task_id + (f" (carried over from {p.source})" if p.source else "") for p in plans))
     futures = []
     for plan in plans:
         with tags(f"task:{plan.task_id}", *([f"track:{plan.kind}"] if plan.kind else []), f"release:{release}"):
             if plan.source:
-                futures.append(carry_task_task.submit(config, plan.task_id, plan.source, release))
+                futures.append(carry_over_task_files.submit(run, plan.task_id, plan.source, release))
             else:
-                futures.append(publish_task_task.submit(config, plan.task_id, release))
+                futures.append(build_and_publish_task.submit(run, plan.task_id, release))
     summaries = [f.result() for f in futures]  # any failure raises here: latest.json stays as it was
     marker = finish_release(public, release, [s["task_id"] for s in summaries], config.withdrawn)
     if public.exists(catalog.BOARD_JSON):  # the boards follow the release now: a withdrawn task's standings go
         with scoring_slot(config):
-            refresh_leaderboard(config, public, private, open_location(config, "submissions"))
+            refresh_leaderboard(run)
     refresh_challenge_info(public, config, finalized_at(private))
     for s in summaries:
         public_page_artifact(config, f"card-{s['task_id']}", catalog.card_key(release, s["task_id"]),
@@ -81,8 +81,8 @@ def publish_release(config_path: str | None = None, release: str | None = None,
                                 **{f"rows_{k}": v for k, v in s["counts"].items()},
                                 "leak findings": len(s["leaks"])} for s in summaries],
                    f"Release {release}", {"task": "none"})
-    get_logger().info("release %s published: %s", release, ", ".join(marker.tasks))
+    get_run_logger().info("release %s published: %s", release, ", ".join(marker.tasks))
     for task_id, reason in marker.withdrawn.items():
-        get_logger().warning("%s is withdrawn (not in release %s, not on the boards): %s", task_id, release, reason)
+        get_run_logger().warning("%s is withdrawn (not in release %s, not on the boards): %s", task_id, release, reason)
     return PublishRun(marker.release, marker.published_at, marker.tasks, summaries,
                       public.uri_for(catalog.release_prefix(release)))

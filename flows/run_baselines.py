@@ -10,10 +10,11 @@ from prefect.artifacts import create_table_artifact
 from prefect.logging import get_run_logger
 
 from challenge.core.config import load_config
+from challenge.core.records import BaselineSummary
 from challenge.core.storage import open_location
 from challenge.core.task_runners import task_runner_from_env, warn_unseen_storage
 from challenge.flows.run_names import run_name
-from challenge.tasks.baselines.models import BaselineError, baseline_task, select_tasks
+from challenge.tasks.baselines.models import BaselineError, select_tasks, train_and_submit_baseline
 from challenge.tasks.release.latest import current_release
 
 
@@ -30,7 +31,7 @@ class BaselineRun:
     """The baselines of one release: a summary per task, how many were uploaded and how many were already there."""
 
     release: str
-    baselines: list[dict[str, Any]] = field(default_factory=list)
+    baselines: list[BaselineSummary] = field(default_factory=list)
     uploaded: int = 0
     unchanged: int = 0
 
@@ -53,7 +54,7 @@ def run_baselines(config_path: str | None = None, tasks: list[str] | None = None
     futures = []
     for task_id in selected:
         with tags(f"task:{task_id}", f"release:{release}", "team:baseline"):
-            futures.append((task_id, baseline_task.submit(config, task_id, release)))
+            futures.append((task_id, train_and_submit_baseline.submit(config, task_id, release)))
     summaries, failures = [], []
     for task_id, future in futures:
         try:

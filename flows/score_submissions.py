@@ -11,18 +11,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
 
 from prefect import flow, tags
 from prefect.logging import get_run_logger
 from prefect.states import State
 
 from challenge.core import catalog
-from challenge.core.config import ChallengeConfig, load_config
+from challenge.core.config import load_config
 from challenge.core.errors import ScoringErrors
-from challenge.core.records import ResultRecord
+from challenge.core.records import Board, ResultRecord
+from challenge.core.run_context import RunContext
 from challenge.core.scoring_slot import scoring_slot
-from challenge.core.storage import Storage
 from challenge.core.task_runners import task_runner_from_env, warn_unseen_storage
 from challenge.flows.run_names import run_name, stamp, with_tasks
 from challenge.flows.run_states import failed_run, listing
@@ -36,7 +35,6 @@ from challenge.tasks.scoring.batches import (
     check_task_ids,
     corrected_pending,
     finalized_at,
-    locations,
     missing_feedback,
     pending_by_task,
     rescore_batch,
@@ -68,19 +66,19 @@ class ScoringRun:
     notices: list[str] = field(default_factory=list)  # uploads told they are not submissions
     rescored: int | None = None  # results recomputed (a rescore run)
     leaderboard: str | None = None  # the page's address
-    board: dict[str, Any] | None = None
+    board: Board | None = None
     message: str = ""  # why nothing was done, when nothing could be
     corrected: int = 0  # results rescored with a corrected answer key
     superseded: int = 0  # results marked superseded (their task changed)
 
 
-def score_new(config: ChallengeConfig, only: list[str] | None = None, closing_at: datetime | None = None) -> ScoringRun:
+def score_new(run: RunContext, only: list[str] | None = None, closing_at: datetime | None = None) -> ScoringRun:
     """Score every submission without a final result (of the `only` tasks, if given); rebuild the leaderboards.
 
     Once the challenge is finalized (or while it is, `closing_at`), later uploads are `rejected: closed`."""
     logger = get_run_logger()
     started = datetime.now(timezone.utc)
-    public, private, submissions = locations(config)
+    config, public, private, submissions = run.config, run.public, run.private, run.submissions
     latest = read_latest(public)
     if latest is None:  # a schedule started before the first release: not a failure
         message = f"no release yet ({public.uri_for(catalog.LATEST)} is missing): nothing to score"
@@ -93,10 +91,10 @@ def score_new(config: ChallengeConfig, only: list[str] | None = None, closing_at
     if noticed:
         logger.info("%d upload(s) that are not submissions were told why: %s", len(noticed), listing(noticed))
     records, had_error = scan_results(private)
-    records, corrected = rescore_corrected(config, public, private, latest.release, records, released)
-    records, superseded = mark_superseded(private, submissions, records, released)
+    records, corrected = rescore_corrected(run, latest.release, records, released)
+    records, superseded = mark_superseded(run, records, released)
     if closing_at is None and finalized_at(private) is not None:
-        records, _ = score_whole_test_set(config, latest.release, records, released,
+        records, _ = score_whole_test_set(run, latest.release, records, released,
                                           {sub.submission_id for sub in inbox.submissions})
     done = {r["submission_id"]: r for r in records}
     unusable = reject_unusable(private, submissions, inbox.unusable, set(done))
@@ -108,7 +106,7 @@ def score_new(config: ChallengeConfig, only: list[str] | None = None, closing_at
     logger.info("%d submission(s) in %s, %d already final, %d to score", len(inbox.submissions),
                 config.storage.submissions, len(done), sum(map(len, pending.values())))
     counts = scored_per_day(records, {task_id: task.answers_sha256 for task_id, task in released.items()})
-    context = ScoringContext(config, set(latest.tasks), counts, had_error, closing_at or finalized_at(private))
+    context = ScoringContext(run, set(latest.tasks), counts, had_error, closing_at or finalized_at(private))
     futures = {}
     for task_id, subs in pending.items():
         kind = released[task_id].kind if task_id in released else "unknown"
@@ -116,7 +114,7 @@ def score_new(config: ChallengeConfig, only: list[str] | None = None, closing_at
             futures[task_id] = score_batch.submit(context, task_id, subs, latest.release)
     batches = {task_id: future.result() for task_id, future in futures.items()}
     new = unusable + [r for batch in batches.values() for r in batch.records]
-    board, page = refresh_leaderboard(config, public, private, submissions, AlreadyRead(records + new, inbox, latest, released))
+    board, page = refresh_leaderboard(run, AlreadyRead(records + new, inbox, latest, released))
     statuses, per_task = tally(new, batches)
     table_artifact("scoring-run", [{"task": t, "pending": len(pending[t]), **per_task[t]} for t in pending],
                    f"What this run scored (release {latest.release})", {"task": "nothing new", "pending": 0}, fill=0)
@@ -128,13 +126,14 @@ def score_new(config: ChallengeConfig, only: list[str] | None = None, closing_at
                       leaderboard=page, board=board, corrected=corrected, superseded=superseded)
 
 
-def rescore_corrected(config: ChallengeConfig, public: Storage, private: Storage, release: str,
-                      records: list[ResultRecord], released: dict[str, ReleasedTask]) -> tuple[list[ResultRecord], int]:
+def rescore_corrected(run: RunContext, release: str, records: list[ResultRecord],
+                      released: dict[str, ReleasedTask]) -> tuple[list[ResultRecord], int]:
     """Rescore the results scored with an earlier version of a corrected answer key (one Prefect task per
     task), and bring each corrected task's public corrections trail (catalog.corrections_key) up to date;
     returns the records with the rescored ones replaced, and how many. Done by every scoring run, so a
     correction stopped half-way heals (and a task corrected by an earlier version, whose trail was inside
     the release folder, gets its trail where it now lives)."""
+    public, private = run.public, run.private
     for task_id, task in released.items():
         versions = read_answer_versions(private, release, task_id) if task.answer_version > 1 else None
         if versions is not None and sync_public_corrections(public, release, versions):
@@ -144,12 +143,12 @@ def rescore_corrected(config: ChallengeConfig, public: Storage, private: Storage
     futures = []
     for task_id, chosen in pending.items():
         with tags(f"task:{task_id}", f"track:{released[task_id].kind}"):
-            futures.append(rescore_batch.submit(config, task_id, release, chosen))
+            futures.append(rescore_batch.submit(run, task_id, release, chosen))
     rescored = {r["submission_id"]: r for f in futures for r in f.result()}
     return [rescored.get(r["submission_id"], r) for r in records], len(rescored)
 
 
-def score_whole_test_set(config: ChallengeConfig, release: str, records: list[ResultRecord],
+def score_whole_test_set(run: RunContext, release: str, records: list[ResultRecord],
                          released: dict[str, ReleasedTask], present: set[str] | None = None) -> tuple[list[ResultRecord], int]:
     """Once the challenge is finalized: give each post-challenge result scored before that its score on the
     whole test set (result and feedback rewritten, the old result kept as history; one Prefect task per task).
@@ -159,14 +158,14 @@ def score_whole_test_set(config: ChallengeConfig, release: str, records: list[Re
     due = [r for r in records if present is None or r["submission_id"] in present]
     for task_id, chosen in without_test_score(due, released).items():
         with tags(f"task:{task_id}", f"track:{released[task_id].kind}"):
-            futures.append(rescore_batch.submit(config, task_id, release, chosen, whole=True))
+            futures.append(rescore_batch.submit(run, task_id, release, chosen, whole=True))
     scored = {r["submission_id"]: r for f in futures for r in f.result()}
     if scored:
         get_run_logger().info("%d post-challenge result(s) got their score on the whole test set", len(scored))
     return [scored.get(r["submission_id"], r) for r in records], len(scored)
 
 
-def mark_superseded(private: Storage, submissions: Storage, records: list[ResultRecord],
+def mark_superseded(run: RunContext, records: list[ResultRecord],
                     released: dict[str, ReleasedTask]) -> tuple[list[ResultRecord], int]:
     """Mark the results of tasks whose answer key changed `superseded` (result and feedback rewritten, the
     old result kept as history); returns the records with those replaced, and how many."""
@@ -174,17 +173,17 @@ def mark_superseded(private: Storage, submissions: Storage, records: list[Result
     if not new:
         return records, 0
     for record in new:
-        write_result(private, submissions, Submission.from_record(record), record, had_error=False)
+        write_result(run.private, run.submissions, Submission.from_record(record), record, had_error=False)
     get_run_logger().warning("%d result(s) scored against an earlier version of their task are superseded; "
                              "their teams were told to resubmit", len(new))
     replaced = {r["submission_id"]: r for r in new}
     return [replaced.get(r["submission_id"], r) for r in records], len(new)
 
 
-def rescore_all(config: ChallengeConfig, only: list[str] | None = None) -> ScoringRun:
+def rescore_all(run: RunContext, only: list[str] | None = None) -> ScoringRun:
     """Recompute every result scored with a task's current answer key (e.g. after a metric fix in the code),
     keeping the old one as history. Answer-key fixes go through `challenge correct-answers`."""
-    public, private, submissions = locations(config)
+    public, private = run.public, run.private
     latest = current_release(public)
     released = release_tasks(public, latest, private)
     chosen = check_task_ids(only, latest.tasks)
@@ -195,9 +194,9 @@ def rescore_all(config: ChallengeConfig, only: list[str] | None = None) -> Scori
     futures = []
     for task_id, records in sorted(by_task.items()):
         with tags(f"task:{task_id}", f"track:{released[task_id].kind}"):
-            futures.append(rescore_batch.submit(config, task_id, latest.release, records))
+            futures.append(rescore_batch.submit(run, task_id, latest.release, records))
     rescored = sum(len(f.result()) for f in futures)
-    board, page = refresh_leaderboard(config, public, private, submissions, AlreadyRead(latest=latest, released=released))
+    board, page = refresh_leaderboard(run, AlreadyRead(latest=latest, released=released))
     return ScoringRun(rescored=rescored, leaderboard=page, board=board)
 
 
@@ -219,12 +218,13 @@ def score_submissions(config_path: str | None = None, rescore: bool = False,
     config = load_config(config_path)
     warn_unseen_storage(config)
     with scoring_slot(config):
-        run = rescore_all(config, tasks) if rescore else score_new(config, tasks)
-    if run.errors:
-        keys = [key for key, _ in run.errors]
+        context = RunContext(config)
+        done = rescore_all(context, tasks) if rescore else score_new(context, tasks)
+    if done.errors:
+        keys = [key for key, _ in done.errors]
         return failed_run(ScoringErrors(
-            f"{len(keys)} submission(s) hit an internal error and will be retried on the next run: {listing(keys)}", run))
-    return run
+            f"{len(keys)} submission(s) hit an internal error and will be retried on the next run: {listing(keys)}", done))
+    return done
 
 
 @flow(name="results-report", flow_run_name=run_name("report"))
@@ -236,9 +236,7 @@ def results_report(config_path: str | None = None) -> str:
     Args:
         config_path: Path of challenge.yaml (default: $CHALLENGE_CONFIG, else ./challenge.yaml).
     """
-    config = load_config(config_path)
-    public, private, _ = locations(config)
-    page = write_results_report(config, public, private)
+    page = write_results_report(RunContext(load_config(config_path)))
     get_run_logger().info("results report: %s", page)
     return page
 
@@ -257,27 +255,28 @@ def finalize_challenge(config_path: str | None = None, force: bool = False) -> S
         force: Rebuild the final snapshot of a finalized challenge (the previous one is kept).
     """
     config = load_config(config_path)
-    public, private, submissions = locations(config)
+    run = RunContext(config)
+    public, private = run.public, run.private
     logger = get_run_logger()
     with scoring_slot(config):
         now = datetime.now(timezone.utc)
         closed = finalized_at(private)
         if closed is None:
-            last = score_new(config, closing_at=now)  # the uploads before the close count, later ones do not
+            last = score_new(run, closing_at=now)  # the uploads before the close count, later ones do not
             if last.errors:  # ends Failed (state ScoringErrors); calling the flow raises it
                 return failed_run(ScoringErrors(f"{len(last.errors)} submission(s) hit an internal error; the challenge "
                                                 "is not finalized: run `challenge finalize` again", last))
             write_final_marker(private, stamp(now))
             closed = finalized_at(private)
             latest = current_release(public)
-            score_whole_test_set(config, latest.release, load_results(private), release_tasks(public, latest, private))
+            score_whole_test_set(run, latest.release, load_results(private), release_tasks(public, latest, private))
             refresh_challenge_info(public, config, closed)
         elif force:
             logger.warning("finalize --force: rebuilding the final snapshot of a challenge finalized at %s", closed)
-        final, final_page, previous = write_final_snapshot(config, public, private, submissions, stamp(closed), force)
+        final, final_page, previous = write_final_snapshot(run, stamp(closed), force)
         if previous:
             logger.warning("the previous final snapshot is kept at %s", previous)
-        logger.info("results report: %s", write_results_report(config, public, private))
-        refresh_leaderboard(config, public, private, submissions)
+        logger.info("results report: %s", write_results_report(run))
+        refresh_leaderboard(run)
     logger.info("finalized: the final standings are at %s", final_page)
     return ScoringRun(leaderboard=final_page, board=final)

@@ -6,12 +6,12 @@ and the earliest Scheduled run of that deployment when. A run started by hand (t
 
 from __future__ import annotations
 
-import logging
 from datetime import datetime, timezone
 
 from challenge.core.catalog import ScoringSchedule
+from challenge.core.logs import step_logger
 
-log = logging.getLogger(__name__)
+log = step_logger(__name__)
 
 
 def scoring_schedule(last_run_at: datetime) -> ScoringSchedule:

@@ -22,6 +22,7 @@ from prefect.artifacts import (
 from challenge.core import catalog, inert
 from challenge.core.config import ChallengeConfig, public_web_address
 from challenge.core.formats import MISSING, interval_text, score_text, utc_minute
+from challenge.core.records import Board, Entry, ResultRecord
 from challenge.core.storage import open_location
 
 MAX_LISTED = 200  # files named in a run's table of files not scored; the rest are counted
@@ -67,7 +68,7 @@ def one_line(text: str, limit: int = REASON_CHARS) -> str:
     return flat if len(flat) <= limit else flat[:limit - 1] + "…"
 
 
-def not_scored_rows(records: list[dict[str, Any]], team_names: dict[str, str] | None = None,
+def not_scored_rows(records: list[ResultRecord], team_names: dict[str, str] | None = None,
                     limit: int = MAX_LISTED) -> list[dict[str, str]]:
     """One row per record that is not `scored` (invalid, rejected, failed): team, file, status and the reason
     the team was told, on one line; ordered by task, team and file. Past `limit`, one last row counts the rest."""
@@ -85,7 +86,7 @@ def not_scored_rows(records: list[dict[str, Any]], team_names: dict[str, str] | 
     return rows
 
 
-def not_scored_artifact(records: list[dict[str, Any]], release: str, team_names: dict[str, str] | None = None) -> None:
+def not_scored_artifact(records: list[ResultRecord], release: str, team_names: dict[str, str] | None = None) -> None:
     """`scoring-run-not-scored`: the files of this scoring run that were not scored, and why (see not_scored_rows)."""
     rows = not_scored_rows(records, team_names)
     count = sum(r["status"] != "scored" for r in records)
@@ -95,12 +96,12 @@ def not_scored_artifact(records: list[dict[str, Any]], release: str, team_names:
                     "status": MISSING, "reason": MISSING})
 
 
-def _team_label(entry: dict[str, Any]) -> str:
+def _team_label(entry: Entry) -> str:
     name = one_line(entry.get("team_name") or entry["team"], 120)
     return f"{name} (baseline, not ranked)" if entry.get("baseline") else name
 
 
-def _uncertainty(entry: dict[str, Any]) -> dict[str, str]:
+def _uncertainty(entry: Entry) -> dict[str, str]:
     """The entry's 95% interval, rank interval and tie, as table cells."""
     ci, ranks = entry.get("ci95"), entry.get("rank_ci95")
     return {"95% interval": interval_text(ci) if ci else MISSING,
@@ -108,7 +109,7 @@ def _uncertainty(entry: dict[str, Any]) -> dict[str, str]:
             "tied with above": "≈" if entry.get("tied_with_above") else ""}
 
 
-def leaderboard_artifacts(config: ChallengeConfig, board: dict[str, Any]) -> None:
+def leaderboard_artifacts(config: ChallengeConfig, board: Board) -> None:
     """One table per track and per task (display names; the baseline marked), and the page's address."""
     final = " (final, private scores)" if board["final"] else " (public scores)"
     for track, info in board["tracks"].items():

@@ -19,6 +19,7 @@ from conftest import EXAMPLES, make_config, stores
 from test_publish import EXAMPLE_TASKS, stage
 
 from challenge.core import storage as storage_module
+from challenge.core.catalog import ColumnInfo
 from challenge.core.config import ChallengeConfig, load_config, write_config
 from challenge.core.errors import ConfigError
 from challenge.core.metrics import score
@@ -232,10 +233,11 @@ def test_admission_and_quota_let_the_baseline_in(tmp_path: Path) -> None:
 
 
 def test_modalities_come_from_the_manifest_else_from_the_data() -> None:
-    manifest = {"columns": {"title": {"modality": "text", "description": ""}, "y": {"modality": "image"}}}
-    assert _declared(manifest) == {"title": Modality.text, "y": Modality.image}
+    columns = {"title": ColumnInfo(modality="text", description=""), "y": ColumnInfo(modality="image"),
+               "z": ColumnInfo(modality="hologram")}  # a modality of a later version: not declared here
+    assert _declared(columns) == {"title": Modality.text, "y": Modality.image}
     table = pa.table({"id": ["1", "2"], "title": ["a b", "c d"], "mass": [1.5, 2.0], "label": ["x", "y"]})
-    assert column_modalities(manifest, table) == {"title": Modality.text, "mass": Modality.numeric}
+    assert column_modalities(columns, table) == {"title": Modality.text, "mass": Modality.numeric}
     assert _declared({}) == {}
 
 

@@ -137,9 +137,12 @@ def test_long_values_are_cut() -> None:
 
 
 def test_wrong_columns_are_named() -> None:
-    refused("id,class\nt001,a\n", "missing column label", "unexpected column 'class'")
-    refused("id\nt001\n", "missing column label")
-    refused("id,label,note\nt001,a,x\n", "unexpected column 'note'")
+    refused("id,class\nt001,a\n", "columns must be exactly id,label: missing label; unexpected class")
+    refused("id\nt001\n", "missing label")
+    refused("id,label,note\nt001,a,x\n", "unexpected note")
+    refused("ID, label\nt001,a\n", "in lower case")
+    message = refused("id;label\nt001;a\n", "separate the columns with commas")
+    assert "Parquet" not in message  # corrections are CSV only
 
 
 def test_pandas_index_column_gets_the_hint() -> None:

@@ -145,7 +145,7 @@ def test_each_drop_is_gated_in_its_own_dask_task_side_by_side(backend: str, tmp_
     assert verdicts(on_dask) == verdicts(on_threads) and len(on_dask.outcomes) == 3
     assert {o.status for o in on_dask.outcomes} != {"unchanged"}  # gated again, not skipped
     gates = [(s["worker"], s["startstops"][-1]["start"], s["startstops"][-1]["stop"])
-             for s in stream.data if s["key"].startswith("gate_drop_task")]
+             for s in stream.data if s["key"].startswith("gate_and_report_drop")]
     assert len(gates) == 3  # one Dask task per drop, run by the workers
     first, second = sorted(gates, key=lambda g: g[1])[:2]  # all submitted at once: the two workers took one each
     assert first[0] != second[0] and second[1] < first[2]

@@ -22,7 +22,7 @@ from challenge.app.cli import main
 from challenge.core import catalog
 from challenge.core.errors import ChallengeError
 from challenge.core.storage import Storage, key_fits
-from challenge.tasks.participant.tools import check_key_room, my_submissions, submit_file
+from challenge.tasks.participant.tools import CheckedFile, check_key_room, my_submissions, submit_file
 from challenge.tasks.scoring.final_picks import FinalFile, check_final, read_final
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
@@ -241,9 +241,10 @@ def test_submit_refuses_a_name_too_long_for_its_feedback_before_uploading(storag
     assert key_fits(storage, f"team-a/penguins/{too_long}")
     with pytest.raises(ChallengeError, match=r"not uploaded: the name .* is 7 byte\(s\) too long for the scorer's "
                                              r"feedback \(\.result\.json added to the name\): .*upload under a shorter name"):
-        submit_file(storage, "team-a", "penguins", b"id,label\n", too_long, None, set())
+        submit_file(storage, "team-a", "penguins", CheckedFile(too_long, b"id,label\n"), set())
     with pytest.raises(ChallengeError, match=r"too long for the message \(\.message\.json added to the name\)"):
         check_key_room(storage, f"team-a/penguins/{'n' * (room - len('.csv') - 12)}.csv", with_message=True)
     assert list(storage.list("team-a/")) == []
-    got = submit_file(storage, "team-a", "penguins", b"id,label\n", "n" * (room - len(".csv") - 13) + ".csv", "note", set())
+    got = submit_file(storage, "team-a", "penguins", CheckedFile("n" * (room - len(".csv") - 13) + ".csv", b"id,label\n", "note"),
+                      set())
     assert storage.exists(got.key) and key_fits(storage, got.key + ".result.json")

@@ -23,6 +23,7 @@ from challenge.core import catalog, leases
 from challenge.core.config import ChallengeConfig, load_config
 from challenge.core.errors import ChallengeError
 from challenge.core.leases import Lease, LeaseLost
+from challenge.core.run_context import RunContext
 from challenge.core.scoring_slot import _Heartbeat, scoring_limit_name, scoring_slot
 from challenge.tasks.scoring.score import ScoringContext, read_and_score
 
@@ -159,7 +160,7 @@ def test_a_run_that_lost_its_lease_scores_nothing_more(config: ChallengeConfig) 
     lease.lose("injected: another run took over")
     taken = []
     with leases.holding(lease), pytest.raises(LeaseLost, match="injected: another run took over"):
-        read_and_score([object()] * 3, ScoringContext(config, set(), {}, {}), None, submissions,  # type: ignore[list-item]
+        read_and_score([object()] * 3, ScoringContext(RunContext(config), set(), {}, {}), None, submissions,  # type: ignore[list-item]
                        progress=taken.append)
     assert taken == []
     assert leases.current() is None

@@ -15,10 +15,12 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 from conftest import EXAMPLES, make_config, saved, stores
+from pydantic import TypeAdapter
 from test_publish import stage
 from test_scoring import upload
 
 from challenge.app.cli import main
+from challenge.core import records
 from challenge.core.config import ChallengeConfig
 from challenge.flows.publish_release import publish_release
 from challenge.flows.score_submissions import finalize_challenge, score_submissions
@@ -118,6 +120,8 @@ def test_after_close_benchmark_scores_later_uploads_on_their_own_board(penguins:
     bench = json.loads(public.read_bytes("leaderboard/benchmark/leaderboard.json"))
     assert bench["benchmark"] is True and [(e["team"], e["score"]) for e in bench["tasks"]["penguins"]["entries"]] == [
         ("team-b", 1.0)]
+    for folder in ("leaderboard", "leaderboard/final", "leaderboard/benchmark"):  # as stored: exactly their type's fields
+        TypeAdapter(records.Board).validate_json(public.read_bytes(f"{folder}/leaderboard.json"))
     page = public.read_bytes("leaderboard/benchmark/index.html").decode()
     assert "Post-challenge benchmark" in page and "ranked by their score on the whole test set" in page
     assert "on the whole test set;" in page and "private part" not in page  # the intervals' note says the same

@@ -17,6 +17,7 @@ import pytest
 from challenge.app.scaffold import EXAMPLES_DIR
 from challenge.core import catalog
 from challenge.core.config import ChallengeConfig
+from challenge.core.run_context import RunContext
 from challenge.core.task_spec import parse_task_spec
 from challenge.tasks.intake.read_tables import read_table
 from challenge.tasks.intake.staged import StagedTask
@@ -159,12 +160,12 @@ def test_a_batch_is_settled_in_upload_order_with_the_daily_quota() -> None:
     invalid = ("final", {"status": "invalid", "message": "bad ids"})
     outcomes = [scored, invalid, ("error", RuntimeError("boom")), scored, scored]
     counts: dict = {}
-    finals, errors = settle(list(reversed(subs)), list(reversed(outcomes)), ScoringContext(config, {"t"}, counts, {}), key)
+    finals, errors = settle(list(reversed(subs)), list(reversed(outcomes)), ScoringContext(RunContext(config), {"t"}, counts, {}), key)
     assert [(s.name, r["status"]) for s, r in finals] == [
         ("0.csv", "scored"), ("1.csv", "invalid"), ("3.csv", "scored"), ("4.csv", "rejected: quota")]
     assert [r["quota"]["left"] for _, r in finals] == [1, 1, 0, 0]  # invalid files use no quota
     assert [s.name for s, _ in errors] == ["2.csv"] and sum(counts.values()) == 2
-    last_attempt = ScoringContext(config, {"t"}, {}, {subs[2].submission_id: MAX_ATTEMPTS - 1})
+    last_attempt = ScoringContext(RunContext(config), {"t"}, {}, {subs[2].submission_id: MAX_ATTEMPTS - 1})
     finals, errors = settle([subs[2]], [outcomes[2]], last_attempt, key)
     assert errors == [] and finals[0][1]["status"] == "failed"  # the last attempt is recorded, not retried
 

@@ -8,13 +8,14 @@ import sys
 from typing import Any, TextIO
 
 from challenge.core.inert import csv_cell, terminal_text
+from challenge.core.records import Board, Entry
 
 
-def _rank(entry: dict[str, Any], blank: str) -> Any:
+def _rank(entry: Entry, blank: str) -> Any:
     return blank if entry["rank"] is None else entry["rank"]  # the baseline: in score order, not ranked
 
 
-def _who(entry: dict[str, Any]) -> str:
+def _who(entry: Entry) -> str:
     name = terminal_text(entry.get("team_name") or entry["team"], 60)  # a team's own text: no escape sequence
     return f"{name} (reference, unranked)" if entry.get("baseline") else name
 
@@ -32,23 +33,23 @@ def _table(title: str, header: list[str], rows: list[list[Any]], out: TextIO) ->
         print("  (no scored submission yet)", file=out)
 
 
-def _ci(entry: dict[str, Any], blank: str) -> str:
+def _ci(entry: Entry, blank: str) -> str:
     ci = entry.get("ci95")
     return f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else blank
 
 
-def _rank_ci(entry: dict[str, Any], blank: str) -> str:
+def _rank_ci(entry: Entry, blank: str) -> str:
     ranks = entry.get("rank_ci95")
     return (f"{ranks[0]}-{ranks[1]}" if ranks[0] != ranks[1] else str(ranks[0])) if ranks else blank
 
 
-def _tie(entry: dict[str, Any], writer: bool) -> str:
+def _tie(entry: Entry, writer: bool) -> str:
     if writer:
         return str(bool(entry.get("tied_with_above"))).lower()
     return "≈ above" if entry.get("tied_with_above") else ""
 
 
-def print_board(board: dict[str, Any], track: str | None = None, fmt: str = "table", tasks: bool = False,
+def print_board(board: Board, track: str | None = None, fmt: str = "table", tasks: bool = False,
                 out: TextIO | None = None) -> None:
     """Track tables (one track or all), then with `tasks` one table per task; or the JSON document."""
     out = out or sys.stdout

@@ -105,6 +105,7 @@ def _next_run(info: object) -> str:
 
 def cmd_submit(args: argparse.Namespace) -> int:
     from challenge.tasks.participant.tools import (
+        CheckedFile,
         check_file,
         check_key_room,
         check_upload_name,
@@ -155,7 +156,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
           f"from the {len(key.classes)} classes: valid")
     if warning:
         print(f"note: {warning}")
-    got = submit_file(submissions, me.team, task_id, data, name, args.message, {u.name for u in mine.uploads})
+    got = submit_file(submissions, me.team, task_id, CheckedFile(name, data, args.message), {u.name for u in mine.uploads})
     renamed = f" (as {plain(got.key.rsplit('/', 1)[-1])}: {plain(got.renamed_from)} exists)" if got.renamed_from else ""
 
     print(f"received: {plain(got.where, 400)}{renamed}, {got.bytes} bytes, at {utc_minute(got.uploaded_at.isoformat())}")

@@ -489,6 +489,27 @@ def write_record(location: Storage, key: str, record: Record) -> None:
     location.write_bytes(key, record.to_json())
 
 
+def json_bytes(value: object, indent: int | None = 2) -> bytes:
+    """A JSON record as the product stores it: `indent` spaces deep; None: one line without spaces (caches
+    and indexes, read only by the product)."""
+    return json.dumps(value, indent=indent, separators=None if indent is not None else (",", ":")).encode()
+
+
+def write_json(location: Storage, key: str, value: object, indent: int | None = 2) -> None:
+    """Store a JSON record (a typed dict of challenge/core/records.py, a cache) at `key`."""
+    location.write_bytes(key, json_bytes(value, indent))
+
+
+def read_cache(location: Storage, key: str) -> dict[str, Any]:
+    """A JSON cache of the product's own at `key`; empty when it is missing or damaged (a damaged cache costs
+    a recomputation and a rewrite, nothing else)."""
+    try:
+        cache = json.loads(location.read_bytes(key)) if location.exists(key) else {}
+    except ValueError:
+        return {}
+    return cache if isinstance(cache, dict) else {}
+
+
 def read_manifest(public: Storage, release: str, task_id: str) -> Manifest:
     return read_record(public, manifest_key(release, task_id), Manifest)
 

@@ -40,6 +40,7 @@ from prefect.logging import get_run_logger
 from challenge.core import catalog, leases
 from challenge.core.config import ChallengeConfig
 from challenge.core.errors import ChallengeError
+from challenge.core.records import SlotNote
 from challenge.core.storage import Storage, open_location
 
 LEASE_ENV = "CHALLENGE_SCORING_LEASE_SECONDS"
@@ -81,7 +82,7 @@ def ensure_scoring_limit(config: ChallengeConfig) -> str:
     return name
 
 
-def _read_note(private: Storage) -> dict[str, Any] | None:
+def _read_note(private: Storage) -> SlotNote | None:
     """The holder's note; None when there is none or it is damaged (nothing says a holder is alive)."""
     try:
         note = json.loads(private.read_bytes(catalog.SCORING_SLOT_NOTE))
@@ -90,7 +91,7 @@ def _read_note(private: Storage) -> dict[str, Any] | None:
     return note if isinstance(note, dict) and isinstance(note.get("renewed_at"), (int, float)) else None
 
 
-def _expires_at(note: dict[str, Any], lease: float) -> float:
+def _expires_at(note: SlotNote, lease: float) -> float:
     """When the note's holder is dead: its last renewal plus its own lease (else ours)."""
     held_for = note.get("lease_seconds")
     return note["renewed_at"] + (float(held_for) if isinstance(held_for, (int, float)) and held_for > 0 else lease)
@@ -124,7 +125,7 @@ def _lease_known(client: Any, lease_id: str) -> bool:
     return True
 
 
-def _free(name: str, note: dict[str, Any] | None, private: Storage) -> None:
+def _free(name: str, note: SlotNote | None, private: Storage) -> None:
     """Free the slot of a dead holder. Its note goes first (another waiter that reads no note waits a whole
     lease before it frees anything: by then the next holder's note is there). Then its Prefect lease is revoked
     when Prefect still has it (the decrement is done once, and the dead run can never release the slot of the
@@ -152,7 +153,7 @@ class _Heartbeat:
         self.private, self.name, self.lease_id, self.seconds, self.logger = private, name, lease_id, seconds, logger
         self.lease = leases.Lease(f"the scoring slot {name}", seconds)
         self.stop_event = threading.Event()
-        self.note = {"holder": f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}",
+        self.note: SlotNote = {"holder": f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}",
                      "since": datetime.now(timezone.utc).isoformat(), "renewed_at": time.time(),
                      "lease_seconds": seconds, "lease_id": lease_id}
         context = contextvars.copy_context()  # Prefect's settings (its API) are context variables
@@ -160,7 +161,7 @@ class _Heartbeat:
 
     def _write(self) -> None:
         self.note["renewed_at"] = time.time()
-        self.private.write_bytes(catalog.SCORING_SLOT_NOTE, json.dumps(self.note).encode())
+        catalog.write_json(self.private, catalog.SCORING_SLOT_NOTE, self.note)
 
     def _ours(self) -> bool:
         """Whether the note still names this holder (a storage error is raised: that is not an answer)."""

@@ -22,14 +22,13 @@ score is the task's metric on a seeded, held-out fifth of train.
 
 from __future__ import annotations
 
-import json
 import tempfile
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -44,9 +43,11 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import ShuffleSplit, StratifiedShuffleSplit
 
 from challenge.core import catalog
+from challenge.core.catalog import ColumnInfo, Manifest
 from challenge.core.config import ChallengeConfig
 from challenge.core.errors import BaselineError
 from challenge.core.metrics import score
+from challenge.core.records import BaselineSummary
 from challenge.core.storage import Storage, download_many, file_digest, open_location
 from challenge.core.task_spec import Modality
 from challenge.tasks.baselines.features import (
@@ -117,9 +118,10 @@ def download_task(public: Storage, release: str, task_id: str, folder: Path) -> 
     prefix = catalog.task_prefix(release, task_id)
     folder.mkdir(parents=True, exist_ok=True)
     public.download_file(catalog.manifest_key(release, task_id), folder / catalog.MANIFEST)
-    manifest = json.loads((folder / catalog.MANIFEST).read_text(encoding="utf-8"))
-    kind = manifest["kind"]
-    entries = {e["path"]: e for e in manifest["files"]}
+    manifest: Manifest = catalog.parse_record(Manifest, (folder / catalog.MANIFEST).read_bytes(),
+                                              public.uri_for(catalog.manifest_key(release, task_id)))
+    kind = manifest.kind
+    entries = {entry.path: entry for entry in manifest.files}
     wanted = [catalog.table_file(name) for name in TABLES[kind]] + [catalog.SAMPLE_SUBMISSION]
     missing = [path for path in wanted if path not in entries]
     if missing:
@@ -130,20 +132,18 @@ def download_task(public: Storage, release: str, task_id: str, folder: Path) -> 
             raise BaselineError(f"{public.uri_for(prefix)}: manifest path {path!r} leaves the task folder")
     download_many(public, [(catalog.release_file_key(release, task_id, path), folder / path) for path in wanted])
     for path in wanted:
-        if file_digest(folder / path, "sha256") != entries[path]["sha256"]:
+        if file_digest(folder / path, "sha256") != entries[path].sha256:
             raise BaselineError(f"{public.uri_for(catalog.release_file_key(release, task_id, path))}: SHA-256 differs "
                                "from the manifest's")
     features = pq.read_table(folder / catalog.table_file("train" if kind == "classification" else "records"))
-    return ReleasedTask(release, task_id, kind, manifest["metric"], column_modalities(manifest, features), folder,
-                        manifest.get("release"))
+    return ReleasedTask(release, task_id, kind, manifest.metric, column_modalities(manifest.columns, features), folder,
+                        manifest.release)
 
 
-def _declared(manifest: dict[str, Any]) -> dict[str, Modality]:
+def _declared(columns: Mapping[str, ColumnInfo]) -> dict[str, Modality]:
     """Column → modality as the manifest's `columns` declare them (releases before it had none: {})."""
     values = {m.value for m in Modality}
-    columns = manifest.get("columns") or {}
-    return {name: Modality(spec["modality"]) for name, spec in columns.items()
-            if isinstance(spec, dict) and spec.get("modality") in values}
+    return {name: Modality(info.modality) for name, info in columns.items() if info.modality in values}
 
 
 def _infer(column: pa.ChunkedArray) -> Modality:
@@ -159,9 +159,10 @@ def _infer(column: pa.ChunkedArray) -> Modality:
     return Modality.categorical if distinct <= max(20, len(values) // 20) else Modality.text
 
 
-def column_modalities(manifest: dict[str, Any], table: pa.Table) -> dict[str, Modality]:
-    """Each feature column of `table` (train or records) → its declared modality (inferred when undeclared)."""
-    declared = _declared(manifest)
+def column_modalities(columns: Mapping[str, ColumnInfo], table: pa.Table) -> dict[str, Modality]:
+    """Each feature column of `table` (train or records) → its modality as the manifest's `columns` declare it
+    (inferred when undeclared)."""
+    declared = _declared(columns)
     return {name: declared.get(name) or _infer(table[name]) for name in table.column_names if name not in NOT_FEATURES}
 
 
@@ -179,9 +180,18 @@ def _holdout(y: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
         return next(splitter.split(np.zeros(len(y))))
 
 
-def _fit_predict(make: Callable[[], Any], X: Any, y: np.ndarray, X_test: Any, metric: str,
-                 seed: int, to_labels: Callable[[np.ndarray], Any]) -> tuple[np.ndarray, float]:
+class _Features(NamedTuple):
+    """A task's model inputs: train's features and labels, and test's features."""
+
+    X: Any
+    y: np.ndarray
+    X_test: Any
+
+
+def _fit_predict(make: Callable[[], Any], features: _Features, metric: str, seed: int,
+                 to_labels: Callable[[np.ndarray], Any]) -> tuple[np.ndarray, float]:
     """Validation score on a held-out slice of train, then a fit on all of train and the test predictions."""
+    X, y, X_test = features
     fit_rows, held_out = _holdout(y, seed)
     take = (lambda rows: X.iloc[rows]) if isinstance(X, pd.DataFrame) else (lambda rows: X[rows])
     with warnings.catch_warnings():
@@ -203,7 +213,7 @@ def train_classification(task_: ReleasedTask, seed: int = SEED) -> tuple[pa.Arra
                   if m is not Modality.text or has_text(train[c])}  # an all-empty text column has no vocabulary
     X, X_test = feature_frame(train, modalities), feature_frame(test, modalities)
     y = as_strings(train["label"]).to_numpy()
-    predicted, valid = _fit_predict(lambda: classification_model(modalities, task_.folder), X, y, X_test,
+    predicted, valid = _fit_predict(lambda: classification_model(modalities, task_.folder), _Features(X, y, X_test),
                                     task_.metric, seed, lambda v: pa.array(v.tolist(), pa.string()))
     model = f"LogisticRegression on {_describe(modalities)} column(s)"
     return test["id"].combine_chunks(), pa.array(predicted.tolist(), pa.string()), model, valid, train.num_rows
@@ -218,7 +228,7 @@ def train_matching(task_: ReleasedTask, seed: int = SEED) -> tuple[pa.Array, pa.
     X_test, _ = pair_features(records, positions_of(test["left_id"], records["id"], "test"),
                               positions_of(test["right_id"], records["id"], "test"), task_.modalities, folder)
     y = as_numbers(train["label"]).astype(np.int64)
-    predicted, valid = _fit_predict(lambda: matching_model(seed), X, y, X_test, task_.metric, seed, lambda v: v)
+    predicted, valid = _fit_predict(lambda: matching_model(seed), _Features(X, y, X_test), task_.metric, seed, lambda v: v)
     model = f"HistGradientBoostingClassifier on {len(names)} pair similarities ({_describe(task_.modalities)} column(s))"
     labels = pc.cast(pa.array(predicted.astype(np.int64)), pa.string())
     return test["id"].combine_chunks(), labels, model, valid, train.num_rows
@@ -269,7 +279,7 @@ def submit_baseline(submissions: Storage, task_id: str, release: str, csv: bytes
     return key, True
 
 
-def run_baseline(config: ChallengeConfig, task_id: str, release: str, seed: int = SEED) -> dict[str, Any]:
+def run_baseline(config: ChallengeConfig, task_id: str, release: str, seed: int = SEED) -> BaselineSummary:
     """Download, train and submit one task's baseline; opens `public` and `submissions` only, never `private`."""
     public, submissions = open_location(config, "public"), open_location(config, "submissions")
     with tempfile.TemporaryDirectory(prefix="challenge-baseline-") as tmp:
@@ -290,7 +300,7 @@ def run_baseline(config: ChallengeConfig, task_id: str, release: str, seed: int 
 
 @task(name="baseline", task_run_name="baseline-{task_id}", cache_policy=NO_CACHE, retries=2,
       retry_delay_seconds=5, retry_condition_fn=transient)
-def baseline_task(config: ChallengeConfig, task_id: str, release: str) -> dict[str, Any]:
+def train_and_submit_baseline(config: ChallengeConfig, task_id: str, release: str) -> BaselineSummary:
     """Prefect wrapper: one task run per challenge task (download, train, submit)."""
     summary = run_baseline(config, task_id, release)
     get_run_logger().info("%s: %s, validation %s %.4f on %d train rows; %s %s", task_id, summary["model"],

@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import logging
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -26,13 +25,16 @@ import pyarrow.parquet as pq
 
 from challenge.core import catalog
 from challenge.core.errors import StorageError
+from challenge.core.logs import step_logger
+from challenge.core.records import Board, BoardIntervals, Entry, ResultRecord
+from challenge.core.run_context import RunContext
 from challenge.core.storage import TRANSFER_THREADS, Storage
 from challenge.tasks.boards.bootstrap import LEVEL, METHOD, RESAMPLES, SEED, Uncertainty, bootstrap_scores, summarize, task_seed
 from challenge.tasks.release.latest import ReleasedTask
 from challenge.tasks.scoring.score import WHOLE, AnswerKey, ParticipantVisibleError, load_answer_key, predict, write_predictions
 from challenge.tasks.scoring.submissions import Submission
 
-log = logging.getLogger(__name__)
+log = step_logger(__name__)
 
 
 def _codes(values: pa.Array, classes: pa.Array) -> np.ndarray:
@@ -43,7 +45,7 @@ def _codes(values: pa.Array, classes: pa.Array) -> np.ndarray:
     return pc.fill_null(pc.index_in(values.cast(pa.string()), value_set=classes), -1).to_numpy(zero_copy_only=False)
 
 
-def read_predictions(private: Storage, submissions: Storage, record: dict[str, Any], key: AnswerKey) -> pa.Array | None:
+def read_predictions(private: Storage, submissions: Storage, record: ResultRecord, key: AnswerKey) -> pa.Array | None:
     """A scored file's labels in answer-key order; computed from the upload (and kept) when they were not
     kept at scoring; None when the upload is gone, replaced, or no longer valid."""
     sub = Submission.from_record(record)
@@ -66,19 +68,12 @@ def _digest(*parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _read_cache(private: Storage) -> dict[str, Any]:
-    try:
-        cache = json.loads(private.read_bytes(catalog.INTERVALS_CACHE)) if private.exists(catalog.INTERVALS_CACHE) else {}
-    except ValueError:  # a damaged cache costs a recomputation, nothing else
-        return {}
-    return cache if isinstance(cache, dict) else {}
-
-
-def _task_samples(private: Storage, submissions: Storage, public: Storage, release: str, task: ReleasedTask,
-                  entries: list[dict[str, Any]], part: str) -> tuple[np.ndarray, list[bool]]:
+def _task_samples(run: RunContext, release: str, task: ReleasedTask, entries: list[Entry],
+                  part: str) -> tuple[np.ndarray, list[bool]]:
     """T × B resampled scores of the entries' submissions on `part` (a row of NaN for an entry whose labels
     cannot be read), and which rows are real."""
-    key = load_answer_key(public, private, release, task.task_id)
+    private, submissions = run.private, run.submissions
+    key = load_answer_key(run.public, private, release, task.task_id)
     mask = key.public.to_numpy(zero_copy_only=False)
     if part == "private":
         mask = ~mask
@@ -97,7 +92,7 @@ def _task_samples(private: Storage, submissions: Storage, public: Storage, relea
     return samples, usable
 
 
-def _annotate(entries: list[dict[str, Any]], samples: np.ndarray, usable: list[bool]) -> None:
+def _annotate(entries: list[Entry], samples: np.ndarray, usable: list[bool]) -> None:
     """ci95, rank_ci95 and tied_with_above on each entry (None where its labels could not be read)."""
     rows = [i for i, ok in enumerate(usable) if ok]
     found = summarize(samples[rows], [entries[i]["rank"] is not None for i in rows]) if rows else []
@@ -109,16 +104,16 @@ def _annotate(entries: list[dict[str, Any]], samples: np.ndarray, usable: list[b
         entry["tied_with_above"] = bool(u and u.tied_with_above)
 
 
-def add_intervals(board: dict[str, Any], released: dict[str, ReleasedTask], public: Storage, private: Storage,
-                  submissions: Storage, name: str = "live") -> None:
+def add_intervals(board: Board, released: dict[str, ReleasedTask], run: RunContext, name: str = "live") -> None:
     """Annotate every task and track entry of `board` (built by build_leaderboard, entries still holding
     `_record`) with its intervals; `name`: which board (live, final, benchmark), for the cache."""
     part = WHOLE if board.get("benchmark") else "private" if board["final"] else "public"
     board["intervals"] = {"method": METHOD, "resamples": RESAMPLES, "seed": SEED, "level": LEVEL, "part": part,
                           "per_task_seed": "the seed and the task id, hashed (SHA-256)"}
-    cache = _read_cache(private)
+    private = run.private
+    cache = catalog.read_cache(private, catalog.INTERVALS_CACHE)
     mine = cache.get(name) if isinstance(cache.get(name), dict) else {}
-    fresh: dict[str, Any] = {"tasks": {}, "tracks": {}}
+    fresh: BoardIntervals = {"tasks": {}, "tracks": {}}
     samples: dict[str, dict[str, np.ndarray]] = {}
     changed = False
     for task_id, info in board["tasks"].items():
@@ -132,7 +127,7 @@ def add_intervals(board: dict[str, Any], released: dict[str, ReleasedTask], publ
                 entry.update(saved)
             fresh["tasks"][task_id] = hit
             continue
-        rows, usable = _task_samples(private, submissions, public, board["release"], task, entries, part)
+        rows, usable = _task_samples(run, board["release"], task, entries, part)
         _annotate(entries, rows, usable)
         out = io.BytesIO()
         np.savez_compressed(out, teams=np.array([e["team"] for e in entries]), samples=rows)
@@ -154,7 +149,7 @@ def add_intervals(board: dict[str, Any], released: dict[str, ReleasedTask], publ
             per_task[t] = samples.get(t) or _cached_samples(private, name, t)
             entries = board["tasks"][t]["entries"]
             if entries and set(per_task[t]) != {e["team"] for e in entries}:  # the cached scores are gone
-                rows_t, _ = _task_samples(private, submissions, public, board["release"], released[t], entries, part)
+                rows_t, _ = _task_samples(run, board["release"], released[t], entries, part)
                 per_task[t] = {e["team"]: rows_t[i] for i, e in enumerate(entries)}
         rows = np.stack([np.mean([per_task[t].get(e["team"], np.zeros(RESAMPLES)) for t in info["tasks"]], axis=0)
                          for e in info["entries"]]) if info["entries"] else np.zeros((0, RESAMPLES))
@@ -165,7 +160,7 @@ def add_intervals(board: dict[str, Any], released: dict[str, ReleasedTask], publ
         changed = True
     if changed or mine != fresh:
         cache[name] = fresh
-        private.write_bytes(catalog.INTERVALS_CACHE, json.dumps(cache, separators=(",", ":")).encode())
+        catalog.write_json(private, catalog.INTERVALS_CACHE, cache, indent=None)
 
 
 def _cached_samples(private: Storage, name: str, task_id: str) -> dict[str, np.ndarray]:

@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from challenge.core.formats import MISSING, interval_text, score_text, utc_minute
+from challenge.core.records import Board, Entry
 from challenge.tasks.scoring.score import WHOLE
 
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22"]
@@ -47,14 +48,14 @@ def _cell(value: Any) -> str:
     return html.escape(str(value))
 
 
-def _team_cell(entry: dict[str, Any]) -> _Markup:
+def _team_cell(entry: Entry) -> _Markup:
     badge = ' <span class="badge">baseline</span>' if entry.get("baseline") else ""  # a reference, not ranked
     note = entry.get("description")  # the team's note on the submission that counts (challenge submit --message)
     described = f"<div class='desc'>{html.escape(note)}</div>" if note else ""
     return _Markup(html.escape(entry["team_name"]) + badge + described)
 
 
-def _rank_cell(entry: dict[str, Any]) -> str:
+def _rank_cell(entry: Entry) -> str:
     """The rank, its 95% interval when it is not a single rank, and ≈ when tied with the entry above."""
     if entry["rank"] is None:
         return MISSING
@@ -67,7 +68,7 @@ def _rank_cell(entry: dict[str, Any]) -> str:
     return _Markup(text)
 
 
-def _score_cell(entry: dict[str, Any]) -> _Markup:
+def _score_cell(entry: Entry) -> _Markup:
     """The score to four decimals and its 95% interval."""
     ci = entry.get("ci95")
     interval = f" <span class='ci'>{interval_text(ci)}</span>" if ci else ""
@@ -202,7 +203,7 @@ def chart(series: dict[str, list[tuple[str, float]]], until: str, styles: dict[s
 
 # --- the page ----------------------------------------------------------------
 
-def render_html(board: dict[str, Any], title: str, root: str = "../") -> str:
+def render_html(board: Board, title: str, root: str = "../") -> str:
     """Track tables with a footnote on the mean, then per task: title, metric, card link, table, chart.
     `root`: the way from the page's folder to the public location's root (for the cards and trails)."""
     final, benchmark = board["final"], board.get("benchmark", False)

@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, replace
-from typing import Any
 
 import challenge
 from challenge.core import catalog
 from challenge.core.catalog import Latest
-from challenge.core.config import ChallengeConfig
 from challenge.core.errors import ChallengeError
-from challenge.core.records import ResultRecord
-from challenge.core.storage import Storage
+from challenge.core.records import Board, ResultRecord, Snapshot
+from challenge.core.run_context import RunContext
 from challenge.tasks.artifacts import leaderboard_artifacts
 from challenge.tasks.boards.intervals import add_intervals
 from challenge.tasks.boards.results_report import render_report_html, render_report_markdown
@@ -36,13 +34,13 @@ class AlreadyRead:
     released: dict[str, ReleasedTask] | None = None
 
 
-def refresh_leaderboard(config: ChallengeConfig, public: Storage, private: Storage, submissions: Storage,
-                        read: AlreadyRead = AlreadyRead()) -> tuple[dict[str, Any], str]:
+def refresh_leaderboard(run: RunContext, read: AlreadyRead = AlreadyRead()) -> tuple[Board, str]:
     """Rebuild every leaderboard from the result records, publish it and show it as artifacts; answer
     the teams' FINAL files; write the teams' history.json files that changed; with
     `policy.after_close: benchmark`, once the challenge is finalized, the post-challenge board too (ranked
     on the whole test set: before finalize that would tell the private part's labels while FINAL picks can
     still change). Returns the board and the page's address."""
+    config, public, private, submissions = run.config, run.public, run.private, run.submissions
     latest = current_release(public) if read.latest is None else read.latest
     released = release_tasks(public, latest, private) if read.released is None else read.released
     records = load_results(private) if read.records is None else read.records
@@ -52,30 +50,30 @@ def refresh_leaderboard(config: ChallengeConfig, public: Storage, private: Stora
     final = private.exists(catalog.FINAL_MARKER)
     names = {t.id: t.name for t in config.teams}
     board = build_leaderboard(config.name, standings, final, names, withdrawn=latest.withdrawn)
-    add_intervals(board, released, public, private, submissions, "live")
+    add_intervals(board, released, run, "live")
     write_leaderboard(public, board, config.title)
     if config.policy.after_close == "benchmark" and final:  # before finalize its scores would tell the private part
         benchmark = build_leaderboard(config.name, replace(standings, choices={}), True, names, benchmark=True,
                                       withdrawn=latest.withdrawn)
-        add_intervals(benchmark, released, public, private, submissions, "benchmark")
+        add_intervals(benchmark, released, run, "benchmark")
         write_leaderboard(public, benchmark, config.title, catalog.BENCHMARK_BOARD)
     write_histories(submissions, private, standings, config, inbox.histories)
     leaderboard_artifacts(config, board)
     return board, public.uri_for(catalog.PAGE)
 
 
-def snapshot_facts(latest: Latest, released: dict[str, ReleasedTask], finalized_at: str) -> dict[str, Any]:
+def snapshot_facts(latest: Latest, released: dict[str, ReleasedTask], finalized_at: str) -> Snapshot:
     """What the final standings were computed with: code version, release, each task's answer key."""
     return {"finalized_at": finalized_at, "code_version": challenge.__version__, "release": latest.release,
             "tasks": {t: {"answers_sha256": task.answers_sha256, "answer_version": task.answer_version,
                           "changed_in": task.changed_in} for t, task in sorted(released.items())}}
 
 
-def write_final_snapshot(config: ChallengeConfig, public: Storage, private: Storage, submissions: Storage,
-                         finalized_at: str, force: bool = False) -> tuple[dict[str, Any], str, str | None]:
+def write_final_snapshot(run: RunContext, finalized_at: str, force: bool = False) -> tuple[Board, str, str | None]:
     """`<public>/leaderboard/final/`: the final standings (JSON, CSVs, page), written once; no scoring run
     touches it. Refused when it exists, unless `force`: then the previous snapshot is first copied to
     `leaderboard/final-replaced/<its finalized time>/`. Returns the board, the page and where the previous went."""
+    config, public, private, submissions = run.config, run.public, run.private, run.submissions
     previous = None
     if public.exists(catalog.board_json(catalog.FINAL_BOARD)):
         if not force:
@@ -96,14 +94,15 @@ def write_final_snapshot(config: ChallengeConfig, public: Storage, private: Stor
     board = build_leaderboard(config.name, Standings(latest.release, released, records, choices), True,
                               {t.id: t.name for t in config.teams}, withdrawn=latest.withdrawn)
     board["snapshot"] = snapshot_facts(latest, released, finalized_at)
-    add_intervals(board, released, public, private, submissions, "final")
+    add_intervals(board, released, run, "final")
     write_leaderboard(public, board, config.title, catalog.FINAL_BOARD)
     return board, public.uri_for(catalog.board_page(catalog.FINAL_BOARD)), previous
 
 
-def write_results_report(config: ChallengeConfig, public: Storage, private: Storage) -> str:
+def write_results_report(run: RunContext) -> str:
     """`<public>/leaderboard/final/results.html` and `results.md`, from the final snapshot and the public
     board at the close; returns the page's address."""
+    config, public, private = run.config, run.public, run.private
     if not public.exists(catalog.board_json(catalog.FINAL_BOARD)):
         raise ChallengeError(f"no final snapshot at {public.uri_for(catalog.board_json(catalog.FINAL_BOARD))}: the report "
                              "is written from it; run `challenge finalize` first")

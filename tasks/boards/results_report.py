@@ -12,6 +12,7 @@ from typing import Any
 
 from challenge.core.formats import utc_minute
 from challenge.core.inert import markdown_text
+from challenge.core.records import Board, Entry
 from challenge.tasks.boards.page import STYLE
 
 REPORT_STYLE = STYLE + """
@@ -20,26 +21,26 @@ REPORT_STYLE = STYLE + """
 """
 
 
-def _ranked(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _ranked(entries: list[Entry]) -> list[dict[str, Any]]:
     return [e for e in entries if e.get("rank") is not None]
 
 
-def _name(entry: dict[str, Any]) -> str:
+def _name(entry: Entry) -> str:
     return entry.get("team_name") or entry["team"]
 
 
-def _interval(entry: dict[str, Any]) -> str:
+def _interval(entry: Entry) -> str:
     ci = entry.get("ci95")
     return f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""
 
 
-def _rank_text(entry: dict[str, Any]) -> str:
+def _rank_text(entry: Entry) -> str:
     ranks = entry.get("rank_ci95")
     spread = f" ({ranks[0]}–{ranks[1]})" if ranks and ranks[0] != ranks[1] else ""
     return f"{entry['rank']}{spread}" + (" ≈" if entry.get("tied_with_above") else "")
 
 
-def winners(board: dict[str, Any]) -> list[dict[str, Any]]:
+def winners(board: Board) -> list[dict[str, Any]]:
     """Per task: the winner, its score and its margin over the baseline (None when there is no baseline)."""
     out = []
     for task_id, info in board["tasks"].items():
@@ -57,7 +58,7 @@ def winners(board: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-def shake_up(final: dict[str, Any], public: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+def shake_up(final: Board, public: Board) -> dict[str, list[dict[str, Any]]]:
     """Per track: each team's rank on the public board at the close and in the final standings."""
     out = {}
     for track, info in final["tracks"].items():
@@ -68,7 +69,7 @@ def shake_up(final: dict[str, Any], public: dict[str, Any]) -> dict[str, list[di
     return out
 
 
-def relative_scores(board: dict[str, Any]) -> tuple[list[str], list[dict[str, Any]]]:
+def relative_scores(board: Board) -> tuple[list[str], list[dict[str, Any]]]:
     """Task ids, and per team (in track-mean order) its final score on each task divided by the best score
     on that task (None where it has none): a team strong everywhere works on other teams' data."""
     tasks = sorted(board["tasks"])
@@ -91,7 +92,7 @@ def _colour(value: float | None) -> str:
     return f"rgb({int(255 - 155 * v)},{int(255 - 40 * v)},{int(255 - 140 * v)})"
 
 
-def render_report_html(final: dict[str, Any], public: dict[str, Any], title: str) -> str:
+def render_report_html(final: Board, public: Board, title: str) -> str:
     """The report as one self-contained page."""
     snap = final.get("snapshot") or {}
     iv = final.get("intervals") or {}
@@ -152,7 +153,7 @@ def render_report_html(final: dict[str, Any], public: dict[str, Any], title: str
             f"<style>{REPORT_STYLE}</style></head><body>{''.join(parts)}</body></html>")
 
 
-def render_report_markdown(final: dict[str, Any], public: dict[str, Any], title: str) -> str:
+def render_report_markdown(final: Board, public: Board, title: str) -> str:
     """The same report as Markdown."""
     snap = final.get("snapshot") or {}
     md = markdown_text  # every team name and title is someone's text: inert

@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from datetime import datetime, timezone
 from typing import Any
 
 from challenge.core import catalog
 from challenge.core.inert import csv_cell
+from challenge.core.records import Board, Entry, ResultRecord, TaskEntry
 from challenge.core.storage import Storage
 from challenge.tasks.boards.page import render_html
 from challenge.tasks.scoring.score import WHOLE, counts_for
@@ -35,7 +35,7 @@ TRACK_MEAN = ("the average of a team's score on every task of the track; a task 
               "submission counts as 0")
 
 
-def _rank(entries: list[dict[str, Any]]) -> None:
+def _rank(entries: list[Entry]) -> None:
     """Ranks 1..n over the teams, in list order; the baseline gets none (and `baseline: true`)."""
     rank = 0
     for entry in entries:
@@ -50,11 +50,11 @@ def _rank(entries: list[dict[str, Any]]) -> None:
 PARTS = {"live": "public", "final": "private", "benchmark": WHOLE}  # the part of the test set each board ranks by
 
 
-def _task_entries(records: list[dict[str, Any]], metric: str, mode: str, choices: dict[str, list[str]]) -> list[dict[str, Any]]:
+def _task_entries(records: list[ResultRecord], metric: str, mode: str, choices: dict[str, list[str]]) -> list[TaskEntry]:
     """`mode`: "live" (best public score), "final" (the best private score among the team's FINAL picks, else the
     private score of its best public submission) or "benchmark" (best score on the whole test set, of the results
     that have one). `choices`: team → picked ids."""
-    by_team: dict[str, list[dict[str, Any]]] = {}
+    by_team: dict[str, list[ResultRecord]] = {}
     for record in records:
         if record["status"] != "rejected: closed":  # after the close: not a submission to the challenge
             by_team.setdefault(record["team"], []).append(record)
@@ -83,7 +83,7 @@ def _task_entries(records: list[dict[str, Any]], metric: str, mode: str, choices
             | ({"description": e["description"]} if e["description"] else {}) for e in entries]
 
 
-def _history(records: list[dict[str, Any]], metric: str, part: str = "public") -> dict[str, list[tuple[str, float]]]:
+def _history(records: list[ResultRecord], metric: str, part: str = "public") -> dict[str, list[tuple[str, float]]]:
     """Per team, (upload time, best score on `part` so far) at each improvement, for the chart."""
     out: dict[str, list[tuple[str, float]]] = {}
     for record in sorted((r for r in records if r["status"] == "scored" and part in r["metrics"]),
@@ -96,7 +96,7 @@ def _history(records: list[dict[str, Any]], metric: str, part: str = "public") -
 
 
 def build_leaderboard(challenge_name: str, standings: Standings, final: bool, team_names: dict[str, str] | None = None,
-                      benchmark: bool = False, withdrawn: dict[str, str] | None = None) -> dict[str, Any]:
+                      benchmark: bool = False, withdrawn: dict[str, str] | None = None) -> Board:
     """Task and track boards. Only records scored with a task's current answer key count (whatever release
     they were scored in: a task carried over unchanged keeps its results); FINAL picks from
     `standings.choices`. A track entry's task without a scored submission is None in
@@ -104,7 +104,7 @@ def build_leaderboard(challenge_name: str, standings: Standings, final: bool, te
     uploads after the close, ranked by private score). `withdrawn`: task id → why it was withdrawn."""
     release, tasks, records, choices = standings.release, standings.tasks, standings.records, standings.choices
     mode = "benchmark" if benchmark else "final" if final else "live"
-    board: dict[str, Any] = {"challenge": challenge_name, "release": release,
+    board: Board = {"challenge": challenge_name, "release": release,
                              "updated_at": datetime.now(timezone.utc).isoformat(), "final": final and not benchmark,
                              "benchmark": benchmark, "tasks": {}, "tracks": {}, "withdrawn": dict(withdrawn or {})}
     history = {}
@@ -148,7 +148,7 @@ def build_leaderboard(challenge_name: str, standings: Standings, final: bool, te
 INTERVAL_COLUMNS = ["ci95_low", "ci95_high", "rank_best", "rank_worst", "tied_with_above"]
 
 
-def _interval_columns(entry: dict[str, Any]) -> dict[str, Any]:
+def _interval_columns(entry: Entry) -> dict[str, Any]:
     """An entry's intervals as CSV columns (empty when it has none)."""
     ci, ranks = entry.get("ci95") or [None, None], entry.get("rank_ci95") or [None, None]
     return {"ci95_low": ci[0], "ci95_high": ci[1], "rank_best": ranks[0], "rank_worst": ranks[1],
@@ -163,14 +163,14 @@ def _csv(rows: list[dict[str, Any]], columns: list[str]) -> bytes:
     return out.getvalue().encode()
 
 
-def write_leaderboard(public: Storage, board: dict[str, Any], title: str, folder: str = catalog.LEADERBOARD) -> list[str]:
+def write_leaderboard(public: Storage, board: Board, title: str, folder: str = catalog.LEADERBOARD) -> list[str]:
     """leaderboard.json, one CSV per task and per track, and index.html under `<public>/<folder>/`; the CSV
     of a task or track no longer on the board (a withdrawn task, a track left without tasks) is removed, so
     no stale standings stay published (the result records they came from stay in private)."""
     history, baseline_label = board.pop("_history", {}), board.pop("_baseline_label", None)
     for info in [*board["tasks"].values(), *board["tracks"].values()]:  # what is only for building it
         info["entries"] = [{k: v for k, v in e.items() if not k.startswith("_")} for e in info["entries"]]
-    files = {catalog.board_json(folder): json.dumps(board, indent=2).encode()}
+    files = {catalog.board_json(folder): catalog.json_bytes(board)}
     for task_id, info in board["tasks"].items():
         rows = [{**e, **_interval_columns(e)} for e in info["entries"]]
         files[catalog.task_board_csv(task_id, folder)] = _csv(rows, ["rank", "team", "score", *INTERVAL_COLUMNS, "submissions",

@@ -52,6 +52,24 @@ class Correction:
     staged: str  # what happened to the staged data, for the organizer
 
 
+@dataclass(frozen=True)
+class CorrectionsFile:
+    """The organizer's corrections CSV: its name (for the messages) and its bytes."""
+
+    name: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class _KeyFix:
+    """A correction to carry into the staged data: the checked corrections, the new key's SHA-256, and the staged
+    fingerprint the release was built from."""
+
+    corrections: pa.Table
+    answers_sha256: str
+    built_from: str | None
+
+
 def _parquet_bytes(table: pa.Table) -> bytes:
     out = io.BytesIO()
     pq.write_table(table, out, compression="zstd")
@@ -76,8 +94,8 @@ def sync_public_corrections(public: Storage, release: str, versions: AnswerVersi
     return True
 
 
-def _fix_staged(private: Storage, release: str, task_id: str, kind: str, corrections: pa.Table, built_from: str | None,
-                answers_sha256: str, now: datetime) -> tuple[str | None, str]:
+def _fix_staged(private: Storage, release: str, task_id: str, kind: str, fix: _KeyFix,
+                now: datetime) -> tuple[str | None, str]:
     """Write the corrected labels into a new staged version of the task and point current.json at it.
     Returns the new staged fingerprint (None when the staged data is no longer the one the release was
     built from, so the next release rebuilds the task anyway) and a line for the organizer."""
@@ -88,8 +106,8 @@ def _fix_staged(private: Storage, release: str, task_id: str, kind: str, correct
     table_name, map_name = ("data", catalog.ID_MAP) if kind == "classification" else ("pairs", catalog.PAIR_ID_MAP)
     staged = pq.read_table(io.BytesIO(private.read_bytes(catalog.staged_file_key(pointer.prefix, catalog.table_file(table_name)))))
     id_map = pq.read_table(io.BytesIO(private.read_bytes(catalog.release_file_key(release, task_id, map_name))))
-    fixed, rows = (fix_staged_labels if kind == "classification" else fix_staged_pairs)(staged, id_map, corrections)
-    fingerprint = hashlib.sha256(f"{pointer.fingerprint}\ncorrected answers {answers_sha256}".encode()).hexdigest()
+    fixed, rows = (fix_staged_labels if kind == "classification" else fix_staged_pairs)(staged, id_map, fix.corrections)
+    fingerprint = hashlib.sha256(f"{pointer.fingerprint}\ncorrected answers {fix.answers_sha256}".encode()).hexdigest()
     prefix = catalog.staged_version_prefix(task_id, fingerprint[:16])
     old = pointer.prefix + "/"
     skip = {catalog.staged_file_key(pointer.prefix, catalog.table_file(table_name)),
@@ -107,19 +125,20 @@ def _fix_staged(private: Storage, release: str, task_id: str, kind: str, correct
         task_id=task_id, kind=pointer.kind, contributor=pointer.contributor, version=fingerprint[:16], prefix=prefix,
         fingerprint=fingerprint, staged_at=now.isoformat()))
     where = private.uri_for(prefix)
-    if built_from != pointer.fingerprint:
+    if fix.built_from != pointer.fingerprint:
         return None, (f"{rows} staged row(s) fixed in {where}; the staged data had changed since the release, so the "
                       "next release rebuilds the task")
     return fingerprint, f"{rows} staged row(s) fixed in {where}; the next release carries the corrected key over"
 
 
-def correct_answer_key(public: Storage, private: Storage, release: str, task_id: str, data: bytes, name: str,
+def correct_answer_key(public: Storage, private: Storage, release: str, task_id: str, upload: CorrectionsFile,
                        now: datetime) -> Correction:
-    """Check `data` (a corrections CSV) against the key in use, then write the new version and its trail.
+    """Check `upload` (a corrections CSV) against the key in use, then write the new version and its trail.
     Nothing is written when the file has any problem, or changes no label."""
+    name = upload.name
     key = load_answer_key(public, private, release, task_id)  # the version in use, its SHA-256 checked
     answers = pq.read_table(io.BytesIO(private.read_bytes(catalog.answers_key(release, task_id, key.version))))
-    corrections = read_corrections(data, name, answers, key.classes)
+    corrections = read_corrections(upload.data, name, answers, key.classes)
     fixed, changed = apply_corrections(answers, corrections)
     if changed == 0:
         raise CorrectionError(f"{name}: every label in it already equals the answer key in use (version {key.version}) "
@@ -136,11 +155,11 @@ def correct_answer_key(public: Storage, private: Storage, release: str, task_id:
         raise ChallengeError(f"{private.uri_for(target)} exists and differs: an earlier correction stopped half-way; "
                              "move it away and run the correction again")
     private.write_bytes(target, new_bytes)
-    built_from = versions.versions[-1].staged_fingerprint
-    fingerprint, staged = _fix_staged(private, release, task_id, manifest.kind, corrections, built_from, sha, now)
+    fix = _KeyFix(corrections, sha, built_from=versions.versions[-1].staged_fingerprint)
+    fingerprint, staged = _fix_staged(private, release, task_id, manifest.kind, fix, now)
     versions.versions.append(AnswerVersion(
         version=version, answers_sha256=sha, corrected_at=now.isoformat(), labels_changed=changed, release=release,
-        staged_fingerprint=fingerprint, source_sha256=hashlib.sha256(data).hexdigest()))
+        staged_fingerprint=fingerprint, source_sha256=hashlib.sha256(upload.data).hexdigest()))
     catalog.write_record(private, catalog.answer_versions_key(release, task_id), versions)  # the new key is in use
     sync_public_corrections(public, release, versions)
     return Correction(task_id, release, version, sha, key.sha256, changed, staged)

@@ -19,13 +19,13 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
 from challenge.core.errors import ChallengeError
+from challenge.tasks.scoring.submissions import id_label_problem
 
 MAX_CORRECTION_BYTES = 50 * 1024 * 1024
 MAX_EXAMPLES = 5  # examples shown in a message, then ", …"
 MAX_CLASSES_LISTED = 20  # the valid classes are listed when the task has at most this many
 MAX_SHOWN = 60  # characters of a value from the file shown in a message
 COLUMNS = ("id", "label")
-PANDAS_INDEX_NAMES = ("", "Unnamed: 0")  # how a CSV written with its pandas index reads back
 PAIR_KEY_SEPARATOR = "\x1f"  # joins left and right original ids into one key (as tasks/release/build.py does)
 BOM = b"\xef\xbb\xbf"
 PUBLISHED_IDS = "corrections fix the answer key: use the published test ids of the answer key (not train ids or original ids)"
@@ -125,32 +125,6 @@ def _header(body: bytes) -> list[str]:
     return next(csv.reader([line]), []) if line else []
 
 
-def _column_problem(names: list[str]) -> str | None:
-    """What is wrong with the header, or None when it is id,label."""
-    if sorted(names) == sorted(COLUMNS):
-        return None
-    if names and names[0] in PANDAS_INDEX_NAMES:
-        return (f"the first column is {names[0]!r}, the pandas index: write the file with df.to_csv(path, index=False) "
-                "so that the columns are exactly id,label")
-    got = ", ".join(repr(_shown(n, 30)) for n in names[:8]) + (", …" if len(names) > 8 else "")
-    parts = []
-    missing = [c for c in COLUMNS if c not in names]
-    extra = [n for n in names if n not in COLUMNS]
-    if missing:
-        parts.append(f"missing column {', '.join(missing)}")
-    if extra:
-        parts.append(f"unexpected column {_listed([repr(_shown(n, 30)) for n in extra], len(extra))}")
-    repeated = [c for c in COLUMNS if names.count(c) > 1]
-    if repeated:
-        parts.append(f"column {', '.join(repeated)} appears more than once")
-    hint = ""
-    if len(names) == 1 and any(sep in names[0] for sep in ";\t|"):
-        hint = " (separate the columns with commas)"
-    elif missing and sorted(n.strip().lower() for n in names) == sorted(COLUMNS):
-        hint = " (write the names in lower case, without spaces around them)"
-    return f"the header must be exactly id,label: {'; '.join(parts)} (got {got or 'nothing'}){hint}"
-
-
 def _parse_failure(name: str, data: bytes, invalid: list, exc: Exception) -> CorrectionError:
     """A CorrectionError for a file pyarrow cannot parse: the row it stopped at, or pyarrow's first message line."""
     if invalid:
@@ -189,7 +163,7 @@ def read_corrections(data: bytes, name: str, answers: pa.Table, classes: pa.Arra
     body = data.removeprefix(BOM)
     if not body.strip():
         raise CorrectionError(f"{file} is empty: no corrections. Write the header id,label and one row per label to fix")
-    problem = _column_problem(_header(body))
+    problem = id_label_problem(_header(body), parquet=False)
     if problem:
         raise CorrectionError(f"{file}: {problem}")
     invalid: list = []

@@ -17,6 +17,7 @@ import re
 import tempfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,9 @@ from challenge.core import catalog
 from challenge.core.catalog import TASK_FILE, StagedPointer
 from challenge.core.config import ChallengeConfig
 from challenge.core.errors import ChallengeError, ConfigError, DataReadError
-from challenge.core.storage import LocalStorage, Storage, download_many, open_location, upload_tree
+from challenge.core.records import GateNote
+from challenge.core.run_context import RunContext
+from challenge.core.storage import LocalStorage, Storage, download_many, upload_tree
 from challenge.core.task_spec import TASK_ID_PATTERN, Modality, TaskSpec, parse_task_spec
 from challenge.core.yamlfile import read_yaml_text
 from challenge.expectations.checks import CheckResult, failed, passed
@@ -43,7 +46,7 @@ from challenge.tasks.intake.standardize import check_name_clashes, standardize_p
 Progress = Callable[[str, list[CheckResult]], None]  # the step the gate starts, and the checks so far
 
 
-def _read_json(storage: Storage, key: str) -> dict[str, Any] | None:
+def _read_json(storage: Storage, key: str) -> Any:
     if not storage.exists(key):
         return None
     return json.loads(storage.read_bytes(key))
@@ -53,13 +56,25 @@ class _GateStopped(Exception):
     """The drop cannot be checked further; the checks so far explain why."""
 
 
+@dataclass(frozen=True)
+class DropRun:
+    """What one drop's gate is given, made once when the drop is taken (and sent to the gate's process whole):
+    the drop, the run's configuration and locations, its time (the report's folder) and who owns the drop's
+    task id."""
+
+    drop: Drop
+    context: RunContext
+    run_time: str
+    ownership: Ownership
+
+
 class DropGate:
     """Takes one drop through the gate. Public entry point: gate_drop()."""
 
-    def __init__(self, drop: Drop, intake: Storage, private: Storage, workdir: Path, report: GateReport,
-                 limits: ReadLimits, progress: Progress | None = None):
-        self.drop, self.intake, self.private, self.workdir, self.report = drop, intake, private, workdir, report
-        self.limits, self.progress = limits, progress
+    def __init__(self, run: DropRun, intake: Storage, private: Storage, workdir: Path, report: GateReport,
+                 progress: Progress | None = None):
+        self.drop, self.intake, self.private, self.workdir, self.report = run.drop, intake, private, workdir, report
+        self.limits, self.progress = ReadLimits.from_settings(run.context.config.intake), progress
 
     def step(self, name: str) -> None:
         """Say which step starts (a gate stopped at its time budget tells it, with the checks done so far)."""
@@ -210,38 +225,37 @@ def write_parquet_files(tables: dict[str, pa.Table], out: Path) -> None:
         pq.write_table(table, out / catalog.table_file(name), compression="zstd", row_group_size=256_000)
 
 
-def drop_ownership(drop: Drop, config: ChallengeConfig, private: Storage, clash: list[Claimant] | None) -> Ownership:
+def drop_ownership(drop: Drop, context: RunContext, clash: list[Claimant] | None) -> Ownership:
     """Who owns the drop's task id now (tasks/intake/drops.py, task_owner): challenge.yaml's owners, the staged
     pointer's contributor, else the earliest of this run's drops of it (`clash`)."""
     staged = None
     if re.match(TASK_ID_PATTERN, drop.folder):
         try:
-            staged = (_read_json(private, catalog.staged_pointer_key(drop.folder)) or {}).get("contributor")
+            staged = (_read_json(context.private, catalog.staged_pointer_key(drop.folder)) or {}).get("contributor")
         except ValueError:  # a damaged pointer: no owner from it
             staged = None
-    return task_owner(drop.folder, drop.contributor, config.owners, staged, clash)
+    return task_owner(drop.folder, drop.contributor, context.config.owners, staged, clash)
 
 
 def _latest_key(drop: Drop) -> str:
     return catalog.latest_report_key(report_folder(drop.folder), drop.contributor)
 
 
-def reusable_outcome(drop: Drop, config: ChallengeConfig, private: Storage, ownership: Ownership,
-                     force: bool = False) -> DropOutcome | None:
+def reusable_outcome(drop: Drop, context: RunContext, ownership: Ownership, force: bool = False) -> DropOutcome | None:
     """The outcome of the drop's last gate when nothing it depended on changed: the same files and rules,
     the same owner of its task id and, for a failure, the same intake limits (a drop refused under one
     budget or limit may pass a larger one). Never after a stop that may have been the machine's fault."""
     if force:
         return None
     try:
-        previous = _read_json(private, _latest_key(drop))
+        previous = _read_json(context.private, _latest_key(drop))
     except ValueError:  # a damaged cache note: gate the drop again, and rewrite it
         return None
     if not previous or previous.get("fingerprint") != drop.fingerprint(rules_fingerprint()) or previous.get("retry"):
         return None
     owner = previous.get("owner", None if previous.get("ownership_failed") else drop.contributor)  # older notes
     outcome = previous.get("outcome") or {}
-    same_limits = previous.get("intake") == config.intake.model_dump(mode="json")
+    same_limits = previous.get("intake") == context.config.intake.model_dump(mode="json")
     if owner != ownership.owner or (outcome.get("verdict") != "pass" and not same_limits):
         return None
     if owner != drop.contributor and previous.get("owner_reason") != ownership.reason:
@@ -249,13 +263,22 @@ def reusable_outcome(drop: Drop, config: ChallengeConfig, private: Storage, owne
     return DropOutcome(**{**outcome, "status": "unchanged"})
 
 
-def new_report(drop: Drop, config: ChallengeConfig, run_time: str) -> tuple[GateReport, str]:
+def new_report(run: DropRun) -> tuple[GateReport, str]:
     """An empty report of the drop and the folder it goes to (the task's and the contributor's own)."""
-    intake = open_location(config, "intake")
+    drop = run.drop
     report = GateReport(contributor=drop.contributor, task_id=drop.folder,
-                        drop=intake.uri_for(drop.prefix.rstrip("/")), fingerprint=drop.fingerprint(rules_fingerprint()),
-                        run_time=run_time)
-    return report, catalog.report_prefix(report_folder(drop.folder), contributor_folder(drop.contributor), run_time)
+                        drop=run.context.intake.uri_for(drop.prefix.rstrip("/")),
+                        fingerprint=drop.fingerprint(rules_fingerprint()), run_time=run.run_time)
+    return report, catalog.report_prefix(report_folder(drop.folder), contributor_folder(drop.contributor), run.run_time)
+
+
+def take_drop(drop: Drop, context: RunContext, run_time: str, clash: list[Claimant] | None = None,
+              force: bool = False) -> DropRun | DropOutcome:
+    """The drop's outcome of its last gate when nothing it depends on changed (reusable_outcome), else what
+    its gate is given. `clash`: every drop of the same task id in this run (task_id_clashes), earliest first."""
+    ownership = drop_ownership(drop, context, clash)
+    reused = reusable_outcome(drop, context, ownership, force)
+    return reused if reused is not None else DropRun(drop, context, run_time, ownership)
 
 
 def gate_drop(
@@ -265,31 +288,25 @@ def gate_drop(
     clash: list[Claimant] | None = None,
     force: bool = False,
 ) -> tuple[DropOutcome, GateReport | None]:
-    """Gate one drop in this process; returns its outcome and, unless unchanged, its report. `clash`: every
-    drop of the same task id in this run (task_id_clashes), earliest first."""
-    private = open_location(config, "private")
-    ownership = drop_ownership(drop, config, private, clash)
-    reused = reusable_outcome(drop, config, private, ownership, force)
-    if reused is not None:
-        return reused, None
-    return run_gate(drop, config, run_time, ownership)
+    """Gate one drop in this process; returns its outcome and, unless unchanged, its report (see take_drop)."""
+    taken = take_drop(drop, RunContext(config), run_time, clash, force)
+    return (taken, None) if isinstance(taken, DropOutcome) else run_gate(taken)
 
 
-def run_gate(drop: Drop, config: ChallengeConfig, run_time: str, ownership: Ownership,
-             progress: Progress | None = None) -> tuple[DropOutcome, GateReport]:
+def run_gate(run: DropRun, progress: Progress | None = None) -> tuple[DropOutcome, GateReport]:
     """The gate's work on one drop (no cache): checks, report, staging when it passes."""
-    intake, private = open_location(config, "intake"), open_location(config, "private")
-    report, report_prefix = new_report(drop, config, run_time)
+    intake, private = run.context.intake, run.context.private
+    report, report_prefix = new_report(run)
     staged_uri = None
     with tempfile.TemporaryDirectory(prefix="challenge-gate-") as tmp:
         workdir = Path(tmp)
-        gate = DropGate(drop, intake, private, workdir, report, ReadLimits.from_settings(config.intake), progress)
+        gate = DropGate(run, intake, private, workdir, report, progress)
         docs_dir = workdir / "report" / catalog.DATA_DOCS
         try:
             gate.check_regular_files()
             gate.step("reading the drop")
             drop_dir = gate.download()
-            gate.check_owner(ownership)
+            gate.check_owner(run.ownership)
             gate.step("reading task.yaml")
             spec = gate.load_spec(drop_dir)
             gate.step("reading the data files")
@@ -319,7 +336,7 @@ def run_gate(drop: Drop, config: ChallengeConfig, run_time: str, ownership: Owne
             pass
         gate.step("writing the report")
         report_uri = write_report(private, report, report_prefix, workdir / "report")
-    return finish(private, drop, config, report, report_uri, ownership, staged_uri), report
+    return finish(private, run, report, report_uri, staged_uri), report
 
 
 def write_report(private: Storage, report: GateReport, report_prefix: str, folder: Path) -> str:
@@ -332,27 +349,27 @@ def write_report(private: Storage, report: GateReport, report_prefix: str, folde
     return report_uri
 
 
-def finish(private: Storage, drop: Drop, config: ChallengeConfig, report: GateReport, report_uri: str,
-           ownership: Ownership, staged_uri: str | None = None, retry: bool = False) -> DropOutcome:
+def finish(private: Storage, run: DropRun, report: GateReport, report_uri: str, staged_uri: str | None = None,
+           retry: bool = False) -> DropOutcome:
     """The drop's outcome, noted in latest-<contributor>.json with what it depended on (see reusable_outcome)."""
+    ownership = run.ownership
     outcome = DropOutcome(
-        drop=drop.name, task_id=report.task_id, verdict=report.verdict, status="gated",
+        drop=run.drop.name, task_id=report.task_id, verdict=report.verdict, status="gated",
         report=report_uri, staged=staged_uri, failures=[one_line(c) for c in report.failures + report.skipped],
         owner=ownership.owner,
     )
-    note = {"fingerprint": report.fingerprint, "outcome": outcome.as_dict(), "owner": ownership.owner,
-            "owner_reason": ownership.reason, "intake": config.intake.model_dump(mode="json"), "retry": retry}
-    private.write_bytes(_latest_key(drop), json.dumps(note, indent=2).encode())
+    note: GateNote = {"fingerprint": report.fingerprint, "outcome": outcome.as_dict(), "owner": ownership.owner,
+            "owner_reason": ownership.reason, "intake": run.context.config.intake.model_dump(mode="json"), "retry": retry}
+    catalog.write_json(private, _latest_key(run.drop), note)
     return outcome
 
 
-def stopped_gate(drop: Drop, config: ChallengeConfig, run_time: str, ownership: Ownership, checks: list[CheckResult],
-                 why: CheckResult, retry: bool) -> tuple[DropOutcome, GateReport]:
+def stopped_gate(run: DropRun, checks: list[CheckResult], why: CheckResult, retry: bool) -> tuple[DropOutcome, GateReport]:
     """The report of a gate that was stopped (its time budget, a crash of its process): the checks it had done,
     and `why`. With `retry`, the next run gates the drop again even if nothing changed."""
-    private = open_location(config, "private")
-    report, report_prefix = new_report(drop, config, run_time)
+    private = run.context.private
+    report, report_prefix = new_report(run)
     report.checks = [*checks, why]
     with tempfile.TemporaryDirectory(prefix="challenge-gate-") as tmp:
         report_uri = write_report(private, report, report_prefix, Path(tmp))
-    return finish(private, drop, config, report, report_uri, ownership, retry=retry), report
+    return finish(private, run, report, report_uri, retry=retry), report

@@ -31,10 +31,10 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from challenge.core.config import ChallengeConfig
-from challenge.core.storage import open_location
+from challenge.core.run_context import RunContext
 from challenge.expectations.checks import CheckResult, failed
-from challenge.tasks.intake.drops import Claimant, Drop, DropOutcome, Ownership
-from challenge.tasks.intake.gate import drop_ownership, reusable_outcome, run_gate, stopped_gate
+from challenge.tasks.intake.drops import Claimant, Drop, DropOutcome
+from challenge.tasks.intake.gate import DropRun, run_gate, stopped_gate, take_drop
 from challenge.tasks.intake.gate_reports import GateReport
 
 EXIT_SECONDS = 30  # a child that answered and still runs after this is killed
@@ -59,18 +59,16 @@ def gate_drop_within_budget(drop: Drop, config: ChallengeConfig, run_time: str, 
                             force: bool = False) -> tuple[DropOutcome, GateReport | None]:
     """gate_drop (tasks/intake/gate.py) in a child process stopped at the drop's time budget; an unchanged drop is
     answered here, without a child."""
-    private = open_location(config, "private")
-    ownership = drop_ownership(drop, config, private, clash)
-    reused = reusable_outcome(drop, config, private, ownership, force)
-    if reused is not None:
-        return reused, None
+    taken = take_drop(drop, RunContext(config), run_time, clash, force)
+    if isinstance(taken, DropOutcome):
+        return taken, None
     with _slot(config):
-        return _run_child(drop, config, run_time, ownership)
+        return _run_child(taken)
 
 
-def _run_child(drop: Drop, config: ChallengeConfig, run_time: str, ownership: Ownership) -> tuple[DropOutcome, GateReport]:
-    budget = config.intake.max_seconds_per_drop
-    child = _start(drop, config, run_time, ownership)
+def _run_child(run: DropRun) -> tuple[DropOutcome, GateReport]:
+    budget = run.context.config.intake.max_seconds_per_drop
+    child = _start(run)
     step, checks = "starting", []
     deadline, renewed = time.monotonic() + budget, False
     try:
@@ -79,12 +77,12 @@ def _run_child(drop: Drop, config: ChallengeConfig, run_time: str, ownership: Ow
             if left <= 0 or not child.connection.poll(left):
                 if left > 0 or not child.connection.poll(0):  # (a message that came at the last moment is read)
                     child.kill()
-                    return stopped_gate(drop, config, run_time, ownership, checks, _out_of_time(budget, step), retry=False)
+                    return stopped_gate(run, checks, _out_of_time(budget, step), retry=False)
             try:
                 kind, *message = child.connection.recv()
             except (EOFError, OSError):  # the process ended without a word: killed (memory?) or crashed
                 code = child.wait()
-                return stopped_gate(drop, config, run_time, ownership, checks, _ended(code, step), retry=True)
+                return stopped_gate(run, checks, _ended(code, step), retry=True)
             if kind == "step":
                 step, checks = message
                 if step == STAGING and not renewed:
@@ -92,7 +90,7 @@ def _run_child(drop: Drop, config: ChallengeConfig, run_time: str, ownership: Ow
             elif kind == "done":
                 return message[0], message[1]
             else:
-                raise GateCrashed(f"{drop.name}: the gate failed in its process: {message[0]}\n{message[1]}")
+                raise GateCrashed(f"{run.drop.name}: the gate failed in its process: {message[0]}\n{message[1]}")
     finally:
         child.close()
 
@@ -155,13 +153,12 @@ class _Child:
             self.process.close()
 
 
-def _start(drop: Drop, config: ChallengeConfig, run_time: str, ownership: Ownership) -> _Child:
-    payload = (drop, config, run_time, ownership)
+def _start(run: DropRun) -> _Child:
     if _daemonic():
-        return _start_interpreter(payload)
+        return _start_interpreter(run)
     _CONTEXT.set_forkserver_preload(_PRELOAD)  # no effect once the server runs
     parent, child_end = _CONTEXT.Pipe(duplex=False)
-    process = _CONTEXT.Process(target=_child_main, args=(child_end, payload), name=f"gate-{drop.name}", daemon=False)
+    process = _CONTEXT.Process(target=_child_main, args=(child_end, run), name=f"gate-{run.drop.name}", daemon=False)
     process.start()
     child_end.close()
     return _Child(parent, process)
@@ -172,14 +169,14 @@ def _daemonic() -> bool:
     return multiprocessing.current_process().daemon
 
 
-def _start_interpreter(payload: tuple) -> _Child:
+def _start_interpreter(run: DropRun) -> _Child:
     read_fd, write_fd = os.pipe()
     process = subprocess.Popen(
         [sys.executable, "-c", f"from challenge.tasks.intake.gate_process import _interpreter_main; _interpreter_main({write_fd})"],
         stdin=subprocess.PIPE, pass_fds=(write_fd,), start_new_session=True)
     os.close(write_fd)
     assert process.stdin is not None
-    process.stdin.write(pickle.dumps(payload))
+    process.stdin.write(pickle.dumps(run))
     process.stdin.close()
     return _Child(Connection(read_fd, writable=False), process)
 
@@ -188,16 +185,14 @@ def _interpreter_main(fd: int) -> None:
     _run(Connection(fd, readable=False), pickle.loads(sys.stdin.buffer.read()))
 
 
-def _child_main(connection: Connection, payload: tuple) -> None:
+def _child_main(connection: Connection, run: DropRun) -> None:
     os.setpgrp()  # a group of its own: a kill at the budget also stops the processes the gate started
-    _run(connection, payload)
+    _run(connection, run)
 
 
-def _run(connection: Connection, payload: tuple) -> None:
-    drop, config, run_time, ownership = payload
+def _run(connection: Connection, run: DropRun) -> None:
     try:
-        outcome, report = run_gate(drop, config, run_time, ownership,
-                                   progress=lambda step, checks: connection.send(("step", step, checks)))
+        outcome, report = run_gate(run, progress=lambda step, checks: connection.send(("step", step, checks)))
         connection.send(("done", outcome, report))
     except Exception as exc:  # noqa: BLE001 (reported to the parent, which raises it for the flow's retries)
         connection.send(("error", f"{type(exc).__name__}: {exc}", traceback.format_exc()))

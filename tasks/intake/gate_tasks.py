@@ -19,7 +19,7 @@ from challenge.tasks.intake.gate_reports import render_markdown
 
 
 @task(name="discover-drops", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
-def discover_drops_task(config: ChallengeConfig, only: list[str] | None = None) -> list[Drop]:
+def list_drops(config: ChallengeConfig, only: list[str] | None = None) -> list[Drop]:
     """List intake once and group it into drops."""
     drops, stray = discover_drops(open_location(config, "intake"), set(only or []) or None)
     logger = get_run_logger()
@@ -31,7 +31,7 @@ def discover_drops_task(config: ChallengeConfig, only: list[str] | None = None) 
 
 @task(name="gate-drop", task_run_name="gate-{drop.contributor}-{drop.folder}", cache_policy=NO_CACHE,
       retries=2, retry_delay_seconds=[2, 10])
-def gate_drop_task(drop: Drop, config: ChallengeConfig, run_time: str, clash: list[Claimant] | None = None,
+def gate_and_report_drop(drop: Drop, config: ChallengeConfig, run_time: str, clash: list[Claimant] | None = None,
                    force: bool = False) -> DropOutcome:
     """Gate one drop; publish its report as a markdown artifact (`gate-<task>` for the task's owner, else
     `gate-<task>-from-<contributor>`: another contributor's drop never replaces the owner's report)."""

@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 from challenge.core import catalog
 from challenge.core.catalog import ChallengeInfo, Latest, Manifest
 from challenge.core.errors import ChallengeError, StorageError
+from challenge.core.records import FinalAnswer, Quota
 from challenge.core.storage import KeyTooLong, Storage, download_many, file_digest, is_valid_key, map_batched
 from challenge.tasks.scoring.notes import check_message, note_bytes
 from challenge.tasks.scoring.score import checked_labels
@@ -158,8 +159,8 @@ class Upload:
 class TaskSubmissions:
     task_id: str
     uploads: list[Upload] = field(default_factory=list)
-    quota: dict[str, Any] | None = None  # from history.json: the scorer's count of today's scored uploads
-    final: dict[str, Any] | None = None  # FINAL.result.json
+    quota: Quota | None = None  # from history.json: the scorer's count of today's scored uploads
+    final: FinalAnswer | None = None  # FINAL.result.json
     final_names: list[str] = field(default_factory=list)  # what FINAL says
 
     def pending(self) -> list[Upload]:
@@ -290,10 +291,20 @@ def window_problem(info: ChallengeInfo | None, now: datetime) -> tuple[str | Non
     return None, None
 
 
-def submit_file(submissions: Storage, team: str, task_id: str, data: bytes, name: str, message: str | None,
-                taken: set[str]) -> Received:
+@dataclass(frozen=True)
+class CheckedFile:
+    """A predictions file checked on the participant's side, to upload: its name, its bytes and the team's
+    message for the leaderboard row (None: no note)."""
+
+    name: str
+    data: bytes
+    message: str | None = None
+
+
+def submit_file(submissions: Storage, team: str, task_id: str, file: CheckedFile, taken: set[str]) -> Received:
     """Upload the note (when there is a message), then the bytes that were checked, to `<team>/<task>/<name>`
     (renamed when `name` is `taken`); then head the key: what was received."""
+    name, data, message = file.name, file.data, file.message
     final_name = upload_name(name, taken)
     key = catalog.submission_key(team, task_id, final_name)
     check_key_room(submissions, key, message is not None)

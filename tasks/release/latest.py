@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 from challenge.core import catalog
 from challenge.core.catalog import AnswerVersions, Latest, Manifest
 from challenge.core.errors import ChallengeError
+from challenge.core.logs import step_logger
 from challenge.core.storage import Storage
 
-log = logging.getLogger(__name__)
+log = step_logger(__name__)
 
 
 def _marker(public: Storage, key: str) -> Latest | None:

@@ -6,14 +6,12 @@ does finish_release write the release marker and `<public>/latest.json`.
 
 from __future__ import annotations
 
-import logging
 import re
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
@@ -22,7 +20,10 @@ from prefect.logging import get_run_logger
 from challenge.core import catalog
 from challenge.core.catalog import Latest, Manifest, StagedPointer
 from challenge.core.config import ChallengeConfig
-from challenge.core.storage import TRANSFER_THREADS, ObjectExists, Storage, download_many, open_location
+from challenge.core.logs import step_logger
+from challenge.core.records import TaskSummary
+from challenge.core.run_context import RunContext
+from challenge.core.storage import TRANSFER_THREADS, ObjectExists, Storage, download_many
 from challenge.tasks.intake.staged import list_staged, load_staged_task
 from challenge.tasks.release.build import PublishError, build_inputs, build_task_release
 from challenge.tasks.release.latest import read_answer_versions, read_latest
@@ -31,8 +32,11 @@ from challenge.tasks.release.opaque_ids import load_key
 from challenge.tasks.release.upload import clear_incomplete, upload_and_verify
 from challenge.tasks.retry import transient
 
-__all__ = ["PublishError", "TaskPlan", "carry_task_task", "finish_release", "plan_release", "prepare_release",
-           "publish_task", "publish_task_task"]
+__all__ = ["PublishError", "TaskPlan", "carry_over_task_files", "finish_release", "plan_release", "prepare_release",
+           "publish_task", "build_and_publish_task"]
+
+log = step_logger(__name__)
+
 
 RELEASE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
@@ -78,20 +82,15 @@ def finish_release(public: Storage, release: str, task_ids: list[str], withdrawn
     return marker
 
 
-def open_locations(config: ChallengeConfig) -> tuple[Storage, Storage]:
-    """The public and private storage locations of the challenge."""
-    return open_location(config, "public"), open_location(config, "private")
-
-
 def _finding_line(finding: LeakFinding) -> str:
     """A leak finding as the organizer reads it (with label agreement, which the manifest leaves out)."""
     agreement = f" ({finding.label_agreement})" if finding.label_agreement else ""
     return finding.detail + agreement + ("" if finding.refusable else " [reported; never refuses]")
 
 
-def publish_task(config: ChallengeConfig, task_id: str, release: str) -> dict[str, Any]:
+def publish_task(run: RunContext, task_id: str, release: str) -> TaskSummary:
     """Build one task's release files, upload them and verify them; returns its summary."""
-    public, private = open_locations(config)
+    config, public, private = run.config, run.public, run.private
     key = load_key(private)  # read here, never passed around: task parameters show in the Prefect UI
     with tempfile.TemporaryDirectory(prefix="challenge-release-") as tmp:
         staged = load_staged_task(private, task_id, Path(tmp))
@@ -130,9 +129,9 @@ def _copy_folder(location: Storage, source: str, release: str, task_id: str) -> 
     return len(originals)
 
 
-def carry_task(config: ChallengeConfig, task_id: str, source: str, release: str) -> dict[str, Any]:
+def carry_task(run: RunContext, task_id: str, source: str, release: str) -> TaskSummary:
     """Carry one task's files (public and private) over from release `source`, byte for byte."""
-    public, private = open_locations(config)
+    public, private = run.public, run.private
     _copy_folder(private, source, release, task_id)
     files = _copy_folder(public, source, release, task_id)
     manifest = catalog.read_manifest(public, release, task_id)
@@ -146,18 +145,18 @@ def carry_task(config: ChallengeConfig, task_id: str, source: str, release: str)
 
 @task(name="carry-task", task_run_name="carry-{task_id}", cache_policy=NO_CACHE, retries=1,
       retry_delay_seconds=5, retry_condition_fn=transient)
-def carry_task_task(config: ChallengeConfig, task_id: str, source: str, release: str) -> dict[str, Any]:
+def carry_over_task_files(run: RunContext, task_id: str, source: str, release: str) -> TaskSummary:
     """Prefect wrapper: one task run per carried-over task (copies run in threads inside it)."""
-    summary = carry_task(config, task_id, source, release)
+    summary = carry_task(run, task_id, source, release)
     get_run_logger().info("%s: %s", task_id, summary["action"])
     return summary
 
 
 @task(name="publish-task", task_run_name="publish-{task_id}", cache_policy=NO_CACHE, retries=1,
       retry_delay_seconds=5, retry_condition_fn=transient)
-def publish_task_task(config: ChallengeConfig, task_id: str, release: str) -> dict[str, Any]:
+def build_and_publish_task(run: RunContext, task_id: str, release: str) -> TaskSummary:
     """Prefect wrapper: one task run per challenge task (uploads run in threads inside it)."""
-    summary = publish_task(config, task_id, release)
+    summary = publish_task(run, task_id, release)
     get_run_logger().info("%s: %s", task_id, summary["counts"])
     return summary
 
@@ -173,14 +172,14 @@ class TaskPlan:
 
 def plan_release(staged: dict[str, StagedPointer], current: dict[str, Manifest], rebuild: set[str],
                  config: ChallengeConfig, current_release: str | None,
-                 corrected: dict[str, str] | None = None, withdrawn: dict[str, str] | None = None) -> list[TaskPlan]:
-    """Every staged task not `withdrawn` is in the release: carried over from the current release when the
-    inputs of its files there equal today's (and it is not in `rebuild`), else built. `corrected`: task id →
-    the staged fingerprint its answer-key correction wrote (the corrected key matches that staged data).
-    A step: no storage inside."""
+                 corrected: dict[str, str] | None = None) -> list[TaskPlan]:
+    """Every staged task not withdrawn (in challenge.yaml) is in the release: carried over from the current
+    release when the inputs of its files there equal today's (and it is not in `rebuild`), else built.
+    `corrected`: task id → the staged fingerprint its answer-key correction wrote (the corrected key matches
+    that staged data). A step: no storage inside."""
     plans = []
     for task_id, pointer in sorted(staged.items()):
-        if task_id in (withdrawn or {}):
+        if task_id in config.withdrawn:
             continue
         manifest = current.get(task_id)
         inputs = dict(manifest.build_inputs or {}) if manifest is not None else None
@@ -192,12 +191,12 @@ def plan_release(staged: dict[str, StagedPointer], current: dict[str, Manifest],
     return plans
 
 
-def prepare_release(config: ChallengeConfig, release: str, task_ids: list[str] | None) -> list[TaskPlan]:
+def prepare_release(run: RunContext, release: str, task_ids: list[str] | None) -> list[TaskPlan]:
     """Check the release name and the tasks; clear what an interrupted run of this release left; plan it.
 
     Every staged task is in the release; `task_ids` are rebuilt even when nothing they depend on changed.
     """
-    public, private = open_locations(config)
+    config, public, private = run.config, run.public, run.private
     check_release_name(release)
     if release_exists(public, release):
         raise PublishError(
@@ -221,7 +220,7 @@ def prepare_release(config: ChallengeConfig, release: str, task_ids: list[str] |
     prefix = catalog.release_prefix(release)
     cleared = clear_incomplete(public, prefix) + clear_incomplete(private, prefix)
     if cleared:
-        get_logger().warning("release %s was left incomplete by an earlier run: removed %d object(s), restarting", release, cleared)
+        log.warning("release %s was left incomplete by an earlier run: removed %d object(s), restarting", release, cleared)
     latest = read_latest(public)
     current = {t: catalog.read_manifest(public, latest.release, t) for t in latest.tasks if t in staged} if latest else {}
     corrected = {}
@@ -229,17 +228,10 @@ def prepare_release(config: ChallengeConfig, release: str, task_ids: list[str] |
         versions = read_answer_versions(private, latest.release, task_id) if latest else None
         if versions and versions.versions[-1].version > 1 and versions.versions[-1].staged_fingerprint:
             corrected[task_id] = versions.versions[-1].staged_fingerprint
-    plans = plan_release(staged, current, set(selected), config, latest.release if latest else None, corrected,
-                         config.withdrawn)
+    plans = plan_release(staged, current, set(selected), config, latest.release if latest else None, corrected)
     if not plans:
         raise PublishError(f"nothing to publish: every staged task is withdrawn in challenge.yaml ({', '.join(config.withdrawn)})")
     return plans
 
 
-def get_logger() -> logging.Logger | logging.LoggerAdapter:
-    """The Prefect run logger inside a run, else the module logger."""
-    try:
-        return get_run_logger()
-    except Exception:
-        return logging.getLogger(__name__)
 

@@ -13,10 +13,10 @@ from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
 from challenge.core import catalog
-from challenge.core.config import ChallengeConfig
 from challenge.core.errors import ChallengeError
 from challenge.core.records import FinalMarker, ResultRecord
-from challenge.core.storage import TRANSFER_THREADS, Storage, open_location
+from challenge.core.run_context import RunContext
+from challenge.core.storage import TRANSFER_THREADS, Storage
 from challenge.tasks.artifacts import ProgressArtifact
 from challenge.tasks.release.latest import ReleasedTask
 from challenge.tasks.scoring.score import (
@@ -32,11 +32,6 @@ from challenge.tasks.scoring.score import (
     write_result,
 )
 from challenge.tasks.scoring.submissions import Inbox, Submission
-
-
-def locations(config: ChallengeConfig) -> tuple[Storage, Storage, Storage]:
-    """The public, private and submissions locations of the challenge."""
-    return open_location(config, "public"), open_location(config, "private"), open_location(config, "submissions")
 
 
 def check_task_ids(chosen: list[str] | None, known: list[str]) -> set[str]:
@@ -70,12 +65,12 @@ def finalized_at(private: Storage) -> datetime | None:
 def write_final_marker(private: Storage, finalized: str) -> None:
     """final.json: the challenge is finalized as of `finalized` (an ISO time); finalized_at reads it."""
     marker: FinalMarker = {"finalized_at": finalized}
-    private.write_bytes(catalog.FINAL_MARKER, json.dumps(marker).encode())
+    catalog.write_json(private, catalog.FINAL_MARKER, marker)
 
 
 def missing_feedback(inbox: Inbox, done: dict[str, ResultRecord]) -> list[tuple[str, bytes]]:
     """(feedback key, bytes) for final results whose feedback is not there (a crash between the two)."""
-    return [(sub.feedback_key, json.dumps(feedback(done[sub.submission_id]), indent=2).encode())
+    return [(sub.feedback_key, catalog.json_bytes(feedback(done[sub.submission_id])))
             for sub in inbox.submissions
             if sub.submission_id in done and sub.feedback_key and sub.feedback_key not in inbox.feedback]
 
@@ -107,7 +102,7 @@ def tally(new: list[ResultRecord], batches: dict[str, BatchOutcome]) -> tuple[di
 def score_batch(context: ScoringContext, task_id: str, subs: list[Submission], release: str | None) -> BatchOutcome:
     """One task's pending submissions (threads inside; the daily quota is applied in upload order)."""
     logger = get_run_logger()
-    public, private, submissions = locations(context.config)
+    public, private, submissions = context.run.public, context.run.private, context.run.submissions
     key: AnswerKey | None = (load_answer_key(public, private, release, task_id)
                              if release and task_id in context.task_ids else None)
     progress = ProgressArtifact(len(subs), f"Scoring {len(subs)} submission(s) to {task_id}")
@@ -143,13 +138,13 @@ def corrected_pending(records: list[ResultRecord], released: dict[str, ReleasedT
 
 
 @task(name="rescore-task", task_run_name="rescore-{task_id}", cache_policy=NO_CACHE)
-def rescore_batch(config: ChallengeConfig, task_id: str, release: str, records: list[ResultRecord],
+def rescore_batch(run: RunContext, task_id: str, release: str, records: list[ResultRecord],
                   whole: bool | None = None) -> list[ResultRecord]:
     """These scored submissions of one task, against its answer key in use (the old result kept as history);
     `whole`: on the whole test set too (None: those that had that score)."""
     logger = get_run_logger()
-    public, private, submissions = locations(config)
-    key = load_answer_key(public, private, release, task_id)
+    private, submissions = run.private, run.submissions
+    key = load_answer_key(run.public, private, release, task_id)
 
     def one(record: ResultRecord) -> ResultRecord | None:
         new = rescore(record, key, submissions, whole)

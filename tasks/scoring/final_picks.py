@@ -117,10 +117,7 @@ def write_final_feedback(submissions: Storage, private: Storage, answers: list[t
                          existing: set[str]) -> int:
     """`<team>/<task_id>/FINAL.result.json` for each FINAL whose answer changed since it was last written
     (or whose feedback file is not among the `existing` keys)."""
-    try:
-        written = json.loads(private.read_bytes(catalog.FINAL_FEEDBACK_CACHE)) if private.exists(catalog.FINAL_FEEDBACK_CACHE) else {}
-    except ValueError:  # a damaged cache costs a rewrite, nothing else
-        written = {}
+    written = catalog.read_cache(private, catalog.FINAL_FEEDBACK_CACHE)
     changed = 0
     for final, body in answers:
         key = catalog.feedback_key(final.key)
@@ -128,11 +125,11 @@ def write_final_feedback(submissions: Storage, private: Storage, answers: list[t
         if written.get(key) == digest and key in existing:
             continue
         stamped = {**body, "checked_at": datetime.now(timezone.utc).isoformat()}
-        submissions.write_bytes(key, json.dumps(stamped, indent=2).encode())
+        catalog.write_json(submissions, key, stamped)
         written[key] = digest
         changed += 1
     if changed:
-        private.write_bytes(catalog.FINAL_FEEDBACK_CACHE, json.dumps(written, indent=1).encode())
+        catalog.write_json(private, catalog.FINAL_FEEDBACK_CACHE, written, indent=1)
     return changed
 
 

@@ -10,7 +10,6 @@ scoring run every few minutes writes a handful of files, not one per team and ta
 from __future__ import annotations
 
 import hashlib
-import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
@@ -72,14 +71,11 @@ def write_histories(submissions: Storage, private: Storage, standings: Standings
     for r in records:
         if r.get("task_id") in tasks and (r.get("team") in teams or r.get("team") == BASELINE_TEAM):
             grouped.setdefault((r["team"], r["task_id"]), []).append(r)
-    try:
-        written = json.loads(private.read_bytes(catalog.HISTORY_CACHE)) if private.exists(catalog.HISTORY_CACHE) else {}
-    except ValueError:  # a damaged cache costs a rewrite, nothing else
-        written = {}
+    written = catalog.read_cache(private, catalog.HISTORY_CACHE)
     due: dict[str, bytes] = {}
     for (team, task_id), team_records in sorted(grouped.items()):
         body = team_history(team, tasks[task_id], team_records, choices.get((team, task_id), []), day)
-        data = json.dumps(body, indent=2).encode()
+        data = catalog.json_bytes(body)
         key = catalog.history_key(team, task_id)
         digest = hashlib.sha256(data).hexdigest()
         if written.get(key) != digest or key not in existing:
@@ -88,5 +84,5 @@ def write_histories(submissions: Storage, private: Storage, standings: Standings
     with ThreadPoolExecutor(max_workers=TRANSFER_THREADS) as pool:
         list(pool.map(lambda item: submissions.write_bytes(*item), due.items()))
     if due:
-        private.write_bytes(catalog.HISTORY_CACHE, json.dumps(written, indent=1).encode())
+        catalog.write_json(private, catalog.HISTORY_CACHE, written, indent=1)
     return len(due)

@@ -17,15 +17,15 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
-import logging
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from challenge.core import catalog
+from challenge.core.logs import step_logger
 from challenge.core.records import IndexEntry, ResultRecord
 from challenge.core.storage import TRANSFER_THREADS, ObjectInfo, Storage
 
-log = logging.getLogger(__name__)
+log = step_logger(__name__)
 
 
 def read_index(private: Storage) -> dict[str, IndexEntry]:
@@ -85,7 +85,7 @@ def scan_results(private: Storage) -> tuple[list[ResultRecord], dict[str, int]]:
                             pool.map(lambda i: _attempts(private, i), errors)))
     index = {i.key: {"version": i.version, "raw": raws[i.key]} for i in finals}
     if fresh or index.keys() != cached.keys():
-        private.write_bytes(catalog.RESULTS_INDEX, gzip.compress(json.dumps(index, separators=(",", ":")).encode(), mtime=0))
+        private.write_bytes(catalog.RESULTS_INDEX, gzip.compress(catalog.json_bytes(index, indent=None), mtime=0))
     records = [_parse(key, entry["raw"]) for key, entry in index.items()]
     return [r for r in records if r is not None], attempts
 

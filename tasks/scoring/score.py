@@ -13,13 +13,12 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta, timezone
 from functools import cached_property
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -30,8 +29,10 @@ import challenge
 from challenge.core import catalog, leases
 from challenge.core.config import ChallengeConfig
 from challenge.core.errors import ChallengeError, StorageError
+from challenge.core.logs import step_logger
 from challenge.core.metrics import confusion_matrices, score_all, scores_from_matrix
 from challenge.core.records import RESULT_SCHEMA_VERSION, ErrorRecord, Feedback, Notice, Quota, ResultRecord
+from challenge.core.run_context import RunContext
 from challenge.core.storage import TRANSFER_THREADS, KeyTooLong, ObjectChanged, ObjectExists, Storage, key_fits
 from challenge.tasks.release.latest import read_answer_versions
 from challenge.tasks.scoring.notes import read_description
@@ -49,7 +50,7 @@ from challenge.tasks.scoring.submissions import (
     why_not_scored,
 )
 
-log = logging.getLogger(__name__)
+log = step_logger(__name__)
 
 MAX_ATTEMPTS = 3  # internal errors on one submission before it is recorded as `failed`
 FINAL_STATUSES = ("scored", "invalid", "rejected", "rejected: early", "rejected: closed", "rejected: late",  # late: before 0.2
@@ -176,17 +177,25 @@ def read_upload(submissions: Storage, sub: Submission, limit_bytes: int) -> byte
     return data
 
 
+class Scores(NamedTuple):
+    """A scored upload's metrics per part (public, private, whole test set) and its phase: "challenge", or
+    "benchmark" for an upload scored after the close (post-challenge board)."""
+
+    metrics: dict[str, dict[str, float]]
+    phase: str = "challenge"
+
+
 def result_record(sub: Submission, status: str, message: str, release: str | None,
-                  key: AnswerKey | None = None, metrics: dict[str, dict[str, float]] | None = None,
-                  phase: str = "challenge") -> ResultRecord:
-    """A final result record; `phase` is "benchmark" for an upload scored after the close (post-challenge board)."""
+                  key: AnswerKey | None = None, scores: Scores | None = None) -> ResultRecord:
+    """A final result record: `scores` for a scored upload."""
+    metrics, phase = scores or Scores({})
     return {
         "schema_version": RESULT_SCHEMA_VERSION,
         "submission_id": sub.submission_id, "key": sub.key, "etag": sub.etag, "bytes": sub.size,
         "uploaded_at": sub.uploaded_at.isoformat(), "team": sub.team, "task_id": sub.task_id, "name": sub.name,
         "release": release, "status": status, "message": message, "phase": phase,
         "primary_metric": key.metric if key else None,
-        "metrics": metrics or {},
+        "metrics": metrics,
         "scored_at": datetime.now(timezone.utc).isoformat(),
         "scored_by": {"package": "challenge", "version": challenge.__version__,
                       "metric": key.metric if key else None, "answers_sha256": key.sha256 if key else None,
@@ -336,17 +345,21 @@ def described(record: ResultRecord, description: str | None) -> ResultRecord:
 
 @dataclass(frozen=True)
 class ScoringContext:
-    """What every batch of one scoring run shares, made once by the flow: the challenge's rules, the current
-    release's task ids, the scored submissions per (team, task, UTC day) (updated in upload order as
+    """What every batch of one scoring run shares, made once by the flow: the run's configuration and locations
+    (`run`), the current release's task ids, the scored submissions per (team, task, UTC day) (updated in upload order as
     submissions are scored), the attempts of submissions that hit an internal error, the close (nothing
     uploaded later counts in the challenge) and the threads per batch."""
 
-    config: ChallengeConfig
+    run: RunContext
     task_ids: set[str]
     counts: dict[tuple[str, str, str], int]
     had_error: dict[str, int]
     finalized_at: datetime | None = None
     workers: int = TRANSFER_THREADS
+
+    @property
+    def config(self) -> ChallengeConfig:
+        return self.run.config
 
 
 def read_and_score(subs: list[Submission], context: ScoringContext, key: AnswerKey | None, submissions: Storage,
@@ -409,7 +422,7 @@ def settle(subs: list[Submission], outcomes: list[tuple[str, Any]], context: Sco
                 metrics = {part: value[part] for part in ("public", "private", WHOLE) if part in value}
                 phase = value.get("phase", "challenge")
                 record = described(result_record(sub, "scored", scored_message(metrics, key.metric, phase),
-                                                 key.release, key, metrics, phase), value.get("description"))
+                                                 key.release, key, Scores(metrics, phase)), value.get("description"))
         if sub.task_id in context.task_ids and (sub.team == BASELINE_TEAM or sub.team in team_ids):  # a quota to report
             record["quota"] = quota_status(sub, limit, counts.get(_day(sub), 0))
         finals.append((sub, record))
@@ -463,7 +476,7 @@ def write_result(private: Storage, submissions: Storage, sub: Submission, record
         record["message"] += (f"; {MOVED}: {shown(sub.name)} leaves no room for the {catalog.FEEDBACK_SUFFIX} suffix "
                               f"beside it ({_rule_broken(submissions, beside)}), so it is in {target}: upload under a "
                               "shorter name")
-    body = json.dumps(record, indent=2).encode()
+    body = catalog.json_bytes(record)
     try:
         private.write_bytes(sub.result_key, body, if_absent=first)
     except ObjectExists:
@@ -474,7 +487,7 @@ def write_result(private: Storage, submissions: Storage, sub: Submission, record
     if had_error:
         private.delete(catalog.error_key(sub.result_key))
     if target:
-        submissions.write_bytes(target, json.dumps(feedback(record), indent=2).encode())
+        submissions.write_bytes(target, catalog.json_bytes(feedback(record)))
     return True
 
 
@@ -534,7 +547,7 @@ def write_notices(submissions: Storage, ignored: list[str], feedback_written: se
             due[feedback_key] = Notice(submission=key, status=NOT_SCORED, message=reason, checked_at=now)
 
     def write(item: tuple[str, Notice]) -> None:
-        submissions.write_bytes(item[0], json.dumps(item[1], indent=2).encode())
+        submissions.write_bytes(item[0], catalog.json_bytes(item[1]))
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         list(pool.map(write, due.items()))
@@ -546,7 +559,7 @@ def write_error(private: Storage, sub: Submission, exc: BaseException, attempts:
     record: ErrorRecord = {"submission_id": sub.submission_id, "key": sub.key, "etag": sub.etag, "status": "error",
               "message": f"{type(exc).__name__}: {str(exc)[:1000]}", "attempts": attempts,
               "at": datetime.now(timezone.utc).isoformat()}
-    private.write_bytes(catalog.error_key(sub.result_key), json.dumps(record, indent=2).encode())
+    private.write_bytes(catalog.error_key(sub.result_key), catalog.json_bytes(record))
 
 
 def rescore(record: ResultRecord, key: AnswerKey, submissions: Storage, whole: bool | None = None) -> ResultRecord | None:
@@ -573,7 +586,7 @@ def rescore(record: ResultRecord, key: AnswerKey, submissions: Storage, whole: b
     newly_whole = bool(whole) and WHOLE not in record.get("metrics", {})  # its benchmark score, now it may be told
     done = "scored" if newly_whole else f"rescored{corrected}"
     new = result_record(sub, "scored", scored_message(metrics, key.metric, phase, done), record.get("release"), key,
-                        metrics, phase)
+                        Scores(metrics, phase))
     for kept in ("quota", "description"):
         if kept in record:
             new[kept] = record[kept]

@@ -272,29 +272,39 @@ def row_limit(test_rows: int) -> int:
     return ROWS_ALLOWED * test_rows + 1000
 
 
-def _check_columns(names: list[str]) -> None:
-    """Exactly id,label: a pandas index, a repeated or a missing column is named, cut to a short message."""
+def id_label_problem(names: list[str], parquet: bool = True) -> str | None:
+    """What is wrong with a file's columns, or None when they are exactly id,label (in either order): a pandas
+    index, too many, a repeated, a missing or an unexpected column is named, cut to a short message. The one
+    check of an id,label file: submissions and answer-key corrections (`parquet`: whether Parquet is accepted)."""
     if names and (names[0] in PANDAS_INDEX_NAMES or any(n.startswith("__index_level_") for n in names)):
-        raise ParticipantVisibleError(
-            "the file has an unnamed first column: it was written with its pandas index. Write it with "
-            "df.to_csv(path, index=False) (or df.to_parquet(path, index=False)) so that the columns are exactly id,label")
+        return ("the file has an unnamed first column: it was written with its pandas index. Write it with "
+                "df.to_csv(path, index=False)" + (" (or df.to_parquet(path, index=False))" if parquet else "")
+                + " so that the columns are exactly id,label")
     if len(names) > 20:
-        raise ParticipantVisibleError(f"columns must be exactly id,label: the file has {len(names)} columns "
-                                      f"(starting {', '.join(shown(n, 30) for n in names[:3])}, …)")
+        return (f"columns must be exactly id,label: the file has {len(names)} columns "
+                f"(starting {', '.join(shown(n, 30) for n in names[:3])}, …)")
     repeated = sorted(n for n, count in Counter(names).items() if count > 1)
     if repeated:
-        raise ParticipantVisibleError(f"columns must be exactly id,label: {', '.join(shown(n) for n in repeated[:5])} "
-                                      "appears more than once")
+        return f"columns must be exactly id,label: {', '.join(shown(n) for n in repeated[:5])} appears more than once"
     missing, extra = [c for c in ("id", "label") if c not in names], [c for c in names if c not in ("id", "label")]
     if len(names) == 1 and any(sep in names[0] for sep in ";\t|"):
-        raise ParticipantVisibleError(f"the header {shown(names[0])!r} is one column: separate the columns with commas "
-                                      "(id,label), or upload Parquet")
-    if missing or extra:
-        parts = ([f"missing {', '.join(missing)}"] if missing else []) + (
-            [f"unexpected {', '.join(shown(c) for c in extra[:5])}" + (f" and {len(extra) - 5} more" if len(extra) > 5 else "")]
-            if extra else [])
-        got = ", ".join(shown(n) for n in names[:8]) + (", …" if len(names) > 8 else "")
-        raise ParticipantVisibleError(f"columns must be exactly id,label: {'; '.join(parts)} (got {got or 'none'})")
+        return (f"the header {shown(names[0])!r} is one column: separate the columns with commas (id,label)"
+                + (", or upload Parquet" if parquet else ""))
+    if not (missing or extra):
+        return None
+    parts = ([f"missing {', '.join(missing)}"] if missing else []) + (
+        [f"unexpected {', '.join(shown(c) for c in extra[:5])}" + (f" and {len(extra) - 5} more" if len(extra) > 5 else "")]
+        if extra else [])
+    got = ", ".join(shown(n) for n in names[:8]) + (", …" if len(names) > 8 else "")
+    case = " (write the names in lower case, without spaces around them)" if missing and sorted(
+        n.strip().lower() for n in names) == ["id", "label"] else ""
+    return f"columns must be exactly id,label: {'; '.join(parts)} (got {got or 'none'}){case}"
+
+
+def _check_columns(names: list[str]) -> None:
+    problem = id_label_problem(names)
+    if problem:
+        raise ParticipantVisibleError(problem)
 
 
 def _csv_header(data: bytes, name: str = "the file") -> list[str]:

@@ -60,8 +60,19 @@ def _lookup(keys: np.ndarray, rows: np.ndarray, queries: np.ndarray) -> np.ndarr
     return first_match(keys[rows], rows, queries)
 
 
-def _exact_duplicates(hashes: RecordHashes, train: np.ndarray, test: np.ndarray,
-                      labels: np.ndarray | None) -> list[LeakFinding]:
+@dataclass(frozen=True)
+class _Sides:
+    """The records' hashes, which of the records are on the train and on the test side (row numbers,
+    ascending), and every record's label (None: not compared)."""
+
+    hashes: RecordHashes
+    train: np.ndarray
+    test: np.ndarray
+    labels: np.ndarray | None = None
+
+
+def _exact_duplicates(sides: _Sides) -> list[LeakFinding]:
+    hashes, train, test, labels = sides.hashes, sides.train, sides.test, sides.labels
     match = _lookup(hashes.exact, train, hashes.exact[test])
     duplicated = match >= 0
     n = int(duplicated.sum())
@@ -72,8 +83,8 @@ def _exact_duplicates(hashes: RecordHashes, train: np.ndarray, test: np.ndarray,
                         f"{n} test row(s) have the same features as a train row", label_agreement=agreement)]
 
 
-def _near_duplicates(hashes: RecordHashes, train: np.ndarray, test: np.ndarray, labels: np.ndarray | None,
-                     columns: LeakColumns, refusable: bool, what: str = "test record(s)") -> list[LeakFinding]:
+def _near_duplicates(sides: _Sides, columns: LeakColumns, refusable: bool, what: str = "test record(s)") -> list[LeakFinding]:
+    hashes, train, test, labels = sides.hashes, sides.train, sides.test, sides.labels
     if not columns.text:
         return []
     best = best_train_match(hashes, train, test, columns.similarity)
@@ -90,10 +101,10 @@ def _near_duplicates(hashes: RecordHashes, train: np.ndarray, test: np.ndarray, 
         refusable=refusable, label_agreement=agreement)]
 
 
-def _identifying_duplicates(hashes: RecordHashes, train: np.ndarray, test: np.ndarray, column: str,
-                            text: bool) -> list[LeakFinding]:
-    values = hashes.identifying[column]
-    train_values = values[train]
+def _identifying_duplicates(sides: _Sides, column: str, text: bool) -> list[LeakFinding]:
+    test = sides.test
+    values = sides.hashes.identifying[column]
+    train_values = values[sides.train]
     hits = (values[test] != 0) & pc.is_in(pa.array(values[test]), value_set=pa.array(train_values[train_values != 0])) \
         .to_numpy(zero_copy_only=False)
     count = int(hits.sum())
@@ -113,10 +124,11 @@ def leak_findings(hashes: RecordHashes, test: np.ndarray, labels: np.ndarray | N
     train_rows, test_rows = np.flatnonzero(~test), np.flatnonzero(test)
     if not (columns.features and len(train_rows) and len(test_rows)):
         return []
-    findings = _exact_duplicates(hashes, train_rows, test_rows, labels)
-    findings += _near_duplicates(hashes, train_rows, test_rows, labels, columns, True)
+    sides = _Sides(hashes, train_rows, test_rows, labels)
+    findings = _exact_duplicates(sides)
+    findings += _near_duplicates(sides, columns, True)
     for column in columns.identifying:
-        findings += _identifying_duplicates(hashes, train_rows, test_rows, column, column in columns.text)
+        findings += _identifying_duplicates(sides, column, column in columns.text)
     return findings
 
 
@@ -154,6 +166,6 @@ def duplicate_records(records: pa.Table, train_side: pa.Array, test_side: pa.Arr
         findings.append(LeakFinding(
             "exact_duplicate_rows", None, n, n / len(test_rows),
             f"{n} record(s) of test pairs have the same features as a record of train pairs (another id)"))
-    findings += _near_duplicates(hashes, train_rows, test_rows, None, columns, refusable=False,
+    findings += _near_duplicates(_Sides(hashes, train_rows, test_rows), columns, refusable=False,
                                  what="record(s) of test pairs")
     return findings
