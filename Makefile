@@ -21,8 +21,12 @@ $(BIN)/challenge: pyproject.toml
 demo: $(BIN)/challenge
 	$(BIN)/challenge demo $(DEMO)
 
+# The tests run on TEST_WORKERS pytest-xdist workers, one module at a time each (most tests wait on servers
+# and subprocesses, so a few more workers than cores); TEST_WORKERS=0 runs them in this one process.
+TEST_WORKERS ?= 4
+
 test: $(BIN)/challenge chromium
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 # The leaderboard page is checked in headless Chromium (Debian's package).
 chromium:
