@@ -45,6 +45,7 @@ def main() -> None:
     from challenge.flows.score_submissions import score_submissions
     from challenge.tasks.intake.drops import discover_drops, run_time_label
     from challenge.tasks.intake.gate import gate_drop
+    from challenge.core.run_context import RunContext
 
     server, endpoint = start_moto()
     try:
@@ -73,7 +74,7 @@ def main() -> None:
                 "data: data.parquet\n")
             upload_tree(open_storage(config.storage.intake, endpoint), drop, "bench-team/bench-task")
         drops, _ = discover_drops(open_storage(config.storage.intake, endpoint))
-        assert gate_drop(drops[0], config, run_time_label())[0].verdict == "pass"
+        assert gate_drop(drops[0], RunContext(config), run_time_label())[0].verdict == "pass"
         publish_release(config_path=config_path, release="r1")
         private, submissions = (open_storage(u, endpoint) for u in (config.storage.private, config.storage.submissions))
         answers = pq.read_table(io.BytesIO(private.read_bytes("releases/r1/bench-task/answers.parquet")))

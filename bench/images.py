@@ -166,11 +166,12 @@ def measure_gate(args: dict) -> dict:
     from challenge.core.storage import open_storage
     from challenge.tasks.intake.drops import discover_drops, run_time_label
     from challenge.tasks.intake.gate import gate_drop
+    from challenge.core.run_context import RunContext
 
     config = bench_config(Path(args["folder"]), args.get("endpoint"), args.get("bucket"))
     drops, _ = discover_drops(open_storage(config.storage.intake, args.get("endpoint")))
     start = time.perf_counter()
-    outcome, _ = gate_drop(drops[0], config, run_time_label(), force=True)
+    outcome, _ = gate_drop(drops[0], RunContext(config), run_time_label(), force=True)
     return {"seconds": time.perf_counter() - start, "verdict": outcome.verdict, "failures": outcome.failures}
 
 

@@ -100,11 +100,12 @@ def measure_gate(folder: Path) -> dict:
     from challenge.core.storage import LocalStorage
     from challenge.tasks.intake.drops import discover_drops, run_time_label
     from challenge.tasks.intake.gate import gate_drop
+    from challenge.core.run_context import RunContext
 
     drops, _ = discover_drops(LocalStorage(folder / "intake"))
     rss_before = peak_rss()
     start = time.perf_counter()
-    outcome, _ = gate_drop(drops[0], bench_config(folder), run_time_label(), force=True)
+    outcome, _ = gate_drop(drops[0], RunContext(bench_config(folder)), run_time_label(), force=True)
     seconds = time.perf_counter() - start
     return {"seconds": seconds, "verdict": outcome.verdict, "failures": outcome.failures, "rss_before": rss_before}
 

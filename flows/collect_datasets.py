@@ -15,6 +15,7 @@ from challenge.core.task_runners import task_runner_from_env, warn_unseen_storag
 from challenge.flows.run_names import run_name, with_tasks
 from challenge.flows.run_states import failed_run, listing
 from challenge.tasks.intake.drops import DropOutcome, run_time_label, task_id_clashes
+from challenge.core.run_context import RunContext
 from challenge.tasks.intake.gate_tasks import gate_and_report_drop, list_drops
 
 
@@ -60,13 +61,14 @@ def collect_datasets(config_path: str | None = None, tasks: list[str] | None = N
     config = load_config(config_path)
     warn_unseen_storage(config)
     run_time = run_time_label(datetime.now(timezone.utc))
-    drops = list_drops(config, tasks)
+    run = RunContext(config)
+    drops = list_drops(run, tasks)
     clashes = task_id_clashes(drops)
     logger.info("%d drop(s) found under %s", len(drops), config.storage.intake)
     futures = []
     for d in drops:
         with tags(f"task:{d.folder}", f"contributor:{d.contributor}"):
-            futures.append(gate_and_report_drop.submit(d, config, run_time, clashes.get(d.folder), force))
+            futures.append(gate_and_report_drop.submit(d, run, run_time, clashes.get(d.folder), force))
     summary = CollectSummary()
     for drop, future in zip(drops, futures):
         try:

@@ -55,7 +55,7 @@ def correct_answers(task: str, file: str, config_path: str | None = None) -> Cor
     run = RunContext(config)
     public, private = run.public, run.private
     logger = get_run_logger()
-    with scoring_slot(config):  # no scoring run reads the key while it changes
+    with scoring_slot(run):  # no scoring run reads the key while it changes
         latest = current_release(public)
         if task not in latest.tasks:
             raise ChallengeError(f"unknown task id {task!r}: the current release {latest.release} has {', '.join(latest.tasks)}")

@@ -71,11 +71,11 @@ def publish_release(config_path: str | None = None, release: str | None = None,
     summaries = [f.result() for f in futures]  # any failure raises here: latest.json stays as it was
     marker = finish_release(public, release, [s["task_id"] for s in summaries], config.withdrawn)
     if public.exists(catalog.BOARD_JSON):  # the boards follow the release now: a withdrawn task's standings go
-        with scoring_slot(config):
+        with scoring_slot(run):
             refresh_leaderboard(run)
     refresh_challenge_info(public, config, finalized_at(private))
     for s in summaries:
-        public_page_artifact(config, f"card-{s['task_id']}", catalog.card_key(release, s["task_id"]),
+        public_page_artifact(run, f"card-{s['task_id']}", catalog.card_key(release, s["task_id"]),
                              f"{s['task_id']} dataset card", f"Release {release}")
     table_artifact("release", [{"task": s["task_id"], "kind": s["kind"], "files": s["files"], "action": s["action"],
                                 **{f"rows_{k}": v for k, v in s["counts"].items()},

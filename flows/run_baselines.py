@@ -11,7 +11,7 @@ from prefect.logging import get_run_logger
 
 from challenge.core.config import load_config
 from challenge.core.records import BaselineSummary
-from challenge.core.storage import open_location
+from challenge.core.run_context import RunContext
 from challenge.core.task_runners import task_runner_from_env, warn_unseen_storage
 from challenge.flows.run_names import run_name
 from challenge.tasks.baselines.models import BaselineError, select_tasks, train_and_submit_baseline
@@ -21,7 +21,7 @@ from challenge.tasks.release.latest import current_release
 def _release_label(params: dict[str, Any]) -> str | None:
     """The latest release's name, for the run name `baselines-<release>` (the time when there is none yet)."""
     try:
-        return current_release(open_location(load_config(params.get("config_path")), "public")).release
+        return current_release(RunContext(load_config(params.get("config_path"))).public).release
     except Exception:  # noqa: BLE001 (any failure: the flow itself reports it)
         return None
 
@@ -47,14 +47,15 @@ def run_baselines(config_path: str | None = None, tasks: list[str] | None = None
     logger = get_run_logger()
     config = load_config(config_path)
     warn_unseen_storage(config)
-    latest = current_release(open_location(config, "public"))
+    run = RunContext(config)
+    latest = current_release(run.public)
     release = latest.release
     selected = select_tasks(tasks, latest.tasks)
     logger.info("baselines for release %s: %d task(s): %s", release, len(selected), ", ".join(selected))
     futures = []
     for task_id in selected:
         with tags(f"task:{task_id}", f"release:{release}", "team:baseline"):
-            futures.append((task_id, train_and_submit_baseline.submit(config, task_id, release)))
+            futures.append((task_id, train_and_submit_baseline.submit(run, task_id, release)))
     summaries, failures = [], []
     for task_id, future in futures:
         try:

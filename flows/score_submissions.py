@@ -217,8 +217,8 @@ def score_submissions(config_path: str | None = None, rescore: bool = False,
     """
     config = load_config(config_path)
     warn_unseen_storage(config)
-    with scoring_slot(config):
-        context = RunContext(config)
+    context = RunContext(config)
+    with scoring_slot(context):
         done = rescore_all(context, tasks) if rescore else score_new(context, tasks)
     if done.errors:
         keys = [key for key, _ in done.errors]
@@ -258,7 +258,7 @@ def finalize_challenge(config_path: str | None = None, force: bool = False) -> S
     run = RunContext(config)
     public, private = run.public, run.private
     logger = get_run_logger()
-    with scoring_slot(config):
+    with scoring_slot(run):
         now = datetime.now(timezone.utc)
         closed = finalized_at(private)
         if closed is None:

@@ -20,10 +20,10 @@ from prefect.artifacts import (
 )
 
 from challenge.core import catalog, inert
-from challenge.core.config import ChallengeConfig, public_web_address
+from challenge.core.config import public_web_address
 from challenge.core.formats import MISSING, interval_text, score_text, utc_minute
 from challenge.core.records import Board, Entry, ResultRecord
-from challenge.core.storage import open_location
+from challenge.core.run_context import RunContext
 
 MAX_LISTED = 200  # files named in a run's table of files not scored; the rest are counted
 REASON_CHARS = 240  # a reason longer than this is cut (the feedback file has it whole)
@@ -45,13 +45,13 @@ def table_artifact(key: str, rows: list[dict[str, Any]], description: str, empty
     create_table_artifact(key=key, table=uniform_rows(rows, fill) if rows else [empty], description=description)
 
 
-def public_page_artifact(config: ChallengeConfig, key: str, object_key: str, text: str, description: str) -> None:
+def public_page_artifact(run: RunContext, key: str, object_key: str, text: str, description: str) -> None:
     """A link to a public object when it has a browser address; else a note saying where it is."""
-    address = public_web_address(config, object_key)
+    address = public_web_address(run.config, object_key)
     if address:
         create_link_artifact(key=key, link=address, link_text=text, description=description)
         return
-    where = open_location(config, "public").uri_for(object_key)
+    where = run.public.uri_for(object_key)
     if where.startswith("s3://"):
         how = ("It is in the public bucket; participants open it where that bucket is served (an S3 static "
                "website or a CDN).")
@@ -109,7 +109,7 @@ def _uncertainty(entry: Entry) -> dict[str, str]:
             "tied with above": "≈" if entry.get("tied_with_above") else ""}
 
 
-def leaderboard_artifacts(config: ChallengeConfig, board: Board) -> None:
+def leaderboard_artifacts(run: RunContext, board: Board) -> None:
     """One table per track and per task (display names; the baseline marked), and the page's address."""
     final = " (final, private scores)" if board["final"] else " (public scores)"
     for track, info in board["tracks"].items():
@@ -126,7 +126,7 @@ def leaderboard_artifacts(config: ChallengeConfig, board: Board) -> None:
                 for e in info["entries"]]
         table_artifact(f"leaderboard-{task_id}", rows, f"{info.get('title') or task_id}: {info['metric']}{final}",
                        {"rank": MISSING, "team": "no scored submission yet", "score": MISSING})
-    public_page_artifact(config, "leaderboard-page", catalog.PAGE, "Leaderboard page", f"Release {board['release']}{final}")
+    public_page_artifact(run, "leaderboard-page", catalog.PAGE, "Leaderboard page", f"Release {board['release']}{final}")
 
 
 class ProgressArtifact:

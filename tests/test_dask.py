@@ -52,6 +52,10 @@ def _scores(config: ChallengeConfig) -> dict[str, object]:
     return {r["key"]: (r["status"], r["metrics"], r["message"]) for r in records}
 
 
+# The Dask runner does not depend on the storage backend (each worker opens the locations it is given), so each
+# end-to-end test runs on one: publishing and scoring on S3, where a cluster's workers on other hosts see the
+# data; the gate on local folders, the embedded default (and the warning test covers local folders on workers).
+@pytest.mark.parametrize("backend", ["s3"])
 def test_dask_runner_publishes_and_scores_like_threads(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
     endpoint = request.getfixturevalue("s3_endpoint") if backend == "s3" else None
     config = make_config(backend, tmp_path, endpoint, teams=[{"id": "team-a", "name": "A"}])
@@ -125,6 +129,7 @@ def test_task_runner_is_chosen_by_the_environment(monkeypatch: pytest.MonkeyPatc
         task_runner_from_env()
 
 
+@pytest.mark.parametrize("backend", ["local"])
 def test_each_drop_is_gated_in_its_own_dask_task_side_by_side(backend: str, tmp_path: Path,
                                                              request: pytest.FixtureRequest) -> None:
     from distributed import Client, LocalCluster, get_task_stream

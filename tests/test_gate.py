@@ -14,6 +14,7 @@ from conftest import EXAMPLES, put_drop
 from drops import classification_drop, classification_frame, image_drop, matching_drop, matching_tables
 from test_config import BILLION_LAUGHS
 
+from challenge.core.run_context import RunContext
 from challenge.core.config import ChallengeConfig
 from challenge.core.storage import open_location
 from challenge.tasks.intake.drops import DropOutcome, discover_drops, run_time_label, task_id_clashes
@@ -33,7 +34,7 @@ def gate(config: ChallengeConfig, folder: Path, contributor: str = "team-x", tas
     drops, _ = discover_drops(intake)
     drop = next(d for d in drops if d.contributor == contributor and d.folder == (task_dir or folder.name))
     clashes = task_id_clashes(drops)
-    return gate_drop(drop, config, run_time_label(), clashes.get(drop.folder), force)
+    return gate_drop(drop, RunContext(config), run_time_label(), clashes.get(drop.folder), force)
 
 
 def failed_checks(report: GateReport | None) -> dict[str, list]:
@@ -401,7 +402,7 @@ def test_task_id_clash_between_contributors(config: ChallengeConfig, tmp_path: P
     assert "claimed by contributor 'team-y', whose drop came first" in report.failures[0].hint
     drops, _ = discover_drops(storages(config)[0])
     earlier = next(d for d in drops if d.contributor == "team-y")
-    assert gate_drop(earlier, config, run_time_label(), task_id_clashes(drops)["shop-items"])[0].verdict == "pass"
+    assert gate_drop(earlier, RunContext(config), run_time_label(), task_id_clashes(drops)["shop-items"])[0].verdict == "pass"
 
 
 def test_task_id_owned_by_another_contributor_and_staged_data_untouched(config: ChallengeConfig, tmp_path: Path) -> None:
@@ -452,7 +453,7 @@ def test_a_drop_with_a_symlink_or_a_fifo_fails_unread(config: ChallengeConfig, t
         expected = "items.csv: a symbolic link"
     intake, _ = storages(config)
     drops, _ = discover_drops(intake)
-    outcome, report = gate_drop(drops[0], config, run_time_label())  # returns: the FIFO is never opened
+    outcome, report = gate_drop(drops[0], RunContext(config), run_time_label())  # returns: the FIFO is never opened
     assert outcome.verdict == "fail" and outcome.staged is None
     failures = failed_checks(report)
     assert list(failures) == ["regular_files"] and expected in json.dumps(failures["regular_files"][0].as_dict())

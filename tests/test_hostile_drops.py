@@ -31,6 +31,7 @@ from drops import (
 )
 from test_gate import failed_checks, gate, storages
 
+from challenge.core.run_context import RunContext
 from challenge.core import catalog
 from challenge.core.config import ChallengeConfig
 from challenge.core.errors import ConfigError, DropsFailed
@@ -46,7 +47,7 @@ def gate_all(config: ChallengeConfig) -> dict[str, tuple[DropOutcome, GateReport
     intake, _ = storages(config)
     drops, _ = discover_drops(intake)
     clashes, run_time = task_id_clashes(drops), run_time_label()
-    return {d.name: gate_drop(d, config, run_time, clashes.get(d.folder)) for d in drops}
+    return {d.name: gate_drop(d, RunContext(config), run_time, clashes.get(d.folder)) for d in drops}
 
 
 def with_settings(config: ChallengeConfig, **settings: object) -> ChallengeConfig:
@@ -344,6 +345,10 @@ def test_a_csv_with_cr_only_line_ends_is_read_row_by_row(config: ChallengeConfig
     assert report.tables["data"]["rows"] == len(frame)
 
 
+# The budget kills the gate's process whatever the storage (the child opens its own): one backend each, S3 here
+# (the child reaches the bucket itself), local folders for the new-interpreter case below; each burns a core
+# for its whole budget.
+@pytest.mark.parametrize("backend", ["s3"])
 def test_a_drop_whose_checks_never_end_fails_at_its_time_budget(backend: str, tmp_path: Path,
                                                                 request: pytest.FixtureRequest) -> None:
     """task.yaml's own expectation backtracks for hours (a JSON-schema pattern: Python's re engine, which holds
@@ -378,6 +383,7 @@ def test_a_drop_whose_checks_never_end_fails_at_its_time_budget(backend: str, tm
                                                                         "penguin-lab/penguins": "unchanged"}
 
 
+@pytest.mark.parametrize("backend", ["local"])
 def test_in_a_daemonic_process_the_gate_runs_in_a_new_interpreter_bounded_the_same(
         config: ChallengeConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A Dask worker is a daemonic process, which may not start multiprocessing children: there each drop's gate
@@ -392,7 +398,7 @@ def test_in_a_daemonic_process_the_gate_runs_in_a_new_interpreter_bounded_the_sa
     put_drop(bounded, write_drop(tmp_path / "shop-items", hanging_spec(), {"items.csv": hanging_frame()}), "team-x")
     put_drop(bounded, EXAMPLES / "penguin-lab" / "penguins", "penguin-lab")
     drops, _ = discover_drops(storages(bounded)[0])
-    outcomes = {d.name: gate_process.gate_drop_within_budget(d, bounded, run_time_label())[0] for d in drops}
+    outcomes = {d.name: gate_process.gate_drop_within_budget(d, RunContext(bounded), run_time_label())[0] for d in drops}
     assert started == [1, 1]
     assert outcomes["penguin-lab/penguins"].verdict == "pass" and outcomes["penguin-lab/penguins"].staged
     assert any("time_budget" in line and "20 s" in line for line in outcomes["team-x/shop-items"].failures)

@@ -152,3 +152,25 @@ def test_stages_import_only_the_stages_they_declare() -> None:
     shared = [f"{source} imports {target}" for source in sorted(SHARED) for target in sorted(graph.get(source, ()))
               if target.startswith("challenge.tasks.")]
     assert not wrong and not shared, "\n".join(wrong + shared)
+
+
+def calls_of(name: str, modules: dict[str, Path]) -> dict[str, int]:
+    """Module → how many calls of a function called `name` (plain or as an attribute) its source makes."""
+    found = {}
+    for module, path in modules.items():
+        tree = ast.parse(path.read_text(), str(path))
+        count = sum(isinstance(node, ast.Call) and name in (getattr(node.func, "id", None), getattr(node.func, "attr", None))
+                    for node in ast.walk(tree))
+        if count:
+            found[module] = count
+    return found
+
+
+def test_locations_are_opened_only_by_a_run_context() -> None:
+    # one way to open a storage location: a RunContext made once per flow run or command, passed down
+    assert set(calls_of("open_location", package_modules())) == {"challenge.core.run_context"}
+
+
+def test_the_call_finder_finds_a_call(tmp_path: Path) -> None:
+    (tmp_path / "m.py").write_text("from x import open_location\nopen_location(1, 2)\nstorage.open_location(3)\n")
+    assert calls_of("open_location", {"m": tmp_path / "m.py"}) == {"m": 2}

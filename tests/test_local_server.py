@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -37,10 +38,30 @@ def cli(home: Path, *args: str, **extra: str) -> subprocess.CompletedProcess[str
                           check=False)
 
 
+@pytest.fixture(scope="module")
+def migrated_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A Prefect database created and migrated once for the module: each home below starts from a copy, so its
+    server skips the 5 CPU-s of migrations (the first start on a new home, which creates the database, is
+    tests/test_fresh_machine.py's)."""
+    folder = tmp_path_factory.mktemp("migrated-prefect-home")
+    made = subprocess.run([str(CLI.parent / "prefect"), "server", "database", "upgrade", "-y"], env=cli_env(folder),
+                          capture_output=True, text=True, timeout=600, check=False)
+    assert made.returncode == 0 and (folder / "prefect.db").is_file(), made.stdout + made.stderr
+    return folder / "prefect.db"
+
+
+def seeded_home(folder: Path, database: Path) -> Path:
+    """`folder` as a PREFECT_HOME holding a copy of the migrated database."""
+    folder.mkdir(parents=True)
+    shutil.copyfile(database, folder / "prefect.db")
+    return folder
+
+
 @pytest.fixture
-def home(tmp_path: Path) -> Iterator[Path]:
-    """A new PREFECT_HOME; whatever server it has at the end is stopped, and none may be left."""
-    folder = tmp_path / "prefect-home"
+def home(tmp_path: Path, migrated_database: Path) -> Iterator[Path]:
+    """A new PREFECT_HOME (with a migrated database); whatever server it has at the end is stopped, and none may
+    be left."""
+    folder = seeded_home(tmp_path / "prefect-home", migrated_database)
     yield folder
     local_server.stop(folder)
     assert prefect_servers_under(tmp_path) == []
@@ -103,7 +124,6 @@ def test_two_commands_at_once_start_one_server(home: Path) -> None:
 def test_a_stale_pid_file_is_replaced(home: Path) -> None:
     gone = subprocess.Popen(["true"])
     gone.wait()
-    home.mkdir()
     local_server.write_state(home, gone.pid, _free_port(), f"1 {sys.executable} -m prefect server start")
     said: list[str] = []
     server = local_server.ensure(home, TIMEOUT, said.append)
@@ -114,7 +134,6 @@ def test_a_stale_pid_file_is_replaced(home: Path) -> None:
 def test_a_pid_now_used_by_another_program_is_left_alone(home: Path) -> None:
     other = subprocess.Popen(["sleep", "300"])
     try:
-        home.mkdir()
         local_server.write_state(home, other.pid, _free_port(), "1")  # another start time
         assert local_server.status(home) is None  # not our server, whatever the file says
         server = local_server.ensure(home, TIMEOUT, lambda line: None)
@@ -131,7 +150,6 @@ def test_a_port_another_program_holds_is_left_to_it(home: Path) -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        home.mkdir()
         (home / local_server.PORT_FILE).write_text(str(port))  # the port the last server of this home had
         said: list[str] = []
         server = local_server.ensure(home, TIMEOUT, said.append)
@@ -143,7 +161,6 @@ def test_a_port_another_program_holds_is_left_to_it(home: Path) -> None:
 
 
 def test_a_server_that_cannot_start_names_its_log(home: Path) -> None:
-    home.mkdir()
     broken = {"PREFECT_SERVER_DATABASE_CONNECTION_URL": "nonsense://"}
     result = cli(home, "server", "start", **broken)
     assert result.returncode == 2, result.stderr
@@ -195,15 +212,15 @@ def test_an_error_in_a_flow_run_names_the_run(prefect_harness: None) -> None:
     assert NO_RUN in error_line(ValueError("outside"))
 
 
-def test_another_homes_server_on_the_port_is_not_taken_for_its_own(home: Path, tmp_path: Path) -> None:
+def test_another_homes_server_on_the_port_is_not_taken_for_its_own(home: Path, tmp_path: Path,
+                                                                  migrated_database: Path) -> None:
     """Two PREFECT_HOMEs on one machine (two checkouts, two users, a test beside a demo): a server started on
     the port another home's server holds cannot bind and exits. Its start must not count the other one's
     answer as its own (that one may be stopped a moment later: 'Connection refused' in the middle of a demo);
     `ensure` then starts it on another port."""
-    other_home = tmp_path / "other-home"
+    other_home = seeded_home(tmp_path / "other-home", migrated_database)
     other = local_server.ensure(other_home, TIMEOUT, lambda _: None, first_start=True)
     try:
-        home.mkdir(parents=True)
         clash = local_server.start(home, other.port)  # the port another home's server answers on
         with pytest.raises(local_server._PortTaken):
             local_server.wait_until_up(clash, TIMEOUT)
@@ -245,7 +262,6 @@ def test_a_port_taken_is_known_when_the_shutdown_fails_after_the_bind(home: Path
     """Seen with four test workers on 2 cores: the port was taken between the check and the bind, and Prefect's
     shutdown then failed too, so the bind error is not among the log's last lines. It is still a taken port
     (ensure tries another one), not a server that cannot start."""
-    home.mkdir()
     log = home / local_server.LOG_FILE
     exited = subprocess.Popen([sys.executable, "-c", f"open({str(log)!r}, 'w').write({BIND_FAILED_THEN_SHUTDOWN!r})"])
     exited.wait(timeout=60)

@@ -17,6 +17,7 @@ import pytest
 from conftest import EXAMPLES, make_config, put_drop, saved
 from drops import classification_drop, classification_frame, matching_drop, matching_tables
 
+from challenge.core.run_context import RunContext
 from challenge.core.config import ChallengeConfig
 from challenge.core.errors import ChallengeError
 from challenge.core.storage import S3Storage, Storage, open_location
@@ -38,7 +39,7 @@ def stage(config: ChallengeConfig, folder: Path, contributor: str) -> None:
     put_drop(config, folder, contributor)
     drops, _ = discover_drops(open_location(config, "intake"))
     drop = next(d for d in drops if d.contributor == contributor and d.folder == folder.name)
-    outcome, _ = gate_drop(drop, config, run_time_label())
+    outcome, _ = gate_drop(drop, RunContext(config), run_time_label())
     assert outcome.verdict == "pass", outcome.failures
 
 
@@ -239,7 +240,7 @@ def test_unstaged_or_failed_task_cannot_be_published(staged: ChallengeConfig, tm
     frame.loc[0, "Item ID"] = None
     put_drop(staged, classification_drop(tmp_path / "shop-items", frame), "team-x")
     drop = next(d for d in discover_drops(open_location(staged, "intake"))[0] if d.folder == "shop-items")
-    assert gate_drop(drop, staged, run_time_label())[0].verdict == "fail"
+    assert gate_drop(drop, RunContext(staged), run_time_label())[0].verdict == "fail"
     with pytest.raises(ChallengeError, match="cannot publish nope, shop-items: not staged"):
         publish_release(config_path=saved(staged), release="never", tasks=["shop-items", "nope", "penguins"])
     public, _ = stores(staged)

@@ -34,11 +34,12 @@ HOLDER = """
 import sys, time
 from prefect import flow
 from challenge.core.config import load_config
+from challenge.core.run_context import RunContext
 from challenge.core.scoring_slot import scoring_slot
 
 @flow
 def hold(path: str, seconds: float) -> str:
-    with scoring_slot(load_config(path)) as lease:
+    with scoring_slot(RunContext(load_config(path))) as lease:
         print("held", flush=True)
         time.sleep(seconds)
         return lease.problem() or "kept"
@@ -50,7 +51,7 @@ print(hold(sys.argv[1], float(sys.argv[2])), flush=True)
 @flow
 def take_slot(path: str) -> str:
     """Take the slot, say what the lease is, give it back."""
-    with scoring_slot(load_config(path)) as lease:
+    with scoring_slot(RunContext(load_config(path))) as lease:
         return lease.problem() or "held"
 
 
@@ -112,7 +113,7 @@ def hold_while(path: str, action: str) -> str:
     (`taken`); wait until the lease says it is lost and return why."""
     config = load_config(path)
     _, private, _ = stores(config)
-    with scoring_slot(config) as lease:
+    with scoring_slot(RunContext(config)) as lease:
         if action == "taken":
             private.write_bytes(catalog.SCORING_SLOT_NOTE, json.dumps({"holder": "elsewhere:1:x",
                                                                        "renewed_at": time.time()}).encode())

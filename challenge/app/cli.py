@@ -118,10 +118,9 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     import json
 
     from challenge.core.config import load_config
-    from challenge.core.storage import open_location
+    from challenge.core.run_context import RunContext
 
-    config = load_config(args.config)
-    public = open_location(config, "public")
+    public = RunContext(load_config(args.config)).public
     folder = {"live": catalog.LEADERBOARD, "final": catalog.FINAL_BOARD, "benchmark": catalog.BENCHMARK_BOARD}[args.board]
     if not public.exists(catalog.board_json(folder)):
         hint = {"live": "run `challenge score` first", "final": "the challenge is not finalized (`challenge finalize`)",

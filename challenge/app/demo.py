@@ -20,9 +20,10 @@ import pyarrow.parquet as pq
 
 from challenge.app.scaffold import init_challenge
 from challenge.core import catalog
-from challenge.core.config import ChallengeConfig, load_config
+from challenge.core.config import load_config
 from challenge.core.errors import DropsFailed
-from challenge.core.storage import Storage, open_location
+from challenge.core.run_context import RunContext
+from challenge.core.storage import Storage
 from challenge.core.task_runners import on_runner
 from challenge.tasks.release.latest import current_release, read_answer_versions, read_latest, release_tasks
 from challenge.tasks.scoring.records import load_results
@@ -34,16 +35,16 @@ ROWS_REMOVED = 10
 STEPS = 10
 
 
-def sample_submissions(config: ChallengeConfig, only: list[str] | None = None, suffix: str = "") -> dict[str, bytes]:
+def sample_submissions(run: RunContext, only: list[str] | None = None, suffix: str = "") -> dict[str, bytes]:
     """Per task of the latest release (or the `only` ones): a good (team-a), a random (team-b) and an
     invalid (team-a) CSV, named good{suffix}.csv and so on.
 
     Only an organizer can make these: they start from the hidden answer key. Seeded, so a
     second demo produces the same bytes.
     """
-    public, private = open_location(config, "public"), open_location(config, "private")
+    public, private = run.public, run.private
     latest = current_release(public)
-    teams = [t.id for t in config.teams] or ["team-a"]
+    teams = [t.id for t in run.config.teams] or ["team-a"]
     good_team, random_team = teams[0], teams[1 % len(teams)]
     files: dict[str, bytes] = {}
     for task_id in sorted(only or latest.tasks):
@@ -154,7 +155,7 @@ def run_demo(folder: str | Path, out: TextIO | None = None, task_runner: str | N
                 f"{counts['unchanged']} unchanged{failed}")
 
     def publish() -> str:
-        public = open_location(state["config"], "public")
+        public = state["run"].public
         latest = read_latest(public)
         if latest is not None:
             return f"release {latest.release} already published ({', '.join(latest.tasks)})"
@@ -167,8 +168,8 @@ def run_demo(folder: str | Path, out: TextIO | None = None, task_runner: str | N
         return f"{len(result.baselines)} trained (validation: {scores}); {result.uploaded} uploaded as team baseline"
 
     def samples() -> str:
-        files = sample_submissions(state["config"])
-        new = upload_new(open_location(state["config"], "submissions"), files)
+        files = sample_submissions(state["run"])
+        new = upload_new(state["run"].submissions, files)
         return f"{len(files)} sample submissions (good, random, invalid per task), {new} new"
 
     def score() -> str:
@@ -178,7 +179,7 @@ def run_demo(folder: str | Path, out: TextIO | None = None, task_runner: str | N
         return f"{result.pending} new submission(s): {statuses}"
 
     progress.run("init", init)
-    state["config"] = load_config(config_path)
+    state["run"] = RunContext(load_config(config_path))
     progress.run("collect", collect)
     progress.run("publish", publish)
     progress.run("baseline", baselines)
@@ -186,13 +187,13 @@ def run_demo(folder: str | Path, out: TextIO | None = None, task_runner: str | N
     progress.run("score", score)
 
     def update() -> str:
-        fixed = fix_example_drop(open_location(state["config"], "intake"), folder / ".demo-drop-fixed")
+        fixed = fix_example_drop(state["run"].intake, folder / ".demo-drop-fixed")
         summary = collect()
         what = f"{CHANGED[0]} removed {ROWS_REMOVED} rows from {CHANGED[1]}" if fixed else f"{CHANGED[1]} was fixed before"
         return f"{what}; collect: {summary}"
 
     def second_release() -> str:
-        public = open_location(state["config"], "public")
+        public = state["run"].public
         if read_latest(public).release == SECOND_RELEASE:
             return f"release {SECOND_RELEASE} already published"
         result = on_runner(publish_release, task_runner)(config_path=str(config_path), release=SECOND_RELEASE)
@@ -200,11 +201,10 @@ def run_demo(folder: str | Path, out: TextIO | None = None, task_runner: str | N
 
     def rescore() -> str:
         on_runner(run_baselines, task_runner)(config_path=str(config_path), tasks=[CHANGED[1]])
-        upload_new(open_location(state["config"], "submissions"), sample_submissions(state["config"], [CHANGED[1]], "-2"))
+        upload_new(state["run"].submissions, sample_submissions(state["run"], [CHANGED[1]], "-2"))
         result = on_runner(score_submissions, task_runner)(config_path=str(config_path))
         state["board"] = result.board
-        config = state["config"]
-        public, private = open_location(config, "public"), open_location(config, "private")
+        public, private = state["run"].public, state["run"].private
         released = release_tasks(public, read_latest(public), private)
         lines = what_happened(load_results(private), released)
         statuses = ", ".join(f"{n} {s}" for s, n in sorted(result.statuses.items())) or "nothing new"
@@ -214,7 +214,7 @@ def run_demo(folder: str | Path, out: TextIO | None = None, task_runner: str | N
     progress.run("update", update)
     progress.run("release2", second_release)
     progress.run("rescore", rescore)
-    page = open_location(state["config"], "public").uri_for(catalog.PAGE)
+    page = state["run"].public.uri_for(catalog.PAGE)
     progress.run("board", lambda: f"written to {page}")
     print(file=out)
     print_board(state["board"], tasks=True, out=out)

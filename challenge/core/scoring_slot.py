@@ -41,7 +41,8 @@ from challenge.core import catalog, leases
 from challenge.core.config import ChallengeConfig
 from challenge.core.errors import ChallengeError
 from challenge.core.records import SlotNote
-from challenge.core.storage import Storage, open_location
+from challenge.core.run_context import RunContext
+from challenge.core.storage import Storage
 
 LEASE_ENV = "CHALLENGE_SCORING_LEASE_SECONDS"
 OLD_LEASE_ENV = "CHALLENGE_SCORING_STALE_SECONDS"  # its earlier name, still read
@@ -235,10 +236,10 @@ class _Heartbeat:
 
 
 @contextmanager
-def scoring_slot(config: ChallengeConfig) -> Iterator[leases.Lease]:
+def scoring_slot(run: RunContext) -> Iterator[leases.Lease]:
     """Hold the challenge's scoring slot for the block (its Lease is the current one: see challenge/core/leases.py);
     free a dead holder's slot; or fail saying why."""
-    name, private, logger = ensure_scoring_limit(config), open_location(config, "private"), get_run_logger()
+    name, private, logger = ensure_scoring_limit(run.config), run.private, get_run_logger()
     lease, started = lease_seconds(), time.time()
     poll = max(0.1, min(5.0, lease / 4))
     unknown_since: float | None = None  # when the slot was first seen taken with no note
@@ -261,7 +262,7 @@ def scoring_slot(config: ChallengeConfig) -> Iterator[leases.Lease]:
         if now - started >= wait_seconds():
             raise ChallengeError(
                 f"the scoring slot {name} stayed taken for {now - started:.0f} s: another scoring or finalize run "
-                f"of {config.name} is still running. Nothing was scored by this run; the next scheduled run will try "
+                f"of {run.config.name} is still running. Nothing was scored by this run; the next scheduled run will try "
                 f"again. If no run is active, free the slot under Concurrency in the Prefect UI, or with "
                 f"`prefect gcl update {name} --active-slots 0`")
         if not said:

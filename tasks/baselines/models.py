@@ -44,11 +44,11 @@ from sklearn.model_selection import ShuffleSplit, StratifiedShuffleSplit
 
 from challenge.core import catalog
 from challenge.core.catalog import ColumnInfo, Manifest
-from challenge.core.config import ChallengeConfig
 from challenge.core.errors import BaselineError
 from challenge.core.metrics import score
 from challenge.core.records import BaselineSummary
-from challenge.core.storage import Storage, download_many, file_digest, open_location
+from challenge.core.run_context import RunContext
+from challenge.core.storage import Storage, download_many, file_digest
 from challenge.core.task_spec import Modality
 from challenge.tasks.baselines.features import (
     as_numbers,
@@ -279,9 +279,9 @@ def submit_baseline(submissions: Storage, task_id: str, release: str, csv: bytes
     return key, True
 
 
-def run_baseline(config: ChallengeConfig, task_id: str, release: str, seed: int = SEED) -> BaselineSummary:
+def run_baseline(run: RunContext, task_id: str, release: str, seed: int = SEED) -> BaselineSummary:
     """Download, train and submit one task's baseline; opens `public` and `submissions` only, never `private`."""
-    public, submissions = open_location(config, "public"), open_location(config, "submissions")
+    public, submissions = run.public, run.submissions
     with tempfile.TemporaryDirectory(prefix="challenge-baseline-") as tmp:
         started = time.perf_counter()
         released = download_task(public, release, task_id, Path(tmp) / task_id)
@@ -300,9 +300,9 @@ def run_baseline(config: ChallengeConfig, task_id: str, release: str, seed: int 
 
 @task(name="baseline", task_run_name="baseline-{task_id}", cache_policy=NO_CACHE, retries=2,
       retry_delay_seconds=5, retry_condition_fn=transient)
-def train_and_submit_baseline(config: ChallengeConfig, task_id: str, release: str) -> BaselineSummary:
+def train_and_submit_baseline(run: RunContext, task_id: str, release: str) -> BaselineSummary:
     """Prefect wrapper: one task run per challenge task (download, train, submit)."""
-    summary = run_baseline(config, task_id, release)
+    summary = run_baseline(run, task_id, release)
     get_run_logger().info("%s: %s, validation %s %.4f on %d train rows; %s %s", task_id, summary["model"],
                           summary["metric"], summary["validation_score"], summary["train_rows"],
                           "uploaded" if summary["uploaded"] else "unchanged", summary["key"])

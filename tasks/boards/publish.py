@@ -58,7 +58,7 @@ def refresh_leaderboard(run: RunContext, read: AlreadyRead = AlreadyRead()) -> t
         add_intervals(benchmark, released, run, "benchmark")
         write_leaderboard(public, benchmark, config.title, catalog.BENCHMARK_BOARD)
     write_histories(submissions, private, standings, config, inbox.histories)
-    leaderboard_artifacts(config, board)
+    leaderboard_artifacts(run, board)
     return board, public.uri_for(catalog.PAGE)
 
 

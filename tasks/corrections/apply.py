@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -80,9 +79,8 @@ def public_corrections(versions: AnswerVersions) -> bytes:
     """The public corrections trail of a task: every correction, without the staged fingerprint or the file's hash."""
     entries = [{"version": v.version, "corrected_at": v.corrected_at, "answers_sha256": v.answers_sha256,
                 "labels_changed": v.labels_changed, "release": v.release} for v in versions.versions if v.version > 1]
-    return json.dumps({"task_id": versions.task_id, "answers_sha256_in_use": versions.versions[-1].answers_sha256,
-                       "original_answers_sha256": versions.versions[0].answers_sha256, "corrections": entries},
-                      indent=2).encode()
+    return catalog.json_bytes({"task_id": versions.task_id, "answers_sha256_in_use": versions.versions[-1].answers_sha256,
+                               "original_answers_sha256": versions.versions[0].answers_sha256, "corrections": entries})
 
 
 def sync_public_corrections(public: Storage, release: str, versions: AnswerVersions) -> bool:

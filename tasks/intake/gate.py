@@ -27,7 +27,6 @@ import pyarrow.parquet as pq
 
 from challenge.core import catalog
 from challenge.core.catalog import TASK_FILE, StagedPointer
-from challenge.core.config import ChallengeConfig
 from challenge.core.errors import ChallengeError, ConfigError, DataReadError
 from challenge.core.records import GateNote
 from challenge.core.run_context import RunContext
@@ -283,13 +282,13 @@ def take_drop(drop: Drop, context: RunContext, run_time: str, clash: list[Claima
 
 def gate_drop(
     drop: Drop,
-    config: ChallengeConfig,
+    run: RunContext,
     run_time: str,
     clash: list[Claimant] | None = None,
     force: bool = False,
 ) -> tuple[DropOutcome, GateReport | None]:
     """Gate one drop in this process; returns its outcome and, unless unchanged, its report (see take_drop)."""
-    taken = take_drop(drop, RunContext(config), run_time, clash, force)
+    taken = take_drop(drop, run, run_time, clash, force)
     return (taken, None) if isinstance(taken, DropOutcome) else run_gate(taken)
 
 

@@ -55,14 +55,14 @@ def _slot(config: ChallengeConfig) -> threading.BoundedSemaphore:
         return _slots.setdefault(size, threading.BoundedSemaphore(size))
 
 
-def gate_drop_within_budget(drop: Drop, config: ChallengeConfig, run_time: str, clash: list[Claimant] | None = None,
+def gate_drop_within_budget(drop: Drop, run: RunContext, run_time: str, clash: list[Claimant] | None = None,
                             force: bool = False) -> tuple[DropOutcome, GateReport | None]:
     """gate_drop (tasks/intake/gate.py) in a child process stopped at the drop's time budget; an unchanged drop is
     answered here, without a child."""
-    taken = take_drop(drop, RunContext(config), run_time, clash, force)
+    taken = take_drop(drop, run, run_time, clash, force)
     if isinstance(taken, DropOutcome):
         return taken, None
-    with _slot(config):
+    with _slot(run.config):
         return _run_child(taken)
 
 

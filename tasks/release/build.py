@@ -5,7 +5,6 @@ in as Arrow tables, and images come through the `fetch_images` function the call
 
 from __future__ import annotations
 
-import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -295,7 +294,7 @@ def build_task_release(
                                            encoding="utf-8")
     today = datetime.now(timezone.utc).date().isoformat()
     croissant = croissant_metadata(spec, release, _file_entries(public_dir, files, digests), counts, today)
-    (public_dir / catalog.CROISSANT).write_text(json.dumps(croissant, indent=2), encoding="utf-8")
+    (public_dir / catalog.CROISSANT).write_bytes(catalog.json_bytes(croissant))
     manifest = Manifest.model_validate({
         "task_id": spec.task_id, "kind": spec.kind, "release": release, "metric": spec.metric, "title": spec.title,
         "columns": {snake_case(name): {"modality": column.modality.value, "description": column.description}
@@ -312,7 +311,7 @@ def build_task_release(
     })
     (public_dir / catalog.MANIFEST).write_bytes(manifest.to_json())
     # the organizer's copy also says how many repeats carry the train row's label (a fact about test labels)
-    (private_dir / catalog.LEAK_CHECKS).write_text(json.dumps([f.__dict__ for f in built.leaks], indent=2), encoding="utf-8")
+    (private_dir / catalog.LEAK_CHECKS).write_bytes(catalog.json_bytes([f.__dict__ for f in built.leaks]))
     return TaskRelease(spec.task_id, spec.kind, public_dir, private_dir, counts, built.classes, dict(split.notes), built.leaks)
 
 
