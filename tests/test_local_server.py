@@ -267,3 +267,32 @@ def test_a_port_taken_is_known_when_the_shutdown_fails_after_the_bind(home: Path
     exited.wait(timeout=60)
     with pytest.raises(local_server._PortTaken):
         local_server.wait_until_up(local_server.Server(exited.pid, _free_port(), log), TIMEOUT)
+
+
+EXIT_CHATTER = """
+import atexit, logging, sys
+from challenge.app import cli
+from challenge.core.errors import ChallengeError
+
+def fails(args):
+    # what Prefect's events worker does when it still drains at interpreter exit (seen on a loaded machine)
+    atexit.register(lambda: logging.getLogger("EventsWorker").warning("Still processing items: 1 items remaining..."))
+    raise ChallengeError("release 'demo-1' already exists")
+
+parser = cli.build_parser
+def build():
+    built = parser()
+    built._subparsers._group_actions[0].choices["publish"].set_defaults(func=fails)
+    return built
+cli.build_parser = build
+sys.exit(cli.main(["--no-server", "publish", "--release", "demo-1", "--debug"]))
+"""
+
+
+def test_the_error_line_stays_the_last_line_when_prefect_drains_at_exit(home: Path) -> None:
+    """`challenge ... --debug` on a loaded machine: Prefect's events worker said it was still processing after
+    the error line, so the error was no longer the last line of the command."""
+    result = subprocess.run([sys.executable, "-c", EXIT_CHATTER], env=cli_env(home), capture_output=True,
+                            text=True, timeout=300, check=False)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.rstrip().splitlines()[-1] == "error: release 'demo-1' already exists", result.stderr

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from challenge.app.prefect_setup import prepare_local_api, set_defaults, temporary_requested
 from challenge.app.reaper import watch_this_process
 from challenge.app.scaffold import init_challenge
-from challenge.app.terminal import error_line, hide_tracebacks_on_console
+from challenge.app.terminal import error_line, hide_tracebacks_on_console, quiet_exit_chatter
 from challenge.core import catalog
 from challenge.core.catalog import FEEDBACK_SUFFIX
 from challenge.core.errors import ChallengeError, DropsFailed, ScoringErrors
@@ -326,6 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     set_defaults()  # before Prefect is imported (inside the commands)
+    quiet_exit_chatter()
     args = build_parser().parse_args(argv)
     if args.task_runner and args.command == "serve":  # served runs are subprocesses: they read it from the environment
         os.environ[RUNNER_ENV] = args.task_runner

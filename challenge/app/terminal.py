@@ -75,6 +75,16 @@ class _NoTraceback(logging.Filter):
         return not (record.exc_info or record.exc_text)
 
 
+EXIT_CHATTER = ("EventsWorker", "APILogWorker")  # Prefect's queue services, named for their class
+
+
+def quiet_exit_chatter() -> None:
+    """Prefect's queue services say "still processing items" while they drain at interpreter exit, after the
+    command printed its last line (its error line, say): only their errors reach the terminal."""
+    for name in EXIT_CHATTER:
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
 def hide_tracebacks_on_console() -> None:
     """Filter the console handlers Prefect set up; its API log handler is not touched."""
     from prefect.logging.configuration import ensure_logging_setup
