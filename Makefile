@@ -10,7 +10,7 @@ export DO_NOT_TRACK := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_LOGGING_LEVEL ?= WARNING
 
-.PHONY: demo test bench clean chromium
+.PHONY: demo test bench clean chromium bubblewrap
 
 $(BIN)/challenge: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,8 +25,15 @@ demo: $(BIN)/challenge
 # and subprocesses, so a few more workers than cores); TEST_WORKERS=0 runs them in this one process.
 TEST_WORKERS ?= 4
 
-test: $(BIN)/challenge chromium
+test: $(BIN)/challenge chromium bubblewrap
 	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
+
+# Teams' algorithms run in a bubblewrap sandbox (Debian's package; prlimit and setpriv come with util-linux).
+bubblewrap:
+	@command -v bwrap >/dev/null 2>&1 || { \
+	  echo "installing Debian's bubblewrap for the algorithm sandbox"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq bubblewrap util-linux >/dev/null; }
 
 # The leaderboard page is checked in headless Chromium (Debian's package).
 chromium:
@@ -46,6 +53,7 @@ bench: $(BIN)/challenge
 	$(BIN)/python bench/intervals.py
 	$(BIN)/python bench/dask_runner.py
 	$(BIN)/python bench/cli_fixed_cost.py
+	$(BIN)/python bench/sandbox.py
 
 clean:
 	rm -rf $(VENV) build .pytest_cache

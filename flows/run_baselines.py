@@ -10,11 +10,12 @@ from prefect.artifacts import create_table_artifact
 from prefect.logging import get_run_logger
 
 from challenge.core.config import load_config
+from challenge.core.errors import BaselineError
 from challenge.core.records import BaselineSummary
 from challenge.core.run_context import RunContext
 from challenge.core.task_runners import task_runner_from_env, warn_unseen_storage
 from challenge.flows.run_names import run_name
-from challenge.tasks.baselines.models import BaselineError, select_tasks, train_and_submit_baseline
+from challenge.tasks.baselines.models import select_tasks, train_and_submit_baseline
 from challenge.tasks.release.latest import current_release
 
 

@@ -27,15 +27,10 @@ from challenge.core.task_spec import Modality
 from challenge.flows.publish_release import publish_release
 from challenge.flows.run_baselines import BaselineRun, run_baselines
 from challenge.flows.score_submissions import score_submissions
-from challenge.tasks.baselines.models import (
-    BaselineError,
-    _declared,
-    column_modalities,
-    download_task,
-    pair_features,
-    submission_key,
-    train_baseline,
-)
+from challenge.core.errors import BaselineError
+from challenge.tasks.baselines.features import pair_features
+from challenge.tasks.baselines.models import download_task, submission_key
+from challenge.tasks.baselines.training import _declared, column_modalities, train_baseline
 from challenge.tasks.scoring.submissions import (
     BASELINE_TEAM,
     ParticipantVisibleError,
@@ -255,7 +250,7 @@ def test_text_categorical_numeric_and_image_columns_together(tmp_path: Path) -> 
     """Every modality in one classification table, with missing values: trains offline, deterministically."""
     from PIL import Image
 
-    from challenge.tasks.baselines.models import ReleasedTask
+    from challenge.tasks.baselines.training import ReleasedTask
 
     rng = np.random.default_rng(3)
     n = 120

@@ -12,7 +12,8 @@ import tomllib
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-ENTRY = "challenge.app"  # the entry points: the command, the demo, init, the local server
+ENTRY = ("challenge.app", "challenge.example_algorithms")  # the entry points: the command, the demo, init, the
+# local server; and the example algorithms (programs a sandbox runs)
 LAYERS = ["core", "expectations", "tasks", "flows", "entry"]  # an import may only point at its own layer or one below
 # The stage packages of tasks/ and the stages each may import (its own aside); tasks/artifacts.py and
 # tasks/retry.py serve every stage and import none.
@@ -24,6 +25,7 @@ STAGE_ARROWS = {
     "boards": {"release", "scoring"},  # from the result records of the release's tasks
     "baselines": {"scoring"},  # submitted and checked like any team's file
     "participant": {"scoring"},  # the scorer's own checks before upload
+    "algorithms": {"scoring"},  # a run's predictions get the scorer's checks
 }
 SHARED = {"challenge.tasks.artifacts", "challenge.tasks.retry"}
 
@@ -41,7 +43,7 @@ def package_modules() -> dict[str, Path]:
 
 
 def layer(module: str) -> str:
-    if module == ENTRY or module.startswith(f"{ENTRY}."):
+    if any(module == entry or module.startswith(f"{entry}.") for entry in ENTRY):
         return "entry"
     for name in ("flows", "tasks", "expectations"):
         if module == f"challenge.{name}" or module.startswith(f"challenge.{name}."):

@@ -91,6 +91,40 @@ def cmd_download(args: argparse.Namespace) -> int:
     return 0
 
 
+def task_folder(task: str, data: Path) -> Path:
+    """The task folder `task` names: a folder holding manifest.json, else the newest download of that task id
+    under `data` (<data>/<release>/<task>/)."""
+    given = Path(task)
+    if (given / catalog.MANIFEST).is_file():
+        return given
+    found = sorted(data.glob(f"*/{task}/{catalog.MANIFEST}"), key=lambda path: path.stat().st_mtime)
+    if not found:
+        raise ChallengeError(f"no task folder {task!r}: neither a folder with {catalog.MANIFEST} nor a download of that "
+                             f"task id under {data}/<release>/ (run `challenge download --task {task}` first, or give "
+                             "--data DIR)")
+    return found[-1].parent
+
+
+def cmd_algorithm_check(args: argparse.Namespace) -> int:
+    """Run an algorithm (folder or .zip) on one downloaded task in the sandbox the matrix runs use; print what
+    the scorer would say of its predictions."""
+    from challenge.core.config import AlgorithmSettings, find_config_path, load_config
+    from challenge.tasks.algorithms.check import check_algorithm
+
+    path = find_config_path(args.config)  # the challenge's bounds when its challenge.yaml is at hand
+    settings = load_config(path).algorithms if args.config or path.is_file() else AlgorithmSettings()
+    folder = task_folder(args.task, Path(args.data))
+    print(f"running {args.algorithm} on {folder} in the sandbox (at most {settings.max_seconds:g} s, "
+          f"{settings.max_memory_mb:g} MB per process, no network)", flush=True)
+    checked = check_algorithm(Path(args.algorithm), folder, settings)
+    run = checked.run
+    print(f"{checked.task_id}: {run.status} in {run.seconds:.1f} s, peak memory {run.peak_memory_mb:.0f} MB")
+    if run.stderr_tail and (checked.status != "valid" or args.verbose):
+        print("the end of its stderr:\n" + "\n".join(f"  {terminal_text(line)}" for line in run.stderr_tail.splitlines()))
+    print(f"{checked.status}: {terminal_text(checked.message)}")
+    return 0 if checked.status == "valid" else 1
+
+
 def _next_run(info: object) -> str:
 
     scoring = getattr(info, "scoring", None)
@@ -240,6 +274,16 @@ def add_participant_parsers(sub: argparse._SubParsersAction, common: argparse.Ar
                         help="a note on this submission, kept with its result and shown on your leaderboard row")
     submit.add_argument("--name", help="the upload's name (default: the file's name; -2, -3, ... when it exists)")
     submit.set_defaults(func=guarded(cmd_submit))
+
+    check = sub.add_parser("algorithm-check", parents=[common],
+                           help="participant: run an algorithm (folder or .zip with main.py) on a downloaded task in "
+                                "the scorer's sandbox and check its predictions")
+    check.add_argument("algorithm", metavar="DIR_OR_ZIP")
+    check.add_argument("--task", required=True, metavar="ID_OR_FOLDER",
+                       help="a task id downloaded under --data, or a task folder")
+    check.add_argument("--data", default=DEFAULT_FOLDER, metavar="DIR", help=f"where downloads are (default: {DEFAULT_FOLDER})")
+    check.add_argument("--verbose", action="store_true", help="show the end of its stderr also when it is valid")
+    check.set_defaults(func=cmd_algorithm_check)
 
     mine = sub.add_parser("submissions", parents=[common, who],
                           help="participant: my submissions, their status and scores, quota left, final picks")

@@ -52,6 +52,18 @@ intake:                           # what gating one drop may cost; a drop over a
   max_value_kb: 1024              # one text value
   max_table_mb: 4096              # one data file once decoded
 
+algorithms:                       # one run of a team's algorithm in its sandbox (docs/contract.md)
+  max_seconds: 900                # wall clock; then it is stopped (status timeout)
+  max_cpu_seconds: 1800
+  max_memory_mb: 4096             # per process (status out of memory)
+  max_processes: 64
+  max_output_mb: 100              # any file it writes, and its /tmp
+  threads: 2                      # OMP/BLAS threads it is told it has
+  max_archive_mb: 20              # the uploaded <name>.zip
+  max_unpacked_mb: 100
+  max_files: 1000
+  max_per_day: 3                  # algorithm versions per team per UTC day
+
 owners: {{}}                        # task id: contributor folder, e.g. {{penguins: penguin-lab}}; else the
                                   # contributor that first staged a task id owns it
 

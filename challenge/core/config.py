@@ -142,6 +142,24 @@ class IntakeSettings(Strict):
     parallel_drops: int | None = Field(None, ge=1)
 
 
+class AlgorithmSettings(Strict):
+    """Bounds on one run of a team's algorithm in its sandbox (tasks/algorithms/sandbox.py) and on the archive it
+    comes in (tasks/algorithms/archive.py). A run over max_seconds (wall clock) or max_cpu_seconds is stopped;
+    each of its processes may map max_memory_mb; it may have max_processes processes at once and write no file
+    over max_output_mb. Each run's task.json shows the bounds it ran under."""
+
+    max_seconds: float = Field(900, gt=0)
+    max_cpu_seconds: float = Field(1800, gt=0)
+    max_memory_mb: float = Field(4096, ge=256)
+    max_processes: int = Field(64, ge=4)
+    max_output_mb: float = Field(100, gt=0)
+    threads: int = Field(2, ge=1, le=64)  # OMP/BLAS threads the algorithm is told it has
+    max_archive_mb: float = Field(20, gt=0)
+    max_unpacked_mb: float = Field(100, gt=0)
+    max_files: int = Field(1000, ge=1)
+    max_per_day: int = Field(3, ge=1)  # algorithm versions per team per UTC day
+
+
 class Team(Strict):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
     name: str
@@ -167,6 +185,7 @@ class ChallengeConfig(Strict):
     teams: list[Team] = []
     withdrawn: dict[str, str] = {}  # task id → why it is withdrawn (left out of the next release and the boards)
     intake: IntakeSettings = IntakeSettings()
+    algorithms: AlgorithmSettings = AlgorithmSettings()
     owners: dict[str, str] = {}  # task id → the contributor (intake folder) it belongs to, whoever staged it first
 
     @field_validator("owners")

@@ -21,6 +21,15 @@ class BaselineError(ChallengeError):
     """A baseline cannot be made (no feature column, a bad release file); the message says why."""
 
 
+class AlgorithmRefused(ChallengeError):
+    """A team's algorithm archive cannot be run (unsafe or oversized entries, no main.py); the message is for
+    the team and says what to change."""
+
+
+class SandboxUnavailable(ChallengeError):
+    """The sandbox algorithms run in is missing on this machine: nothing is run without it."""
+
+
 class RunFailed(ChallengeError):
     """A flow run that did its work but must end Failed (e.g. a drop failed the gate); `result` is what it did.
 
