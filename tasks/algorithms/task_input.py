@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+from typing import TypedDict
 
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -20,6 +21,37 @@ TASK_JSON = "task.json"
 PREDICTIONS = "predictions.csv"
 CONTRACT_VERSION = 1
 _TABLES = {"classification": ("train", "test"), "matching": ("records", "train", "test")}
+
+
+class ColumnDescription(TypedDict):
+    modality: str  # numeric, categorical, text or image
+    description: str | None
+
+
+class RunBudget(TypedDict):
+    """What the run may use (challenge.yaml `algorithms:`)."""
+
+    seconds: float
+    cpu_seconds: float
+    memory_mb: int
+    processes: int
+    output_mb: int
+    threads: int
+
+
+class TaskDescription(TypedDict):
+    """task.json (docs/contract.md §11)."""
+
+    contract: int
+    task_id: str
+    release: str
+    kind: str
+    metric: str
+    columns: dict[str, ColumnDescription]
+    labels: list[str]
+    files: dict[str, str]
+    output: str
+    budget: RunBudget
 
 
 def read_manifest(folder: Path) -> Manifest:
@@ -39,7 +71,7 @@ def label_classes(folder: Path, manifest: Manifest) -> list[str]:
     return [str(v) for v in pc.unique(labels.cast("string")).sort().to_pylist()]
 
 
-def task_description(folder: Path, limits: SandboxLimits) -> dict[str, object]:
+def task_description(folder: Path, limits: SandboxLimits) -> TaskDescription:
     """task.json: what the algorithm needs to know of the task and of its run."""
     manifest = read_manifest(folder)
     return {
