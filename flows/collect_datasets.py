@@ -11,11 +11,11 @@ from prefect.states import State
 
 from challenge.core.config import load_config
 from challenge.core.errors import DropsFailed
+from challenge.core.run_context import RunContext
 from challenge.core.task_runners import task_runner_from_env, warn_unseen_storage
 from challenge.flows.run_names import run_name, with_tasks
 from challenge.flows.run_states import failed_run, listing
 from challenge.tasks.intake.drops import DropOutcome, run_time_label, task_id_clashes
-from challenge.core.run_context import RunContext
 from challenge.tasks.intake.gate_tasks import gate_and_report_drop, list_drops
 
 

@@ -157,7 +157,7 @@ def test_nothing_outside_its_input_and_output_is_reachable(task: Path, tmp_path:
         output = tmp_path / "out"
         output.mkdir()
         limits = sandbox.SandboxLimits.of(FAST)
-        run = sandbox.run_in_sandbox(probe, prepare_input(task, tmp_path / "in", limits), output, limits)
+        run = sandbox.run_in_sandbox(probe, prepare_input(task, tmp_path / "in", limits)[0], output, limits)
     assert run.status == "finished", run.stderr_tail
     found = json.loads((output / "found.json").read_text())
     allowed = {"write /tmp (scratch)"}

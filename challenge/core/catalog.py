@@ -63,6 +63,7 @@ MANIFEST = "manifest.json"
 CARD = "README.md"
 CROISSANT = "croissant.json"
 SAMPLE_SUBMISSION = "sample_submission.csv"
+RELEASED_TABLES = {"classification": ("train", "test"), "matching": ("records", "train", "test")}  # by task kind
 IMAGES = "images"
 TABLE_FORMATS = ("parquet", "csv")
 

@@ -17,7 +17,7 @@ from challenge.core.config import AlgorithmSettings
 from challenge.core.errors import AlgorithmRefused
 from challenge.tasks.algorithms.archive import MAIN, ArchiveLimits, unpack_archive
 from challenge.tasks.algorithms.sandbox import SandboxLimits, SandboxRun, run_in_sandbox
-from challenge.tasks.algorithms.task_input import PREDICTIONS, label_classes, prepare_input, read_manifest
+from challenge.tasks.algorithms.task_input import PREDICTIONS, prepare_input
 from challenge.tasks.scoring.score import checked_labels
 from challenge.tasks.scoring.submissions import IdIndex, ParticipantVisibleError
 
@@ -52,39 +52,37 @@ def unpacked_code(algorithm: Path, into: Path, settings: AlgorithmSettings) -> P
     return code
 
 
-def check_predictions(output: Path, task_folder: Path) -> tuple[str, str, int]:
-    """(status, message, rows) of OUT/predictions.csv against the task's test ids and classes (its size is
-    bounded by the run's file-size limit)."""
+def check_predictions(output: Path, task_folder: Path, labels: list[str]) -> tuple[str, str, int]:
+    """(status, message, rows) of OUT/predictions.csv against the task's test ids and `labels` (task.json's
+    classes); its size is bounded by the run's file-size limit."""
     written = output / PREDICTIONS
     if not written.is_file() or written.is_symlink():
         others = sorted(p.name for p in output.iterdir())[:5]
         return ("invalid output", f"it wrote no {PREDICTIONS} into OUT" + (f" (it wrote {', '.join(others)})" if others else ""),
                 0)
-    manifest = read_manifest(task_folder)
     test_ids = pq.read_table(task_folder / catalog.table_file("test"), columns=["id"])["id"]
     index = IdIndex(test_ids.cast(pa.string()).combine_chunks())
-    classes = pa.array(label_classes(task_folder, manifest), pa.string())
     try:
-        labels = checked_labels(written.read_bytes(), PREDICTIONS, index, classes)
+        predicted = checked_labels(written.read_bytes(), PREDICTIONS, index, pa.array(labels, pa.string()))
     except ParticipantVisibleError as problem:
         return "invalid output", str(problem), 0
-    return "valid", f"{len(labels)} predictions in the expected format: the scorer accepts them", len(labels)
+    return "valid", f"{len(predicted)} predictions in the expected format: the scorer accepts them", len(predicted)
 
 
 def check_algorithm(algorithm: Path, task_folder: Path, settings: AlgorithmSettings) -> AlgorithmCheck:
     """Run `algorithm` (folder or .zip) on `task_folder` in the sandbox, then check its predictions."""
-    task_id = read_manifest(task_folder).task_id
     limits = SandboxLimits.of(settings)
     with tempfile.TemporaryDirectory(prefix="challenge-algorithm-") as work:
         work_dir = Path(work)
         work_dir.chmod(0o755)
         code = unpacked_code(algorithm, work_dir, settings)
-        input_dir = prepare_input(task_folder, work_dir, limits)
+        input_dir, task = prepare_input(task_folder, work_dir, limits)
+        task_id = task["task_id"]
         output = work_dir / "output"
         output.mkdir()
         run = run_in_sandbox(code, input_dir, output, limits)
         if run.status != "finished":
             return AlgorithmCheck(task_id, run.status, run.why, run)
-        status, message, rows = check_predictions(output, task_folder)
+        status, message, rows = check_predictions(output, task_folder, task["labels"])
         predictions = (output / PREDICTIONS).read_bytes() if status == "valid" else b""
         return AlgorithmCheck(task_id, status, message, run, rows, predictions)

@@ -140,10 +140,9 @@ def sandbox_command(code: Path, input_dir: Path, output_dir: Path, limits: Sandb
                "--perms", "1777", "--size", scratch, "--tmpfs", "/dev/shm", *_runtime_binds(),
                "--ro-bind", str(code), INSIDE_CODE, "--ro-bind", str(input_dir), INSIDE_INPUT,
                "--bind", str(output_dir), INSIDE_OUTPUT, "--chdir", INSIDE_CODE]
-    if os.geteuid() != 0:
-        command += ["--unshare-user"]
-    command.append("--")
-    if os.geteuid() == 0:  # a user id of its own: the process bound counts its processes only
+    as_root = os.geteuid() == 0
+    command += ["--"] if as_root else ["--unshare-user", "--"]
+    if as_root:  # a user id of its own: the process bound counts its processes only
         uid = str(secrets.randbelow(_RUN_UIDS[1] - _RUN_UIDS[0]) + _RUN_UIDS[0])
         command += [tools["setpriv"], f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--inh-caps=-all",
                     "--bounding-set=-all", "--no-new-privs"]
@@ -160,14 +159,12 @@ class _Tail:
     def __init__(self, stream, keep: int):  # noqa: ANN001 (a binary pipe)
         self.chunks: deque[bytes] = deque()
         self.kept = 0
-        self.total = 0
         self.keep = keep
         self.thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
         self.thread.start()
 
     def _read(self, stream) -> None:  # noqa: ANN001
         while chunk := stream.read(64 << 10):
-            self.total += len(chunk)
             self.chunks.append(chunk)
             self.kept += len(chunk)
             while self.kept - len(self.chunks[0]) >= self.keep:
@@ -216,19 +213,18 @@ def run_in_sandbox(code: Path, input_dir: Path, output_dir: Path, limits: Sandbo
 def _peak_kb(root: int) -> int:
     """The largest high-water resident size (VmHWM, kB) among the live processes under `root`. Sampled: the
     rusage of a child would count the memory of the process that forked it (this one) too."""
-    parents: dict[int, int] = {}
+    children: dict[int, list[int]] = {}
     for stat_file in Path("/proc").glob("[0-9]*/stat"):
         try:
-            fields = stat_file.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
+            parent = int(stat_file.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
             continue
-        parents[int(stat_file.parent.name)] = int(fields[1])
+        children.setdefault(parent, []).append(int(stat_file.parent.name))
     under, frontier = set(), [root]
     while frontier:
-        pid = frontier.pop()
-        children = [child for child, parent in parents.items() if parent == pid and child not in under]
-        under.update(children)
-        frontier += children
+        found = [child for child in children.get(frontier.pop(), []) if child not in under]
+        under.update(found)
+        frontier += found
     peak = 0
     for pid in under:
         try:

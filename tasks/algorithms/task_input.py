@@ -20,7 +20,6 @@ from challenge.tasks.algorithms.sandbox import SandboxLimits
 TASK_JSON = "task.json"
 PREDICTIONS = "predictions.csv"
 CONTRACT_VERSION = 1
-_TABLES = {"classification": ("train", "test"), "matching": ("records", "train", "test")}
 
 
 class ColumnDescription(TypedDict):
@@ -83,7 +82,7 @@ def task_description(folder: Path, limits: SandboxLimits) -> TaskDescription:
         "columns": {name: {"modality": info.modality, "description": info.description}
                     for name, info in manifest.columns.items()},
         "labels": label_classes(folder, manifest),
-        "files": {**{name: catalog.table_file(name) for name in _TABLES[manifest.kind]},
+        "files": {**{name: catalog.table_file(name) for name in catalog.RELEASED_TABLES[manifest.kind]},
                   "sample_submission": catalog.SAMPLE_SUBMISSION},
         "output": PREDICTIONS,
         "budget": {"seconds": limits.seconds, "cpu_seconds": limits.cpu_seconds,
@@ -92,9 +91,9 @@ def task_description(folder: Path, limits: SandboxLimits) -> TaskDescription:
     }
 
 
-def prepare_input(task_folder: Path, into: Path, limits: SandboxLimits) -> Path:
+def prepare_input(task_folder: Path, into: Path, limits: SandboxLimits) -> tuple[Path, TaskDescription]:
     """IN for one run under `into`: the task folder's files (hard links where the filesystem allows, else
-    copies: the sandbox shows them read-only) and its task.json."""
+    copies: the sandbox shows them read-only) and its task.json; and what task.json says."""
     description = task_description(task_folder, limits)
     target = into / "input"
     for root, _, names in os.walk(task_folder):
@@ -117,4 +116,4 @@ def prepare_input(task_folder: Path, into: Path, limits: SandboxLimits) -> Path:
         for name in dirs:
             (Path(root) / name).chmod(0o755)
     target.chmod(0o755)
-    return target
+    return target, description

@@ -39,8 +39,6 @@ from challenge.tasks.baselines.training import (
 from challenge.tasks.retry import transient
 from challenge.tasks.scoring.submissions import BASELINE_TEAM
 
-TABLES = {"classification": ("train", "test"), "matching": ("records", "train", "test")}
-
 # --- download, like a participant -------------------------------------------
 
 
@@ -65,7 +63,7 @@ def download_task(public: Storage, release: str, task_id: str, folder: Path) -> 
                                               public.uri_for(catalog.manifest_key(release, task_id)))
     kind = manifest.kind
     entries = {entry.path: entry for entry in manifest.files}
-    wanted = [catalog.table_file(name) for name in TABLES[kind]] + [catalog.SAMPLE_SUBMISSION]
+    wanted = [catalog.table_file(name) for name in catalog.RELEASED_TABLES[kind]] + [catalog.SAMPLE_SUBMISSION]
     missing = [path for path in wanted if path not in entries]
     if missing:
         raise BaselineError(f"{public.uri_for(prefix)}: the manifest lists no {', '.join(missing)}; is the release complete?")
