@@ -216,6 +216,9 @@ sys.stderr.write("the last line\\n")
 def test_invalid_or_missing_predictions_get_the_scorers_words(task: Path, tmp_path: Path) -> None:
     nothing = check_algorithm(algorithm(tmp_path / "nothing", "open('/output/other.txt', 'w').write('hi')"), task, FAST)
     assert nothing.status == "invalid output" and "wrote no predictions.csv into OUT (it wrote other.txt)" in nothing.message
+    for trick in ("os.symlink('/etc/passwd', '/output/predictions.csv')", "os.mkfifo('/output/predictions.csv')"):
+        tricked = check_algorithm(algorithm(tmp_path / "trick", f"import os\n{trick}"), task, FAST)
+        assert (tricked.status, tricked.predictions) == ("invalid output", b"") and "is a link, a folder or a pipe" in tricked.message
     short = algorithm(tmp_path / "short", COPY_SAMPLE + """
 lines = (a.output / "predictions.csv").read_text().splitlines()
 (a.output / "predictions.csv").write_text("\\n".join(lines[:-1]) + "\\n")

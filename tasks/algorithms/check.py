@@ -56,7 +56,9 @@ def check_predictions(output: Path, task_folder: Path, labels: list[str]) -> tup
     """(status, message, rows) of OUT/predictions.csv against the task's test ids and `labels` (task.json's
     classes); its size is bounded by the run's file-size limit."""
     written = output / PREDICTIONS
-    if not written.is_file() or written.is_symlink():
+    if written.is_symlink() or (written.exists() and not written.is_file()):  # read here, outside the sandbox
+        return "invalid output", f"its {PREDICTIONS} is a link, a folder or a pipe: write a plain file", 0
+    if not written.is_file():
         others = sorted(p.name for p in output.iterdir())[:5]
         return ("invalid output", f"it wrote no {PREDICTIONS} into OUT" + (f" (it wrote {', '.join(others)})" if others else ""),
                 0)
